@@ -1,0 +1,28 @@
+# Two commands do all set-up: `make run` (demo + Dagster UI) and `make test` (the whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export LAKEGATE_HOME ?= $(CURDIR)/.lakegate
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/lakegate demo
+	$(VENV)/bin/lakegate serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/batch_files.py
+
+clean:
+	rm -rf .lakegate

@@ -1,0 +1,64 @@
+"""Configuration of the ``files`` connector."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from connectors._contract import ConnectorConfig
+
+FileFormat = Literal["csv", "ndjson", "json", "parquet"]
+
+_SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+class FilesConfig(ConnectorConfig):
+    """Where the files are and how to read them.
+
+    Attributes:
+        url: fsspec URL with a glob, e.g. ``s3://drops/sales/*.csv`` or ``file:///data/in/*.ndjson``.
+        format: ``csv``, ``ndjson``, ``json`` or ``parquet``; inferred from the file suffix when omitted.
+        storage_options: fsspec options for the URL's filesystem (credentials resolved by the caller).
+        delimiter: CSV field separator.
+        encoding: Text encoding of CSV/JSON files.
+        batch_rows: Rows per Arrow table handed to dlt; bounds memory on large files.
+    """
+
+    url: str = Field(min_length=1)
+    format: FileFormat | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    encoding: str = "utf8"
+    batch_rows: int = Field(default=250_000, ge=1_000, le=5_000_000)
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if sep and "@" in rest.split("/", 1)[0]:
+            raise ValueError("must not embed credentials; pass them through storage_options")
+        return url
+
+    def format_of(self, path: str) -> FileFormat:
+        """The declared format, or the one the file's suffix implies.
+
+        Raises:
+            ValueError: the format is not declared and the suffix is not one we know.
+        """
+        if self.format:
+            return self.format
+        name = path.lower().removesuffix(".gz").removesuffix(".zst")
+        for suffix, fmt in _SUFFIXES.items():
+            if name.endswith(suffix):
+                return fmt
+        known = ", ".join(sorted(_SUFFIXES))
+        raise ValueError(f"{path}: cannot tell the file format from its name (known: {known}); set config.format")

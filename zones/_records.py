@@ -1,0 +1,152 @@
+"""Per-batch record handling on the write path: reject split, PII protection, typing, lineage.
+
+Everything here is vectorised polars; no per-row Python on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+import pyarrow as pa
+
+from transforms import CAST_ERRORS, TransformContext, get_transform
+from zones import _columns as col
+from zones.pii import PiiMethod, Tokenizer, split_pii
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    col.RULE: pl.String(),
+    col.REASON: pl.String(),
+    col.DATASET: pl.String(),
+    col.SOURCE: pl.String(),
+    col.POSITION: pl.Int64(),
+    col.RAW_TEXT: pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the zone destination needs to know about one dataset.
+
+    Attributes:
+        domain: Business domain; the table lives at ``<zone>/<domain>/<name>``.
+        name: Dataset (and dlt table) name.
+        schema: Declared column types (see ``transforms.TYPE_NAMES``); values that do not cast are
+            quarantined. Empty: keep the types as received.
+        primary_key: Key columns for merges and uniqueness checks.
+        pii: PII columns and how each is protected.
+    """
+
+    domain: str
+    name: str
+    schema: Mapping[str, str] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
+    pii: Mapping[str, PiiMethod] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"{self.domain}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Constant lineage values stamped on every row of one load."""
+
+    load_id: str
+    run_id: str
+    ingested_at: datetime
+
+    def columns(self) -> list[pl.Expr]:
+        return [
+            pl.lit(self.load_id, pl.String).alias(col.LOAD_ID),
+            pl.lit(self.run_id, pl.String).alias(col.RUN_ID),
+            pl.lit(self.ingested_at, pl.Datetime("us", "UTC")).alias(col.INGESTED_AT),
+            pl.lit(self.ingested_at.date(), pl.Date).alias(col.INGEST_DATE),
+        ]
+
+
+@dataclass
+class SplitBatch:
+    """One input batch after the write-path rules: rows to commit and rows to quarantine."""
+
+    good: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def vault_rows(frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer) -> pl.DataFrame:
+    """The ``(token, column, value)`` rows a batch adds to the pii zone (PII columns and raw rejects)."""
+    _, vault = split_pii(frame, _pii_with_raw(frame, spec), tokenizer)
+    return vault
+
+
+def _pii_with_raw(frame: pl.DataFrame, spec: DatasetSpec) -> dict[str, PiiMethod]:
+    # A record that could not be parsed may hold PII anywhere in its raw text: vault it whole.
+    extra = {col.RAW_TEXT: PiiMethod.TOKENIZE} if spec.pii and col.RAW_TEXT in frame.columns else {}
+    return {**spec.pii, **extra}
+
+
+def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer | None) -> SplitBatch:
+    """Apply the write-path rules to one batch (no lineage columns yet)."""
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    rejected_parts: list[pl.DataFrame] = []
+    if col.REJECT_REASON in frame.columns:
+        marked = pl.col(col.REJECT_REASON).is_not_null()
+        rejected_parts.append(_quarantine_from_marked(frame.filter(marked), spec, tokenizer))
+        frame = frame.filter(~marked).drop(col.REJECT_REASON, col.REJECT_RULE, col.RAW_TEXT, strict=False)
+    if spec.pii and tokenizer is not None:
+        frame, _ = split_pii(frame, spec.pii, tokenizer)
+    if spec.schema:
+        typed = get_transform("cast_schema")(frame.lazy(), TransformContext(schema=spec.schema)).collect()
+        failed = typed[CAST_ERRORS].is_not_null()
+        if failed.any():
+            rejected_parts.append(_quarantine_from_cast(frame.filter(failed), typed.filter(failed), spec))
+        frame = typed.filter(~failed).drop(CAST_ERRORS)
+    rejected = pl.concat(rejected_parts, how="vertical") if rejected_parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    return SplitBatch(good=frame, rejected=rejected)
+
+
+def _quarantine_from_marked(frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer | None) -> pl.DataFrame:
+    if spec.pii and tokenizer is not None:
+        frame, _ = split_pii(frame, {col.RAW_TEXT: PiiMethod.TOKENIZE}, tokenizer)
+    return frame.select(
+        pl.col(col.REJECT_RULE).alias(col.RULE),
+        pl.col(col.REJECT_REASON).alias(col.REASON),
+        pl.lit(spec.path).alias(col.DATASET),
+        _or_null(frame, col.SOURCE, pl.String),
+        _or_null(frame, col.POSITION, pl.Int64),
+        pl.col(col.RAW_TEXT),
+    ).cast(QUARANTINE_SCHEMA)
+
+
+def _quarantine_from_cast(received: pl.DataFrame, typed: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    # The raw text is the record as received, PII columns already replaced by their tokens.
+    raw = quarantine_rows(received, spec, "cast_schema", "")
+    where = pl.concat_str(pl.col(col.SOURCE), pl.lit(" row "), pl.col(col.POSITION).cast(pl.String))
+    return raw.with_columns(
+        pl.concat_str(where.fill_null(pl.lit(spec.path)), pl.lit(": "), typed[CAST_ERRORS]).alias(col.REASON)
+    )
+
+
+def quarantine_rows(frame: pl.DataFrame, spec: DatasetSpec, rule: str, reason: str) -> pl.DataFrame:
+    """Quarantine records for rows of ``frame`` that broke ``rule`` (raw text: the data columns as JSON)."""
+    data_columns = [c for c in frame.columns if not c.startswith(col.PREFIX)]
+    return frame.select(
+        pl.lit(rule, pl.String).alias(col.RULE),
+        pl.lit(reason, pl.String).alias(col.REASON),
+        pl.lit(spec.path, pl.String).alias(col.DATASET),
+        _or_null(frame, col.SOURCE, pl.String),
+        _or_null(frame, col.POSITION, pl.Int64),
+        pl.struct(data_columns).struct.json_encode().alias(col.RAW_TEXT),
+    ).cast(QUARANTINE_SCHEMA)
+
+
+def _or_null(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Expr:
+    return pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+
+
+def stamp(frame: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
+    """Add the load's lineage columns."""
+    return frame.with_columns(lineage.columns())

@@ -1,0 +1,292 @@
+"""The lakegate dlt destination: the only code that writes into a zone.
+
+dlt hands over each load job as a parquet file path. For every job the destination
+1. vaults the plaintext of declared PII columns in the ``pii`` zone (before any token is visible elsewhere),
+2. streams the rows through the write-path rules (reject split, PII tokens, typing) into the target zone
+   (``append``) or merges them by primary key (``merge``),
+3. appends rejected rows, with rule, reason, source position and raw text, to the ``quarantine`` zone,
+4. audits each commit in its zone's audit log.
+Each commit carries the Delta app transaction ``(lakegate:<pipeline>:<table>:<dlt file id>, <load id>)``,
+so a retried or replayed job is skipped table by table. Input rows = committed + quarantined, checked per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import dlt
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import Transaction
+from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.common.schema.typing import TTableSchema
+from dlt.common.storages.load_package import ParsedLoadJobFileName
+
+from zones import _columns as col
+from zones import _delta
+from zones._records import (
+    QUARANTINE_SCHEMA,
+    DatasetSpec,
+    Lineage,
+    quarantine_rows,
+    split_batch,
+    stamp,
+    vault_rows,
+)
+from zones.audit import AuditRecord, record
+from zones.config import LakegateConfig, ZoneName
+from zones.pii import Tokenizer
+from zones.storage import Zone, open_zone
+
+log = logging.getLogger("lakegate.zones.destination")
+_READ_BATCH_ROWS = 250_000
+
+
+class ZoneWriteError(RuntimeError):
+    """A load job could not be committed; the message names the dataset, the file and the cause."""
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    """Where and how one pipeline's loads are committed.
+
+    Attributes:
+        dataset: The dataset contract (domain, name, schema, key, PII).
+        zone: Target zone of the rows (``raw`` for EL/ELT, ``curated`` for ETL and ELT's second step).
+        pipeline: Pipeline name (part of every idempotency key and audit record).
+        run_id: Orchestrator run id stamped on every row.
+        config: Zone configuration.
+        merge: Merge by primary key instead of appending.
+        position: ``(app_id, version)`` of the source position this load covers (offset, LSN, upstream
+            table version); recorded with each commit so the caller can resume from it.
+    """
+
+    dataset: DatasetSpec
+    zone: ZoneName
+    pipeline: str
+    run_id: str
+    config: LakegateConfig
+    merge: bool = False
+    position: tuple[str, int] | None = None
+
+
+@dataclass
+class LoadReport:
+    """Counts of one pipeline run, filled by the destination (thread-safe)."""
+
+    input_rows: int = 0
+    committed_rows: int = 0
+    quarantined_rows: int = 0
+    vaulted_values: int = 0
+    replayed_jobs: int = 0
+    rules: Counter[str] = field(default_factory=Counter)
+    versions: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
+    """The last source position recorded under ``app_id`` in ``dataset``'s table of ``zone``."""
+    table = zone.delta_table(dataset.domain, dataset.name)
+    return None if table is None else table.transaction_version(app_id)
+
+
+def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -> Any:
+    """A dlt destination committing every load job of ``target``'s pipeline into its zones.
+
+    Raises:
+        PiiKeyError: PII is declared and ``$LAKEGATE_PII_KEY`` is missing (checked before any load).
+    """
+    tokenizer = Tokenizer.from_env(f"{target.dataset.path}: {', '.join(target.dataset.pii)}") if target.dataset.pii else None
+    writer = _JobWriter(target, tokenizer, report or LoadReport())
+
+    def lakegate(items: str, table: TTableSchema) -> None:
+        try:
+            writer.load(Path(items), table)
+        except ZoneWriteError as exc:
+            raise DestinationTerminalException(str(exc)) from exc
+
+    return dlt.destination(
+        lakegate,
+        batch_size=0,
+        loader_file_format="parquet",
+        name="lakegate",
+        naming_convention="direct",
+        max_parallel_load_jobs=1,  # one commit at a time per table keeps Delta versions ordered
+    )
+
+
+class _JobWriter:
+    def __init__(self, target: LoadTarget, tokenizer: Tokenizer | None, report: LoadReport) -> None:
+        self.target = target
+        self.tokenizer = tokenizer
+        self.report = report
+        self.data_zone = open_zone(target.zone, target.config)
+        self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
+        self.pii = open_zone(ZoneName.PII, target.config)
+
+    def load(self, path: Path, table: TTableSchema) -> None:
+        load_id = dlt.current.load_package_state()["load_id"]
+        job = ParsedLoadJobFileName.parse(path.name)
+        spec = self._spec_for(table["name"])
+        txn = Transaction(f"lakegate:{self.target.pipeline}:{spec.name}:{job.file_id}", _version_of(load_id))
+        lineage = Lineage(load_id=load_id, run_id=self.target.run_id, ingested_at=datetime.now(UTC))
+        parquet = pq.ParquetFile(path)
+        uris = {
+            "pii": self.pii.table_uri(spec.domain, spec.name),
+            "data": self.data_zone.table_uri(spec.domain, spec.name),
+            "quarantine": self.quarantine.table_uri(spec.domain, spec.name),
+        }
+        todo = {
+            name: not _delta.is_replay(uri, self._zone(name).delta_options(), txn) for name, uri in uris.items()
+        }
+        if not any(todo.values()):
+            log.info("%s: load job %s already committed, skipped", spec.path, job.file_id)
+            self.report.add(replayed_jobs=1)
+            return
+        rows = parquet.metadata.num_rows
+        try:
+            if spec.pii and self.tokenizer and todo["pii"]:
+                self._vault(parquet, spec, uris["pii"], txn, lineage)
+            committed, rejected = self._rows(parquet, spec, uris["data"], txn, lineage, write=todo["data"])
+            if todo["quarantine"] and rejected.height:
+                self._commit("quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage)
+        except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+            raise ZoneWriteError(f"{spec.path}: load job {job.file_id} could not be committed: {exc}") from exc
+        if committed + rejected.height != rows:
+            raise ZoneWriteError(f"{spec.path}: {rows} input rows but {committed} committed + {rejected.height} quarantined")
+        self.report.add(input_rows=rows, committed_rows=committed, quarantined_rows=rejected.height)
+        if rejected.height:
+            with self.report._lock:
+                self.report.rules.update(rejected[col.RULE].to_list())
+        log.info("%s: %d row(s) in, %d committed to %s, %d quarantined", spec.path, rows, committed,
+                 self.target.zone.value, rejected.height)
+
+    def _spec_for(self, table_name: str) -> DatasetSpec:
+        if table_name == self.target.dataset.name:
+            return self.target.dataset
+        # Child tables a dlt source may produce are stored beside the dataset, without a declared contract.
+        return DatasetSpec(domain=self.target.dataset.domain, name=f"{self.target.dataset.name}__{table_name}")
+
+    def _zone(self, name: str) -> Zone:
+        return {"pii": self.pii, "data": self.data_zone, "quarantine": self.quarantine}[name]
+
+    def _vault(self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage) -> None:
+        wanted = [c for c in (*spec.pii, col.RAW_TEXT) if c in parquet.schema_arrow.names]
+        parts = [
+            vault_rows(pl.from_arrow(b), spec, self.tokenizer)  # type: ignore[arg-type]
+            for b in parquet.iter_batches(batch_size=_READ_BATCH_ROWS, columns=wanted)
+        ]
+        vault = pl.concat(parts).unique(subset=["token", "column"]) if parts else pl.DataFrame()
+        if vault.height:
+            self._commit("pii", uri, stamp(vault, lineage).to_arrow(), txn, lineage, keys=("token", "column"), update=False)
+            self.report.add(vaulted_values=vault.height)
+
+    def _rows(
+        self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage, *, write: bool
+    ) -> tuple[int, pl.DataFrame]:
+        rejected: list[pl.DataFrame] = []
+
+        def good() -> Iterator[pl.DataFrame]:
+            for batch in parquet.iter_batches(batch_size=_READ_BATCH_ROWS):
+                split = split_batch(batch, spec, self.tokenizer)
+                if split.rejected.height:
+                    rejected.append(split.rejected)
+                if split.good.height:
+                    yield stamp(split.good, lineage)
+
+        if self.target.merge:
+            frame = pl.concat(list(good()), how="diagonal_relaxed") if parquet.metadata.num_rows else pl.DataFrame()
+            frame, duplicates = _unique_keys(frame, spec)
+            rejected.extend(duplicates)
+            if write and frame.height:
+                self._commit("data", uri, frame.to_arrow(), txn, lineage, keys=spec.primary_key)
+            return frame.height, _concat(rejected)
+        committed = 0
+        frames = good()
+        first = next(frames, None)
+        if first is None:
+            return 0, _concat(rejected)
+        schema = first.to_arrow().schema
+
+        def stream() -> Iterator[pa.RecordBatch]:
+            nonlocal committed
+            for frame in chain([first], frames):
+                committed += frame.height
+                yield from frame.to_arrow().cast(schema).to_batches()
+
+        reader = pa.RecordBatchReader.from_batches(schema, stream())
+        if write:
+            self._commit("data", uri, reader, txn, lineage)
+        else:  # the rows are already committed; only their rejects are still to be written
+            for _ in reader:
+                pass
+        return committed, _concat(rejected)
+
+    def _commit(
+        self,
+        zone_key: str,
+        uri: str,
+        data: pa.Table | pa.RecordBatchReader,
+        txn: Transaction,
+        lineage: Lineage,
+        keys: tuple[str, ...] = (),
+        update: bool = True,
+    ) -> None:
+        zone = self._zone(zone_key)
+        options = zone.delta_options()
+        txns = [txn]
+        if self.target.position is not None and zone_key == "data":
+            txns.append(Transaction(*self.target.position))
+        if keys:
+            version = _delta.upsert(uri, data, keys, options, txns, update=update)
+        else:
+            version = _delta.append(uri, data, options, txns)
+        rows = data.num_rows if isinstance(data, pa.Table) else -1
+        self.report.versions[zone.name.value] = version
+        record(
+            zone,
+            AuditRecord(
+                zone=zone.name.value, table=uri, operation="merge" if keys else "append", rows=rows, version=version,
+                app_id=txn.app_id, txn_version=txn.version, pipeline=self.target.pipeline,
+                run_id=self.target.run_id, load_id=lineage.load_id,
+            ),
+        )
+
+
+def _unique_keys(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Keep the last row per primary key; quarantine null keys and superseded duplicates."""
+    if not spec.primary_key or not frame.height:
+        return frame, []
+    null_key = pl.any_horizontal(pl.col(k).is_null() for k in spec.primary_key)
+    superseded = pl.int_range(pl.len()).over(spec.primary_key) < pl.len().over(spec.primary_key) - 1
+    bad = []
+    if (n := frame.filter(null_key)).height:
+        bad.append(quarantine_rows(n, spec, "primary_key_null", "primary key column is null"))
+    frame = frame.filter(~null_key)
+    if (d := frame.filter(superseded)).height:
+        bad.append(quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key"))
+    return frame.filter(~superseded), bad
+
+
+def _concat(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+def _version_of(load_id: str) -> int:
+    """dlt load ids are epoch-seconds strings; microseconds make a monotonic Delta txn version."""
+    return int(Decimal(load_id) * 1_000_000)
