@@ -104,11 +104,17 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
         if failed.any():
             rejected_parts.append(_quarantine_from_cast(frame.filter(failed), typed.filter(failed), spec))
         frame = typed.filter(~failed).drop(CAST_ERRORS)
-    rejected = pl.concat(rejected_parts, how="vertical") if rejected_parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    rejected = (
+        pl.concat(rejected_parts, how="vertical")
+        if rejected_parts
+        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
     return SplitBatch(good=frame, rejected=rejected)
 
 
-def _quarantine_from_marked(frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer | None) -> pl.DataFrame:
+def _quarantine_from_marked(
+    frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer | None
+) -> pl.DataFrame:
     if spec.pii and tokenizer is not None:
         frame, _ = split_pii(frame, {col.RAW_TEXT: PiiMethod.TOKENIZE}, tokenizer)
     return frame.select(

@@ -83,7 +83,7 @@ class ZoneConfig(BaseModel):
         """Storage options with environment references resolved.
 
         Raises:
-            ZoneConfigError: a referenced environment variable is not set (its name is given, its value never).
+            ZoneConfigError: a referenced environment variable is not set (named, never its value).
         """
         resolved: dict[str, str] = {}
         for key, value in self.storage.items():
@@ -137,7 +137,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     if file.exists():
         zones = _merge_file(file, zones)
     elif path or env.get("LAKEGATE_CONFIG"):
-        raise ZoneConfigError(f"{file}: lakegate config file not found (set LAKEGATE_CONFIG to an existing file)")
+        raise ZoneConfigError(
+            f"{file}: lakegate config file not found (set LAKEGATE_CONFIG to an existing file)"
+        )
     for zone in ZoneName:
         override = env.get(f"LAKEGATE_ZONE_{zone.value.upper()}_URL")
         if override:

@@ -111,7 +111,11 @@ def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -
     Raises:
         PiiKeyError: PII is declared and ``$LAKEGATE_PII_KEY`` is missing (checked before any load).
     """
-    tokenizer = Tokenizer.from_env(f"{target.dataset.path}: {', '.join(target.dataset.pii)}") if target.dataset.pii else None
+    tokenizer = (
+        Tokenizer.from_env(f"{target.dataset.path}: {', '.join(target.dataset.pii)}")
+        if target.dataset.pii
+        else None
+    )
     writer = _JobWriter(target, tokenizer, report or LoadReport())
 
     def lakegate(items: str, table: TTableSchema) -> None:
@@ -152,7 +156,8 @@ class _JobWriter:
             "quarantine": self.quarantine.table_uri(spec.domain, spec.name),
         }
         todo = {
-            name: not _delta.is_replay(uri, self._zone(name).delta_options(), txn) for name, uri in uris.items()
+            name: not _delta.is_replay(uri, self._zone(name).delta_options(), txn)
+            for name, uri in uris.items()
         }
         if not any(todo.values()):
             log.info("%s: load job %s already committed, skipped", spec.path, job.file_id)
@@ -164,28 +169,44 @@ class _JobWriter:
                 self._vault(parquet, spec, uris["pii"], txn, lineage)
             committed, rejected = self._rows(parquet, spec, uris["data"], txn, lineage, write=todo["data"])
             if todo["quarantine"] and rejected.height:
-                self._commit("quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage)
+                self._commit(
+                    "quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage
+                )
         except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-            raise ZoneWriteError(f"{spec.path}: load job {job.file_id} could not be committed: {exc}") from exc
+            raise ZoneWriteError(
+                f"{spec.path}: load job {job.file_id} could not be committed: {exc}"
+            ) from exc
         if committed + rejected.height != rows:
-            raise ZoneWriteError(f"{spec.path}: {rows} input rows but {committed} committed + {rejected.height} quarantined")
+            raise ZoneWriteError(
+                f"{spec.path}: {rows} input rows but {committed} committed + {rejected.height} quarantined"
+            )
         self.report.add(input_rows=rows, committed_rows=committed, quarantined_rows=rejected.height)
         if rejected.height:
             with self.report._lock:
                 self.report.rules.update(rejected[col.RULE].to_list())
-        log.info("%s: %d row(s) in, %d committed to %s, %d quarantined", spec.path, rows, committed,
-                 self.target.zone.value, rejected.height)
+        log.info(
+            "%s: %d row(s) in, %d committed to %s, %d quarantined",
+            spec.path,
+            rows,
+            committed,
+            self.target.zone.value,
+            rejected.height,
+        )
 
     def _spec_for(self, table_name: str) -> DatasetSpec:
         if table_name == self.target.dataset.name:
             return self.target.dataset
         # Child tables a dlt source may produce are stored beside the dataset, without a declared contract.
-        return DatasetSpec(domain=self.target.dataset.domain, name=f"{self.target.dataset.name}__{table_name}")
+        return DatasetSpec(
+            domain=self.target.dataset.domain, name=f"{self.target.dataset.name}__{table_name}"
+        )
 
     def _zone(self, name: str) -> Zone:
         return {"pii": self.pii, "data": self.data_zone, "quarantine": self.quarantine}[name]
 
-    def _vault(self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage) -> None:
+    def _vault(
+        self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage
+    ) -> None:
         wanted = [c for c in (*spec.pii, col.RAW_TEXT) if c in parquet.schema_arrow.names]
         parts = [
             vault_rows(pl.from_arrow(b), spec, self.tokenizer)  # type: ignore[arg-type]
@@ -193,11 +214,26 @@ class _JobWriter:
         ]
         vault = pl.concat(parts).unique(subset=["token", "column"]) if parts else pl.DataFrame()
         if vault.height:
-            self._commit("pii", uri, stamp(vault, lineage).to_arrow(), txn, lineage, keys=("token", "column"), update=False)
+            self._commit(
+                "pii",
+                uri,
+                stamp(vault, lineage).to_arrow(),
+                txn,
+                lineage,
+                keys=("token", "column"),
+                update=False,
+            )
             self.report.add(vaulted_values=vault.height)
 
     def _rows(
-        self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage, *, write: bool
+        self,
+        parquet: pq.ParquetFile,
+        spec: DatasetSpec,
+        uri: str,
+        txn: Transaction,
+        lineage: Lineage,
+        *,
+        write: bool,
     ) -> tuple[int, pl.DataFrame]:
         rejected: list[pl.DataFrame] = []
 
@@ -210,7 +246,11 @@ class _JobWriter:
                     yield stamp(split.good, lineage)
 
         if self.target.merge:
-            frame = pl.concat(list(good()), how="diagonal_relaxed") if parquet.metadata.num_rows else pl.DataFrame()
+            frame = (
+                pl.concat(list(good()), how="diagonal_relaxed")
+                if parquet.metadata.num_rows
+                else pl.DataFrame()
+            )
             frame, duplicates = _unique_keys(frame, spec)
             rejected.extend(duplicates)
             if write and frame.height:
@@ -261,9 +301,16 @@ class _JobWriter:
         record(
             zone,
             AuditRecord(
-                zone=zone.name.value, table=uri, operation="merge" if keys else "append", rows=rows, version=version,
-                app_id=txn.app_id, txn_version=txn.version, pipeline=self.target.pipeline,
-                run_id=self.target.run_id, load_id=lineage.load_id,
+                zone=zone.name.value,
+                table=uri,
+                operation="merge" if keys else "append",
+                rows=rows,
+                version=version,
+                app_id=txn.app_id,
+                txn_version=txn.version,
+                pipeline=self.target.pipeline,
+                run_id=self.target.run_id,
+                load_id=lineage.load_id,
             ),
         )
 
@@ -279,7 +326,9 @@ def _unique_keys(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, 
         bad.append(quarantine_rows(n, spec, "primary_key_null", "primary key column is null"))
     frame = frame.filter(~null_key)
     if (d := frame.filter(superseded)).height:
-        bad.append(quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key"))
+        bad.append(
+            quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key")
+        )
     return frame.filter(~superseded), bad
 
 

@@ -71,7 +71,8 @@ class Tokenizer:
         """
         distinct = values.drop_nulls().cast(pl.String).unique()
         tokens = [
-            "tok_" + hmac.new(self.key, v.encode(), hashlib.sha256).hexdigest()[:32] for v in distinct.to_list()
+            "tok_" + hmac.new(self.key, v.encode(), hashlib.sha256).hexdigest()[:32]
+            for v in distinct.to_list()
         ]
         return pl.DataFrame({"value": distinct, "token": pl.Series(tokens, dtype=pl.String)})
 

@@ -49,7 +49,10 @@ class Zone:
                 mapped["aws_allow_http"] = "true"
             return {k: v for k, v in mapped.items() if v}
         if self.scheme in {"gs", "gcs"}:
-            mapped = {"google_service_account": opts.get("service_account"), "gcs_base_url": opts.get("endpoint_url")}
+            mapped = {
+                "google_service_account": opts.get("service_account"),
+                "gcs_base_url": opts.get("endpoint_url"),
+            }
             return {k: v for k, v in mapped.items() if v}
         return {}
 
@@ -57,10 +60,17 @@ class Zone:
         """Storage options in fsspec naming."""
         opts = self.config.resolved_storage()
         if self.scheme == "s3":
-            mapped = {"key": opts.get("key"), "secret": opts.get("secret"), "endpoint_url": opts.get("endpoint_url")}
+            mapped = {
+                "key": opts.get("key"),
+                "secret": opts.get("secret"),
+                "endpoint_url": opts.get("endpoint_url"),
+            }
             return {k: v for k, v in mapped.items() if v}
         if self.scheme in {"gs", "gcs"}:
-            mapped = {"token": opts.get("token") or opts.get("service_account"), "endpoint_url": opts.get("endpoint_url")}
+            mapped = {
+                "token": opts.get("token") or opts.get("service_account"),
+                "endpoint_url": opts.get("endpoint_url"),
+            }
             return {k: v for k, v in mapped.items() if v}
         return {}
 
@@ -72,7 +82,9 @@ class Zone:
     def delta_table(self, domain: str, dataset: str, version: int | None = None) -> DeltaTable | None:
         """The dataset's Delta table, or ``None`` when nothing was ever committed to it."""
         try:
-            return DeltaTable(self.table_uri(domain, dataset), version=version, storage_options=self.delta_options())
+            return DeltaTable(
+                self.table_uri(domain, dataset), version=version, storage_options=self.delta_options()
+            )
         except TableNotFoundError:
             return None
 

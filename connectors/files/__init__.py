@@ -45,7 +45,11 @@ def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
     with fsspec.open(url, "rb", compression="infer", **config.storage_options) as handle:
         if fmt == "csv":
             yield from read_csv(
-                handle, url, delimiter=config.delimiter, encoding=config.encoding, batch_rows=config.batch_rows
+                handle,
+                url,
+                delimiter=config.delimiter,
+                encoding=config.encoding,
+                batch_rows=config.batch_rows,
             )
         elif fmt == "parquet":
             yield from read_parquet(handle, url, batch_rows=config.batch_rows)

@@ -176,7 +176,9 @@ def _json_array(document: str, source: str) -> Iterator[pa.Table]:
         if not all(isinstance(r, dict) for r in records):
             raise ValueError("array items must be JSON objects")
     except ValueError as exc:
-        yield reject_table(source, [(None, "json_syntax", f"{source}: not a JSON array of objects ({exc})", None)])
+        yield reject_table(
+            source, [(None, "json_syntax", f"{source}: not a JSON array of objects ({exc})", None)]
+        )
         return
     if records:
         yield with_lineage(_as_text(pl.from_dicts(records, infer_schema_length=None)).to_arrow(), source, 1)
@@ -189,8 +191,12 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
         if dtype.is_nested():
             # Wrap in a struct to JSON-encode any nested type, then unwrap the {"v": ...} envelope.
             encoded = pl.struct(pl.col(name).alias("v")).struct.json_encode()
-            exprs.append(pl.when(pl.col(name).is_null()).then(None).otherwise(encoded.str.slice(5, None)
-                         .str.head(-1)).alias(name))
+            exprs.append(
+                pl.when(pl.col(name).is_null())
+                .then(None)
+                .otherwise(encoded.str.slice(5, None).str.head(-1))
+                .alias(name)
+            )
         else:
             exprs.append(pl.col(name).cast(pl.String))
     return frame.select(exprs)

@@ -43,7 +43,7 @@ class FilesConfig(ConnectorConfig):
     @field_validator("url")
     @classmethod
     def _no_credentials_in_url(cls, url: str) -> str:
-        scheme, sep, rest = url.partition("://")
+        _scheme, sep, rest = url.partition("://")
         if sep and "@" in rest.split("/", 1)[0]:
             raise ValueError("must not embed credentials; pass them through storage_options")
         return url
@@ -61,4 +61,6 @@ class FilesConfig(ConnectorConfig):
             if name.endswith(suffix):
                 return fmt
         known = ", ".join(sorted(_SUFFIXES))
-        raise ValueError(f"{path}: cannot tell the file format from its name (known: {known}); set config.format")
+        raise ValueError(
+            f"{path}: cannot tell the file format from its name (known: {known}); set config.format"
+        )
