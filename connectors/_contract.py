@@ -7,8 +7,8 @@ the lakegate zone destination reads them (the names are a wire protocol, mirrore
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -59,6 +59,7 @@ class Connector(Generic[C]):
         config_model: Strict pydantic model of the connector's ``config`` block.
         factory: Builds the dlt source/resource from a validated config.
         description: One line shown by ``lakegate`` tooling.
+        probe: Optional cheap look at what is waiting at the source, for sensors.
     """
 
     name: str
@@ -66,7 +67,9 @@ class Connector(Generic[C]):
     config_model: type[C]
     factory: Callable[[C], DltSource | DltResource]
     description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    probe: Callable[[C], Sequence[str]] | None = None
+    """Optional: identities of the units waiting at the source (files, partitions with lag); sensors
+    compare them between ticks to decide whether to start a run."""
 
     def parse_config(self, raw: Mapping[str, Any]) -> C:
         """Validate a raw config mapping.

@@ -68,7 +68,7 @@ class LoadTarget:
         config: Zone configuration.
         merge: Merge by primary key instead of appending.
         position: ``(app_id, version)`` of the source position this load covers (offset, LSN, upstream
-            table version); recorded with each commit so the caller can resume from it.
+            table version); recorded with its data and quarantine commits so the caller can resume from it.
     """
 
     dataset: DatasetSpec
@@ -290,7 +290,7 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = [txn]
-        if self.target.position is not None and zone_key == "data":
+        if self.target.position is not None and zone_key != "pii":
             txns.append(Transaction(*self.target.position))
         if keys:
             version = _delta.upsert(uri, data, keys, options, txns, update=update)

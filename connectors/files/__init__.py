@@ -86,5 +86,6 @@ connector: Connector[FilesConfig] = register_connector(
         config_model=FilesConfig,
         factory=files_resource,
         description="CSV, NDJSON/JSON and Parquet files from any fsspec URL, each file ingested once",
+        probe=lambda config: [identity for _, identity in discover(config)],
     )
 )

@@ -1,0 +1,105 @@
+"""Asset checks every lakegate asset carries. Check metadata holds counts and rule names only —
+never a data value (PII must not leak through check results)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from dagster_project.quality import Expectation, QualityConfigError, standard_expectations, validate
+from dagster_project.spec import PipelineSpec
+from zones import LoadReport, ZoneName, load_config, open_zone
+
+_UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+
+
+def expectations_for(spec: PipelineSpec, *, full: bool) -> list[Expectation]:
+    """The standard suite plus declared expectations; append-only raw skips key uniqueness."""
+    standard = standard_expectations(list(spec.columns), spec.primary_key)
+    if not full:
+        return [e for e in standard if e.type not in _UNIQUE]
+    return standard + [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
+
+
+def data_quality(spec: PipelineSpec, zone: ZoneName, key: dg.AssetKey, *, full: bool) -> dg.AssetCheckResult:
+    """Great Expectations over the dataset's table in ``zone`` (declared columns only)."""
+    table = open_zone(zone, load_config()).delta_table(spec.domain, spec.name)
+    wanted = list(spec.columns) or None
+    frame = pl.DataFrame() if table is None else pl.read_delta(table, columns=_present(table, wanted))
+    try:
+        report = validate(
+            frame, expectations_for(spec, full=full), suite_name=f"{zone.value}.{spec.domain}.{spec.name}"
+        )
+    except QualityConfigError as exc:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name="quality",
+            passed=False,
+            metadata={"error": str(exc)},
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
+    summary = report.summary()
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="quality",
+        passed=report.success,
+        metadata={
+            "rows": frame.height,
+            "evaluated": summary["evaluated"],
+            "failed": summary["failed"],
+            "failures": dg.MetadataValue.json(summary["failures"]),
+        },
+    )
+
+
+def _present(table: object, wanted: list[str] | None) -> list[str] | None:
+    if wanted is None:
+        return None
+    names = {f.name for f in table.schema().fields}  # type: ignore[attr-defined]
+    return [c for c in wanted if c in names]
+
+
+def rows_accounted(report: LoadReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """Guarantee 3: every input row of this run was committed or quarantined."""
+    balanced = report.input_rows == report.committed_rows + report.quarantined_rows
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="rows_accounted",
+        passed=balanced,
+        metadata={
+            "input_rows": report.input_rows,
+            "committed_rows": report.committed_rows,
+            "quarantined_rows": report.quarantined_rows,
+        },
+    )
+
+
+def quarantine_check(spec: PipelineSpec, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """Every quarantined record names its rule and reason."""
+    frame = open_zone(ZoneName.QUARANTINE, load_config()).read(spec.domain, spec.name)
+    unexplained = 0
+    if frame.height:
+        unexplained = frame.filter(
+            pl.col("_lakegate_rule").is_null() | pl.col("_lakegate_reason").is_null()
+        ).height
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="records_explained",
+        passed=unexplained == 0,
+        metadata={"records": frame.height, "unexplained": unexplained},
+    )
+
+
+def pii_vault_check(spec: PipelineSpec, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """The vault holds exactly one non-empty value per (token, column)."""
+    frame = open_zone(ZoneName.PII, load_config()).read(spec.domain, spec.name)
+    duplicated = empty = 0
+    if frame.height:
+        duplicated = frame.height - frame.select("token", "column").unique().height
+        empty = frame.filter(pl.col("value").is_null()).height
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="vault_consistent",
+        passed=duplicated == 0 and empty == 0,
+        metadata={"tokens": frame.height, "duplicated": duplicated, "empty": empty},
+    )

@@ -1,0 +1,181 @@
+"""The ``lakegate`` command line: demo data, headless runs, table inspection, checks, scaffolding, UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster_project import instance
+
+log = logging.getLogger("lakegate")
+# Dagster's console logger prints whole tracebacks; the CLI reports progress and errors itself.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class CliError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lakegate`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # library deprecation chatter goes to the (silent) root logger
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ValueError, LookupError, OSError) as exc:
+        print(f"lakegate: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakegate", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="write the demo drops into the landing zone")
+    demo.add_argument("--rows", type=int, default=1_000, help="orders per demo drop (default 1000)")
+    demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", help="materialize one pipeline headless, in-process")
+    run.add_argument("pipeline", help="pipeline name (a folder under dagster_project/defs)")
+    run.set_defaults(func=_run)
+
+    table = sub.add_parser("table", help="describe a zone table (rows, schema, history)")
+    table.add_argument("zone", help="landing, raw, curated, pii or quarantine")
+    table.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
+    table.add_argument("--version", type=int, default=None, help="read the table as of this Delta version")
+    table.add_argument("--json", action="store_true", help="print JSON instead of text")
+    table.set_defaults(func=_table)
+
+    check = sub.add_parser("check", help="validate every defs.yaml")
+    check.set_defaults(func=_check)
+
+    new = sub.add_parser("new", help="scaffold a new module")
+    new_sub = new.add_subparsers(required=True, metavar="WHAT")
+    conn = new_sub.add_parser("connector", help="scaffold a connector package with its test")
+    conn.add_argument("name")
+    conn.add_argument("--kind", required=True, choices=["batch", "replication", "streaming"])
+    conn.add_argument(
+        "--dir", type=Path, default=Path("connectors"), help="where to create it (default connectors/)"
+    )
+    conn.set_defaults(func=_new_connector)
+
+    serve = sub.add_parser(
+        "serve", help="serve the Dagster UI (dagster dev) with every zone from lakegate.yaml"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dagster_project.demo import write_demo
+    from zones import load_config
+
+    manifest = write_demo(load_config(), rows=args.rows)
+    for url in manifest.files:
+        log.info("wrote %s", url)
+    print(json.dumps({"files": manifest.files, "input_rows": manifest.input_rows}, indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from dagster_project.definitions import defs
+
+    instance.prepare()
+    definitions = defs()
+    try:
+        job = definitions.resolve_job_def(f"{args.pipeline}_job")
+    except dg.DagsterInvariantViolationError:
+        known = sorted(
+            j.name.removesuffix("_job") for j in definitions.resolve_all_job_defs() if j.name != "__ASSET_JOB"
+        )
+        raise CliError(f"unknown pipeline '{args.pipeline}'; pipelines: {', '.join(known)}") from None
+    log.info("running %s", args.pipeline)
+    with dg.DagsterInstance.get() as dagster_instance:
+        result = job.execute_in_process(instance=dagster_instance, raise_on_error=False, run_config=_QUIET)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            status = "passed" if data.passed else "FAILED"
+            log.info("check %s %s: %s", data.asset_key.to_user_string(), data.check_name, status)
+        elif event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization  # type: ignore[union-attr]
+            rows = mat.metadata.get("dagster/row_count")
+            log.info(
+                "materialized %s (%s rows in table)",
+                mat.asset_key.to_user_string(),
+                getattr(rows, "value", "?"),
+            )
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        error = failure.step_failure_data.error if failure and failure.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        reason = error.message.strip().splitlines()[-1] if error else "a blocking check failed"
+        raise CliError(f"pipeline '{args.pipeline}' failed (run {result.run_id}): {reason}")
+    log.info("run %s succeeded", result.run_id)
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from dagster_project.tables import describe
+
+    info = describe(args.zone, args.dataset, version=args.version)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(
+            f"{info['zone']} {info['dataset']} @ version {info['version']}: {info['rows']} rows  ({info['uri']})"
+        )
+        for name, dtype in info["schema"].items():
+            print(f"  {name:32} {dtype}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from dagster_project.validation import check_defs_folder
+
+    problems, count = check_defs_folder(Path(__file__).parent / "defs")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"ok: {count} pipeline(s) valid")
+    return 0
+
+
+def _new_connector(args: argparse.Namespace) -> int:
+    from dagster_project.scaffold import scaffold_connector
+
+    for path in scaffold_connector(args.name, args.kind, args.dir):
+        print(f"created {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    instance.prepare()
+    command = ["dagster", "dev", "-m", "dagster_project.definitions", "-h", args.host, "-p", str(args.port)]
+    log.info("Dagster UI on http://%s:%d (zones under %s)", args.host, args.port, os.environ["LAKEGATE_HOME"])
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - execvp does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main())

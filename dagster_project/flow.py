@@ -1,0 +1,223 @@
+"""The data flow of one pipeline, without Dagster: build the dlt pipeline that loads a spec's connector
+through the lakegate destination, apply transforms (in flight or raw -> curated) and keep every row a
+transform removes as a quarantine record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable
+from dlt.extract import DltResource, DltSource
+
+from connectors import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, get_connector
+from dagster_project.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
+from transforms import TransformContext, get_transform
+from zones import (
+    LakegateConfig,
+    LoadReport,
+    LoadTarget,
+    ZoneName,
+    committed_position,
+    lakegate_destination,
+    open_zone,
+)
+
+log = logging.getLogger("lakegate.flow")
+_LINEAGE_FROM_RAW = (
+    "_lakegate_load_id",
+    "_lakegate_run_id",
+    "_lakegate_ingested_at",
+    "_lakegate_ingest_date",
+)
+
+
+def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]:
+    """The connector config with ``lakegate://<zone>/<path>`` URLs resolved to the zone's real URL.
+
+    The zone's storage options are passed along when the connector takes ``storage_options``.
+    """
+    resolved: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in spec.connector.config.items():
+        if isinstance(value, str) and value.startswith(ZONE_URL_PREFIX):
+            zone_name, _, path = value.removeprefix(ZONE_URL_PREFIX).partition("/")
+            zone = open_zone(zone_name, config)
+            value = f"{zone.config.url}/{path}"
+            options = zone.fsspec_options()
+        resolved[key] = value
+    connector = get_connector(spec.connector.type)
+    if options and "storage_options" in connector.config_model.model_fields:
+        resolved.setdefault("storage_options", options)
+    return resolved
+
+
+def dlt_pipeline(spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport) -> dlt.Pipeline:
+    """A dlt pipeline whose destination is the lakegate zone writer for ``target``."""
+    pipeline = dlt.pipeline(
+        pipeline_name=f"lakegate_{spec.domain}_{spec.name}_{step}",
+        pipelines_dir=str(Path(target.config.home) / "dlt"),
+        destination=lakegate_destination(target, report),
+        dataset_name=spec.domain,
+    )
+    # State lives only in the pipeline folder (a custom destination stores none): never drop it.
+    pipeline.config.restore_from_destination = False
+    if pipeline.has_pending_data:
+        # Finish what an interrupted run extracted before extracting anything new: nothing is lost.
+        log.info("%s: loading pending packages of an earlier run", spec.name)
+        pipeline.run()
+    return pipeline
+
+
+def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
+    """The spec's connector as a one-resource dlt source named after the dataset (ETL: transforms in flight)."""
+    built = get_connector(spec.connector.type).build(connector_config(spec, config))
+    resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
+    resource = resource.with_name(spec.name)
+    if spec.pattern is Pattern.ETL and spec.transforms:
+        ctx = _context(spec)
+        resource = resource.add_map(lambda table: transform_keeping_rejects(table, spec.transforms, ctx))
+    return dlt.source(name=spec.name)(lambda: resource)()
+
+
+def _single_resource(source: DltSource, spec: PipelineSpec) -> DltResource:
+    resources = list(source.selected_resources.values())
+    if len(resources) != 1:
+        raise ValueError(f"connector '{spec.connector.type}' yields {len(resources)} resources; select one")
+    return resources[0]
+
+
+def ingest_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:
+    """Where the ingest step commits: raw (EL, ELT) or curated by key (ETL)."""
+    etl = spec.pattern is Pattern.ETL
+    return LoadTarget(
+        dataset=spec.dataset(),
+        zone=ZoneName.CURATED if etl else ZoneName.RAW,
+        pipeline=spec.name,
+        run_id=run_id,
+        config=config,
+        merge=etl,
+    )
+
+
+def _context(spec: PipelineSpec) -> TransformContext:
+    return TransformContext(
+        primary_key=tuple(spec.primary_key),
+        schema={name: column.type for name, column in spec.columns.items()},
+        order_by=tuple(spec.order_by),
+    )
+
+
+def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformContext) -> pa.Table:
+    """Apply ``names`` to the parsed rows of ``table``; rows a transform removes become reject rows.
+
+    Rows already marked as rejected pass through untouched. Each removed row keeps its source position
+    and its values (as JSON raw text) and names the transform that removed it.
+    """
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    passthrough = pl.DataFrame()
+    if REJECT_REASON in frame.columns:
+        marked = pl.col(REJECT_REASON).is_not_null()
+        passthrough, frame = (
+            frame.filter(marked),
+            frame.filter(~marked).drop(REJECT_REASON, REJECT_RULE, RAW_TEXT),
+        )
+    removed: list[pl.DataFrame] = []
+    row_id = "__lakegate_row"
+    frame = frame.with_row_index(row_id)
+    for name in names:
+        before = frame
+        frame = get_transform(name)(frame.lazy(), ctx).collect()
+        gone = before.join(frame.select(row_id), on=row_id, how="anti")
+        if gone.height:
+            removed.append(_as_rejects(gone.drop(row_id), name))
+    parts = [frame.drop(row_id), *removed, passthrough]
+    return pl.concat([p for p in parts if p.width], how="diagonal_relaxed").to_arrow()
+
+
+def _as_rejects(frame: pl.DataFrame, transform: str) -> pl.DataFrame:
+    data = [c for c in frame.columns if not c.startswith("_lakegate_")]
+    return frame.select(
+        *[pl.col(c) for c in (SOURCE, POSITION) if c in frame.columns],
+        pl.lit(f"transform:{transform}").alias(REJECT_RULE),
+        pl.lit(
+            f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
+        ).alias(REJECT_REASON),
+        pl.struct(data).struct.json_encode().alias(RAW_TEXT),
+    )
+
+
+@dataclass(frozen=True)
+class CurateInput:
+    """The raw rows a curate step has to apply and the raw version they reach."""
+
+    frame: pl.DataFrame
+    raw_version: int
+    app_id: str
+
+
+def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | None:
+    """Raw rows committed since the raw version curated last applied; ``None`` when up to date."""
+    raw = open_zone(ZoneName.RAW, config)
+    table = raw.delta_table(spec.domain, spec.name)
+    if table is None:
+        return None
+    app_id = f"raw:{spec.domain}/{spec.name}"
+    dataset = spec.dataset()
+    applied = [
+        committed_position(open_zone(zone, config), dataset, app_id)
+        for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)
+    ]
+    done = max((v for v in applied if v is not None), default=None)
+    if done is not None and done >= table.version():
+        return None
+    # Raw is append-only: the files added since the applied version hold exactly the new rows.
+    seen = (
+        set()
+        if done is None
+        else set(DeltaTable(table.table_uri, version=done, storage_options=raw.delta_options()).file_uris())
+    )
+    new_files = [uri for uri in table.file_uris() if uri not in seen]
+    frame = (
+        pl.read_parquet(new_files, storage_options=raw.delta_options() or None)
+        .drop([c for c in _LINEAGE_FROM_RAW if c != "_lakegate_load_id"], strict=False)
+        .sort("_lakegate_load_id", SOURCE, POSITION, nulls_last=True)
+        .drop("_lakegate_load_id")
+        if new_files
+        else pl.DataFrame()
+    )
+    return CurateInput(frame=frame, raw_version=table.version(), app_id=app_id)
+
+
+def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
+    """A dlt source yielding the transformed pending raw rows (and the rows transforms removed)."""
+    table = transform_keeping_rejects(pending.frame.to_arrow(), spec.transforms, _context(spec))
+
+    # No dlt key hints: reject rows carry no key, and the merge by key is the zone destination's job.
+    @dlt.resource(name=spec.name)
+    def curated() -> Any:
+        yield table
+
+    return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
+
+
+def curate_target(
+    spec: PipelineSpec, run_id: str, config: LakegateConfig, pending: CurateInput
+) -> LoadTarget:
+    """Curated, merged by key, recording the raw version applied."""
+    return LoadTarget(
+        dataset=spec.dataset(),
+        zone=ZoneName.CURATED,
+        pipeline=f"{spec.name}_curated",
+        run_id=run_id,
+        config=config,
+        merge=True,
+        position=(pending.app_id, pending.raw_version),
+    )

@@ -1,0 +1,32 @@
+"""The local Dagster instance lakegate's CLI uses: ``$LAKEGATE_HOME/dagster`` unless DAGSTER_HOME is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zones import lakegate_home
+
+_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers: [lakegate]
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def prepare() -> Path:
+    """Point ``LAKEGATE_HOME`` and ``DAGSTER_HOME`` at absolute folders and write ``dagster.yaml`` once."""
+    home = lakegate_home()
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # dlt's own logger: warnings only on failure
+    os.environ["LAKEGATE_HOME"] = str(home)
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML)
+    return dagster_home

@@ -1,0 +1,464 @@
+"""Data-quality checks: run declared Great Expectations (1.x) expectations against polars frames.
+
+Pure data-quality logic (no Dagster import). Reports carry only counts, percentages, column
+names and, for table-level expectations, the observed row/column count or column-name list:
+Great Expectations' unexpected values (``partial_unexpected_list`` and friends), observed
+aggregates (a column's max, its distinct values...) and exception messages, which may all hold
+cell values, never leave this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import logging
+import math
+import re
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.expectations.expectation import Expectation as GxExpectation
+
+__all__ = [
+    "Expectation",
+    "ExpectationOutcome",
+    "QualityConfigError",
+    "QualityReport",
+    "standard_expectations",
+    "validate",
+]
+
+GALLERY_URL = "https://greatexpectations.io/expectations"
+
+# Table-level expectations whose observed value is a row/column count or a column-name list:
+# the only observed values allowed out of this module.
+_OBSERVABLE = frozenset(
+    {
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_table_column_count_to_equal",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+    }
+)
+# Expectation fields lakegate manages itself (ids, result shape, exception handling).
+_RESERVED_KWARGS = frozenset({"id", "result_format", "catch_exceptions", "rendered_content", "batch_id"})
+_INDEX_KEY = "lakegate_index"
+_NS_MIN, _NS_MAX = dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11)  # datetime64[ns] range
+_EXCEPTION_RE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Warning)):", re.MULTILINE)
+
+_lock = threading.Lock()
+_context: AbstractDataContext | None = None
+
+
+class QualityConfigError(ValueError):
+    """A declared expectation is invalid (unknown type, missing or unknown argument...)."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A declared Great Expectations expectation.
+
+    Attributes:
+        type: GE expectation in snake case, e.g. ``"expect_column_values_to_be_between"``.
+        kwargs: Its arguments, e.g. ``{"column": "amount", "min_value": 0}``.
+    """
+
+    type: str
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The value-free result of one expectation.
+
+    Attributes:
+        expectation: Snake-case expectation type.
+        column: Column checked, the column list joined with "," for compound expectations, or
+            None for table-level ones.
+        success: Whether the expectation held.
+        element_count: Rows evaluated (map expectations only).
+        unexpected_count: Rows failing it (map expectations only).
+        unexpected_percent: Percentage of non-null rows failing it.
+        observed: Observed row/column count or column-name list, for table-level expectations only.
+        detail: Value-free reason for a failure, when there is more to say than counts: column
+            not in the frame, exception class raised while evaluating, missing columns. Never an
+            exception message.
+    """
+
+    expectation: str
+    column: str | None
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    observed: str | None
+    detail: str | None = None
+
+    def describe(self) -> str:
+        """One line naming the expectation and why it failed, e.g. ``"...(id): 2 of 5 unexpected"``."""
+        head = f"{self.expectation}({self.column})" if self.column is not None else self.expectation
+        if self.detail is not None:
+            return f"{head}: {self.detail}"
+        if self.unexpected_count is not None:
+            return f"{head}: {self.unexpected_count} of {self.element_count} unexpected"
+        if self.observed is not None:
+            return f"{head}: observed {self.observed}"
+        return f"{head}: {'passed' if self.success else 'failed'}"
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Outcome of validating one frame against a suite.
+
+    Attributes:
+        success: True when every expectation held.
+        outcomes: One outcome per distinct declared expectation, in declaration order.
+    """
+
+    success: bool
+    outcomes: tuple[ExpectationOutcome, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe summary: success, evaluated and failed counts, one line per failure."""
+        failures = [o.describe() for o in self.outcomes if not o.success]
+        return {
+            "success": self.success,
+            "evaluated": len(self.outcomes),
+            "failed": len(failures),
+            "failures": failures,
+        }
+
+
+def standard_expectations(columns: Sequence[str], primary_key: Sequence[str]) -> list[Expectation]:
+    """Expectations every table gets: schema, primary key not null and unique, at least one row.
+
+    Args:
+        columns: Declared columns; all must be present (extra columns are allowed).
+        primary_key: Primary-key columns (may be empty).
+
+    Returns:
+        The expectations, schema first and row count last.
+
+    Raises:
+        QualityConfigError: A bare string was given instead of a sequence, or the primary key
+            repeats a column or names one not among ``columns`` (when columns are declared).
+    """
+    for name, value in (("columns", columns), ("primary_key", primary_key)):
+        if isinstance(value, str):
+            raise QualityConfigError(f"{name} must be a sequence of column names, not the string {value!r}")
+    cols, pk = list(columns), list(primary_key)
+    if len(set(pk)) != len(pk):
+        raise QualityConfigError(f"primary key {pk} repeats a column")
+    if cols and (undeclared := [c for c in pk if c not in cols]):
+        raise QualityConfigError(f"primary key column(s) {undeclared} are not among the declared columns")
+
+    out: list[Expectation] = []
+    if cols:
+        schema = {"column_set": cols, "exact_match": False}
+        out.append(Expectation("expect_table_columns_to_match_set", schema))
+    out.extend(Expectation("expect_column_values_to_not_be_null", {"column": c}) for c in pk)
+    if len(pk) == 1:
+        out.append(Expectation("expect_column_values_to_be_unique", {"column": pk[0]}))
+    elif pk:
+        out.append(Expectation("expect_compound_columns_to_be_unique", {"column_list": pk}))
+    out.append(Expectation("expect_table_row_count_to_be_between", {"min_value": 1}))
+    return out
+
+
+def validate(df: pl.DataFrame, expectations: Sequence[Expectation], *, suite_name: str) -> QualityReport:
+    """Run the expectations with Great Expectations against ``df``.
+
+    Identical expectations are evaluated and reported once (GE suites are sets). A column missing
+    from the frame, or an expectation raising while evaluated, gives a failed outcome with
+    ``detail`` set rather than an exception.
+
+    Args:
+        df: Frame to check (converted to pandas for GE; the frame is not modified).
+        expectations: Expectations to run.
+        suite_name: Name used in error messages and for the GE suite.
+
+    Returns:
+        The value-free report.
+
+    Raises:
+        QualityConfigError: An expectation type is unknown or its arguments are invalid; the
+            message lists every problem on one line.
+    """
+    if not isinstance(suite_name, str) or not suite_name:
+        raise QualityConfigError("suite_name must be a non-empty string")
+    if not isinstance(df, pl.DataFrame):
+        raise TypeError(f"validate expects a polars DataFrame, got {type(df).__name__}")
+    declared, gx_expectations = _build(expectations, suite_name)
+    if not declared:
+        return QualityReport(success=True, outcomes=())
+    results = _run(_to_pandas(df), gx_expectations, suite_name)
+    outcomes = tuple(_outcome(exp, res, set(df.columns)) for exp, res in zip(declared, results, strict=True))
+    return QualityReport(success=all(o.success for o in outcomes), outcomes=outcomes)
+
+
+def _import_gx() -> None:
+    """Import GE, keeping its INFO chatter (hundreds of lines at import) out of the logs.
+
+    The ``great_expectations`` logger is set to WARNING only if nobody configured its level.
+    """
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.WARNING)
+    import great_expectations  # noqa: F401
+
+
+def _build(
+    expectations: Sequence[Expectation], suite_name: str
+) -> tuple[list[Expectation], list[GxExpectation]]:
+    """Turn declarations into GE expectation objects, deduplicated, or raise listing every problem."""
+    _import_gx()
+    from great_expectations.compatibility.pydantic import ValidationError
+    from great_expectations.exceptions import InvalidExpectationConfigurationError
+    from great_expectations.expectations.registry import (
+        get_expectation_impl,
+        list_registered_expectation_implementations,
+    )
+
+    registered = set(list_registered_expectation_implementations())
+    problems: list[str] = []
+    declared: list[Expectation] = []
+    built: list[GxExpectation] = []
+    where = f"(suite {suite_name})"
+    for i, exp in enumerate(expectations):
+        if not isinstance(exp, Expectation):
+            problems.append(f"item {i} {where} is a {type(exp).__name__}, not an Expectation")
+            continue
+        if not isinstance(exp.type, str) or exp.type not in registered:
+            close = difflib.get_close_matches(str(exp.type), registered, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(f"unknown expectation '{exp.type}' {where}: {hint}see {GALLERY_URL}")
+            continue
+        if not isinstance(exp.kwargs, Mapping):
+            problems.append(f"expectation '{exp.type}' {where}: kwargs must be a mapping")
+            continue
+        if reserved := sorted(_RESERVED_KWARGS.intersection(exp.kwargs)):
+            names = ", ".join(reserved)
+            problems.append(f"expectation '{exp.type}' {where}: {names}: set by lakegate, remove it")
+            continue
+        try:
+            gx_exp = get_expectation_impl(exp.type)(**exp.kwargs)
+        except ValidationError as e:
+            problems.append(f"expectation '{exp.type}' {where}: {_pydantic_problems(e)}")
+            continue
+        except InvalidExpectationConfigurationError as e:
+            problems.append(f"expectation '{exp.type}' {where}: {_one_line(e.message)}")
+            continue
+        except (TypeError, ValueError) as e:
+            problems.append(f"expectation '{exp.type}' {where}: {_one_line(str(e))}")
+            continue
+        if not any(_same(gx_exp, other) for other in built):
+            declared.append(exp)
+            built.append(gx_exp)
+    if problems:
+        raise QualityConfigError("; ".join(problems))
+    return declared, built
+
+
+def _pydantic_problems(error: Exception) -> str:
+    """Condense a pydantic ValidationError into ``arg: msg / msg; arg: msg``."""
+    by_field: dict[str, list[str]] = {}
+    for err in error.errors():  # type: ignore[attr-defined]
+        field = ".".join(str(p) for p in err["loc"] if p != "__root__") or "arguments"
+        msg = "unknown argument" if err["type"] == "value_error.extra" else err["msg"]
+        if msg not in by_field.setdefault(field, []):
+            by_field[field].append(msg)
+    return "; ".join(f"{field}: {' / '.join(msgs)}" for field, msgs in by_field.items())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _same(a: GxExpectation, b: GxExpectation) -> bool:
+    """GE's own notion of duplicate expectations (a suite keeps only one of them)."""
+    excluded = {"id", "meta", "notes", "rendered_content"}
+    return a.expectation_type == b.expectation_type and a.dict(exclude=excluded) == b.dict(exclude=excluded)
+
+
+def _to_pandas(df: pl.DataFrame) -> pd.DataFrame:
+    """Convert for GE: arrow-backed dtypes, with numerics and datetimes moved to numpy when lossless.
+
+    Arrow-backed columns keep exact types (nullable ints, dates vs datetimes, decimals, NaN vs
+    null) and work with every expectation used here, but GE's ``column_values.between`` is
+    vectorised only for numpy int64/float64 and ns (or tz-aware) datetimes: on anything else it
+    calls a Python function per row (~1.5 s per 1M rows). So: null-free ints -> int64; ints with
+    nulls -> float64 (null -> NaN) when every value is exact in a float; floats without NaN ->
+    float64 (a NaN would become a null); naive datetimes in the ns range -> datetime64[ns];
+    tz-aware datetimes -> pandas tz-aware. Everything else stays arrow-backed.
+    """
+    pdf = df.to_pandas(use_pyarrow_extension_array=True)
+    for name, dtype in df.schema.items():
+        col = df.get_column(name)
+        if col.null_count() == col.len():
+            continue
+        if dtype.is_integer():
+            lo, hi = col.min(), col.max()
+            if not col.null_count() and lo >= -(2**63) and hi < 2**63:  # type: ignore[operator]
+                pdf[name] = col.cast(pl.Int64).to_numpy()
+            elif lo >= -(2**53) and hi <= 2**53:  # type: ignore[operator]
+                pdf[name] = col.cast(pl.Float64).to_numpy()
+        elif dtype.is_float():
+            if not col.is_nan().any():
+                pdf[name] = col.cast(pl.Float64).to_numpy()
+        elif isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                pdf[name] = col.to_pandas()
+            elif col.min() >= _NS_MIN and col.max() <= _NS_MAX:  # type: ignore[operator]
+                pdf[name] = col.dt.cast_time_unit("ns").to_pandas()
+    return pdf
+
+
+def _get_context() -> AbstractDataContext:
+    """Build the process-wide ephemeral GE context once (slow: imports and configures GE)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _import_gx()
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
+
+            config = DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(),
+                progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+                analytics_enabled=False,
+            )
+            _context = gx.get_context(mode="ephemeral", project_config=config)
+        return _context
+
+
+def _run(
+    pdf: pd.DataFrame, expectations: list[GxExpectation], suite_name: str
+) -> list[ExpectationValidationResult]:
+    """Validate ``pdf``; return GE results in the order of ``expectations``.
+
+    Each call gets its own throw-away pandas data source (so its own execution engine, whose
+    metric cache would otherwise keep the last frame's intermediates alive) and a suite that is
+    never added to the context; results are not stored anywhere.
+    """
+    import great_expectations as gx
+    from great_expectations.validator.v1_validator import Validator
+
+    context = _get_context()
+    source_name = f"lakegate_quality_{uuid.uuid4().hex}"
+    with _lock:
+        source = context.data_sources.add_pandas(name=source_name)
+        batch_definition = source.add_dataframe_asset(name="frame").add_batch_definition_whole_dataframe(
+            name="whole"
+        )
+    try:
+        suite = gx.ExpectationSuite(name=suite_name)
+        for i, exp in enumerate(expectations):
+            exp.meta = {**(exp.meta or {}), _INDEX_KEY: i}
+            suite.add_expectation(exp)
+        result_format = {
+            "result_format": "BASIC",  # counts only; SUMMARY/COMPLETE collect values and row indexes
+            "partial_unexpected_count": 0,
+            "exclude_unexpected_values": True,
+            "include_unexpected_rows": False,
+        }
+        validator = Validator(
+            batch_definition=batch_definition,
+            batch_parameters={"dataframe": pdf},
+            result_format=result_format,
+        )
+        suite_result = validator.validate_expectation_suite(suite)
+    finally:
+        with _lock:
+            context.data_sources.delete(name=source_name)
+
+    ordered: list[ExpectationValidationResult | None] = [None] * len(expectations)
+    for res in suite_result.results:
+        ordered[res.expectation_config.meta[_INDEX_KEY]] = res
+    if any(res is None for res in ordered):
+        raise RuntimeError(f"great_expectations returned no result for some expectations ({suite_name})")
+    return ordered  # type: ignore[return-value]
+
+
+def _outcome(
+    exp: Expectation, res: ExpectationValidationResult, frame_columns: set[str]
+) -> ExpectationOutcome:
+    """Keep only value-free fields of a GE result."""
+    result = res.result or {}
+    columns = _columns(exp.kwargs)
+    observed = None
+    if exp.type in _OBSERVABLE:
+        value = result.get("observed_value")
+        if _count(value) is not None:
+            observed = str(value)
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            observed = ",".join(value)
+    detail = None
+    if missing := [c for c in columns if c not in frame_columns]:
+        detail = f"column(s) not in frame: {','.join(missing)}"
+    elif raised := _raised(res.exception_info):
+        detail = f"could not be evaluated ({raised})"
+    elif exp.type == "expect_table_columns_to_match_set" and not res.success:
+        detail = _column_set_mismatch(result, exact=bool(exp.kwargs.get("exact_match", True)))
+    percent = result.get("unexpected_percent")
+    if not isinstance(percent, int | float) or isinstance(percent, bool) or not math.isfinite(percent):
+        percent = None
+    return ExpectationOutcome(
+        expectation=exp.type,
+        column=",".join(columns) if columns else None,
+        success=bool(res.success),
+        element_count=_count(result.get("element_count")),
+        unexpected_count=_count(result.get("unexpected_count")),
+        unexpected_percent=None if percent is None else float(percent),
+        observed=observed,
+        detail=detail,
+    )
+
+
+def _column_set_mismatch(result: Mapping[str, Any], *, exact: bool) -> str | None:
+    """Name the missing (and, for an exact match, unexpected) columns from GE's details."""
+    mismatched = (result.get("details") or {}).get("mismatched") or {}
+    parts = []
+    for key in ("missing", "unexpected") if exact else ("missing",):
+        names = mismatched.get(key)
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            parts.append(f"{key} columns: {','.join(names)}")
+    return "; ".join(parts) or None
+
+
+def _columns(kwargs: Mapping[str, Any]) -> list[str]:
+    if isinstance(kwargs.get("column"), str):
+        return [kwargs["column"]]
+    if isinstance(kwargs.get("column_list"), list | tuple):
+        return [str(c) for c in kwargs["column_list"]]
+    return [str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _raised(exception_info: Mapping[str, Any] | None) -> str | None:
+    """Name the exception class GE caught (root cause first); its message is never used."""
+    if not exception_info:
+        return None
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    for info in infos:
+        if isinstance(info, Mapping) and info.get("raised_exception"):
+            match = _EXCEPTION_RE.search(str(info.get("exception_traceback") or ""))
+            return match.group(1) if match else "error"
+    return None

@@ -1,0 +1,150 @@
+"""The pipeline spec: what a ``defs.yaml`` declares, checked before anything runs.
+
+The *what* (source, pattern, columns, PII, transforms, checks, trigger) lives in YAML; the *how* is
+referenced by registered name. ``check_spec`` turns every user mistake into one line naming the field
+and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors import ConnectorConfigError, UnknownConnectorError, get_connector
+from transforms import TYPE_NAMES, UnknownTransformError, dtype_of, get_transform
+from zones import DatasetSpec, PiiMethod
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+ZONE_URL_PREFIX = "lakegate://"
+
+
+class Pattern(StrEnum):
+    """Onboarding pattern: where the transform runs relative to the load."""
+
+    EL = "EL"
+    ELT = "ELT"
+    ETL = "ETL"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConnectorRef(_Strict):
+    """``connector:`` — a registered connector name and its config."""
+
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ColumnSpec(_Strict):
+    """One declared column: its type and what it means."""
+
+    type: str = "string"
+    description: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        dtype_of(value)  # raises ValueError listing the allowed types
+        return value
+
+
+class ExpectationSpec(_Strict):
+    """A Great Expectations expectation by snake-case name with its arguments."""
+
+    type: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class QualitySpec(_Strict):
+    """``quality:`` — declared expectations on top of the standard ones, and whether failures block."""
+
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+    blocking: bool = True
+
+
+class TriggerSpec(_Strict):
+    """``trigger:`` — a cron schedule or a sensor (``landing``: new files in the landing zone)."""
+
+    cron: str | None = None
+    sensor: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TriggerSpec:
+        if bool(self.cron) == bool(self.sensor):
+            raise ValueError("set exactly one of 'cron' or 'sensor'")
+        if self.sensor and self.sensor != "landing":
+            raise ValueError(f"unknown sensor '{self.sensor}'; available: landing")
+        return self
+
+
+class PipelineSpec(_Strict):
+    """Everything one ingestion pipeline declares."""
+
+    name: str
+    domain: str
+    description: str = ""
+    connector: ConnectorRef
+    pattern: Pattern = Pattern.ELT
+    primary_key: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    pii: dict[str, PiiMethod] = Field(default_factory=dict)
+    transforms: list[str] = Field(default_factory=list)
+    order_by: list[str] = Field(default_factory=list)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    trigger: TriggerSpec | None = None
+
+    @field_validator("name", "domain")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"'{value}' must be lowercase letters, digits and _ (starting with a letter)")
+        return value
+
+    def dataset(self) -> DatasetSpec:
+        """The zone-level contract of this pipeline's dataset."""
+        return DatasetSpec(
+            domain=self.domain,
+            name=self.name,
+            schema={name: column.type for name, column in self.columns.items()},
+            primary_key=tuple(self.primary_key),
+            pii=dict(self.pii),
+        )
+
+
+def check_spec(spec: PipelineSpec) -> list[str]:
+    """Cross-field checks pydantic cannot do alone; each problem is ``field: what is wrong; the fix``."""
+    problems: list[str] = []
+    try:
+        connector = get_connector(spec.connector.type)
+        connector.parse_config(spec.connector.config)
+    except (UnknownConnectorError, ConnectorConfigError) as exc:
+        problems.append(f"connector: {exc}")
+    for name in spec.transforms:
+        try:
+            get_transform(name)
+        except UnknownTransformError as exc:
+            problems.append(f"transforms: {exc}")
+    declared = set(spec.columns)
+    for field, names in (
+        ("primary_key", spec.primary_key),
+        ("pii", list(spec.pii)),
+        ("order_by", spec.order_by),
+    ):
+        missing = [n for n in names if declared and n not in declared]
+        if missing:
+            problems.append(
+                f"{field}: {', '.join(missing)} not declared under columns; declare them or fix the name"
+            )
+    if spec.pattern is not Pattern.EL and not spec.primary_key:
+        problems.append(f"primary_key: pattern {spec.pattern} merges curated by key; declare primary_key")
+    if spec.pattern is Pattern.EL and spec.transforms:
+        problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
+    return problems
+
+
+__all__ = ["TYPE_NAMES", "ZONE_URL_PREFIX", "PipelineSpec", "check_spec"]

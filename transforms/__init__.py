@@ -1,0 +1,37 @@
+"""Pure polars transforms (``LazyFrame -> LazyFrame``) and the registry that finds them by name.
+
+Built-ins: ``cast_schema``, ``normalize_strings`` and ``dedupe_latest``. Other distributions add transforms
+through the ``lakegate.transforms`` entry-point group.
+"""
+
+from transforms._registry import (
+    ENTRY_POINT_GROUP,
+    TransformLoadError,
+    UnknownTransformError,
+    apply_transforms,
+    get_transform,
+    register_transform,
+    transform_names,
+)
+from transforms._types import TYPE_NAMES, Transform, TransformContext, dtype_of
+from transforms.casting import CAST_ERRORS, cast_schema
+from transforms.cleaning import normalize_strings
+from transforms.dedupe import dedupe_latest
+
+__all__ = [
+    "CAST_ERRORS",
+    "ENTRY_POINT_GROUP",
+    "TYPE_NAMES",
+    "Transform",
+    "TransformContext",
+    "TransformLoadError",
+    "UnknownTransformError",
+    "apply_transforms",
+    "cast_schema",
+    "dedupe_latest",
+    "dtype_of",
+    "get_transform",
+    "normalize_strings",
+    "register_transform",
+    "transform_names",
+]
