@@ -16,6 +16,7 @@ from connectors._contract import (
     ConnectorConfig,
     ConnectorConfigError,
     Kind,
+    plain_strings,
 )
 from connectors._registry import (
     ENTRY_POINT_GROUP,
@@ -44,6 +45,7 @@ __all__ = [
     "connector",
     "connector_names",
     "get_connector",
+    "plain_strings",
     "register_connector",
     "registered",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+import pyarrow as pa
 from dlt.extract import DltResource, DltSource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -26,6 +27,18 @@ REJECT_REASON = "_lakegate_reject_reason"
 """Human-readable reason a row was rejected; never contains the row's values."""
 RAW_TEXT = "_lakegate_raw"
 """The rejected record exactly as received (the destination vaults it when the dataset holds PII)."""
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """Cast ``large_string``/``string_view`` columns (what polars emits) to ``string``.
+
+    dlt writes the Arrow tables of one resource into one load file, which needs one schema; readers
+    that mix pyarrow and polars output use this to agree on string types.
+    """
+    wide = (pa.large_string(), pa.string_view())
+    if not any(field.type in wide for field in table.schema):
+        return table
+    return table.cast(pa.schema([f.with_type(pa.string()) if f.type in wide else f for f in table.schema]))
 
 
 class Kind(StrEnum):

@@ -16,7 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from dlt.extract import DltResource, DltSource
 
-from connectors import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, get_connector
+from connectors import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, get_connector, plain_strings
 from dagster_project.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
 from transforms import TransformContext, get_transform
 from zones import (
@@ -129,6 +129,8 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
             frame.filter(marked),
             frame.filter(~marked).drop(REJECT_REASON, REJECT_RULE, RAW_TEXT),
         )
+    if not frame.height:  # a batch of rejects only: nothing to transform
+        return table
     removed: list[pl.DataFrame] = []
     row_id = "__lakegate_row"
     frame = frame.with_row_index(row_id)
@@ -139,7 +141,7 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
         if gone.height:
             removed.append(_as_rejects(gone.drop(row_id), name))
     parts = [frame.drop(row_id), *removed, passthrough]
-    return pl.concat([p for p in parts if p.width], how="diagonal_relaxed").to_arrow()
+    return plain_strings(pl.concat([p for p in parts if p.width], how="diagonal_relaxed").to_arrow())
 
 
 def _as_rejects(frame: pl.DataFrame, transform: str) -> pl.DataFrame:
