@@ -32,7 +32,9 @@ def register_connector(connector: Connector[Any]) -> Connector[Any]:
     """Register a connector under its name; a taken name (built-in or not) is refused."""
     builtin_module = _BUILTINS.get(connector.name)
     if connector.name in _registered or (
-        builtin_module and not connector.factory.__module__.startswith(builtin_module)
+        builtin_module
+        and connector.factory.__module__ != builtin_module
+        and not connector.factory.__module__.startswith(builtin_module + ".")
     ):
         raise ConnectorRegistrationError(
             f"a connector named '{connector.name}' is already registered; pick another name"
@@ -85,15 +87,19 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
+    broken: list[str] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _registered:
             continue
         try:
             loaded = ep.load()
-        except Exception as exc:  # a broken plug-in must not hide the others
-            raise ConnectorRegistrationError(
-                f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}) failed to load: {exc}"
-            ) from exc
-        if isinstance(loaded, Connector) and loaded.name not in _registered:
+        except Exception as exc:  # one broken plug-in must not hide the others
+            broken.append(f"'{ep.name} = {ep.value}' failed to load: {exc}")
+            continue
+        if not isinstance(loaded, Connector) or loaded.name != ep.name:
+            broken.append(f"'{ep.name} = {ep.value}' is not a Connector named '{ep.name}'")
+        elif loaded.name not in _registered:
             register_connector(loaded)
+    _entry_points_loaded = True
+    if broken:
+        raise ConnectorRegistrationError(f"entry point {'; '.join(broken)} ({ENTRY_POINT_GROUP})")

@@ -142,7 +142,8 @@ def _table(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
     else:
         print(
-            f"{info['zone']} {info['dataset']} @ version {info['version']}: {info['rows']} rows  ({info['uri']})"
+            f"{info['zone']} {info['dataset']} @ version {info['version']}: "
+            f"{info['rows']} rows  ({info['uri']})"
         )
         for name, dtype in info["schema"].items():
             print(f"  {name:32} {dtype}")

@@ -51,12 +51,13 @@ def write_demo(config: LakegateConfig, rows: int = 1_000, seed: int = 7) -> Demo
             f"{i},{rng.integers(1, 200)},{rng.integers(100, 99_999) / 100},"
             f"{rng.choice(_STATUSES)},{at.isoformat()},{at.isoformat()}"
         )
+    bad = rows + 1
     lines += [
-        "1001,17,12.50,paid",
-        "1002,oops,too,many,fields,here,2026-11-01",
-        "1003,18,abc,new,2026-11-01T10:00:00Z,2026-11-01T10:00:00Z",
+        f"{bad},17,12.50,paid",  # too few fields
+        f"{bad + 1},oops,too,many,fields,here,2026-11-01",  # too many fields
+        f"{bad + 2},18,abc,new,{base.isoformat()},{base.isoformat()}",  # amount does not cast
+        f"{bad + 3},19,5.00,new,not-a-date,{base.isoformat()}",  # ordered_at does not cast
     ]
-    lines.append(f"1004,19,5.00,new,not-a-date,{base.isoformat()}")
     put("sales/orders/orders_2026-11-01.csv", ("\n".join(lines) + "\n").encode())
     resent = ["order_id,customer_id,amount,status,ordered_at,updated_at"]
     for i in range(1, 51):

@@ -59,7 +59,12 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
 
 
 def dlt_pipeline(spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport) -> dlt.Pipeline:
-    """A dlt pipeline whose destination is the lakegate zone writer for ``target``."""
+    """A dlt pipeline whose destination is the lakegate zone writer for ``target``.
+
+    Completed load files are deleted: they hold the rows before PII protection, and the zones (not
+    dlt's working folder) are the system of record.
+    """
+    dlt.config["load.delete_completed_jobs"] = True
     pipeline = dlt.pipeline(
         pipeline_name=f"lakegate_{spec.domain}_{spec.name}_{step}",
         pipelines_dir=str(Path(target.config.home) / "dlt"),
@@ -76,7 +81,10 @@ def dlt_pipeline(spec: PipelineSpec, step: str, target: LoadTarget, report: Load
 
 
 def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
-    """The spec's connector as a one-resource dlt source named after the dataset (ETL: transforms in flight)."""
+    """The spec's connector as a one-resource dlt source named after the dataset.
+
+    For ETL the declared transforms run in flight, before the destination.
+    """
     built = get_connector(spec.connector.type).build(connector_config(spec, config))
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)

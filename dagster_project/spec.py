@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors import ConnectorConfigError, UnknownConnectorError, get_connector
-from transforms import TYPE_NAMES, UnknownTransformError, dtype_of, get_transform
+from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -127,7 +127,7 @@ def check_spec(spec: PipelineSpec) -> list[str]:
     for name in spec.transforms:
         try:
             get_transform(name)
-        except UnknownTransformError as exc:
+        except (UnknownTransformError, TransformLoadError) as exc:
             problems.append(f"transforms: {exc}")
     declared = set(spec.columns)
     for field, names in (

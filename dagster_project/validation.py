@@ -29,7 +29,8 @@ def check_defs_file(file: Path) -> list[str]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         return [
-            f"{file}:{where} not valid YAML ({getattr(exc, 'problem', exc)}); quote values containing ': ' or ', '"
+            f"{file}:{where} not valid YAML ({getattr(exc, 'problem', exc)}); "
+            "quote values containing ': ' or ', '"
         ]
     if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
         return [f"{file}: type: must be {COMPONENT_TYPE}"]

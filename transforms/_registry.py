@@ -104,7 +104,7 @@ def get_transform(name: str) -> Transform:
     if not callable(transform):
         raise TransformLoadError(
             f"entry point {name!r} ({entry_point.value}) in group {ENTRY_POINT_GROUP!r} "
-            f"is a {type(transform).__name__}, not a callable transform"
+            f"loads a {type(transform).__name__} object, not a callable transform"
         )
     return transform
 
@@ -117,6 +117,7 @@ def apply_transforms(lf: pl.LazyFrame, names: Sequence[str], ctx: TransformConte
     Raises:
         TypeError: ``names`` is a single string rather than a sequence of names.
         UnknownTransformError: A name is unknown.
+        TransformLoadError: The entry point behind a name is broken.
     """
     if isinstance(names, str):
         raise TypeError(f"names must be a sequence of transform names, not the string {names!r}")

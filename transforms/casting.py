@@ -40,8 +40,8 @@ def _parse_iso_datetimes(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
     pieces: list[pl.Expr] = []
     for column, prefix in scratch.items():
         text = pl.col(column)
-        head_length = pl.when(text.str.len_chars() == 10).then(10).when(text.str.slice(16, 1) == ":")
-        head_length = head_length.then(19).otherwise(16)
+        has_seconds = text.str.slice(16, 1) == ":"
+        head_length = pl.when(text.str.len_chars() == 10).then(10).when(has_seconds).then(19).otherwise(16)
         tail = text.str.slice(head_length)
         pieces += [
             # ISO 8601 allows a space instead of "T" between date and time.
@@ -103,7 +103,8 @@ def cast_schema(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     Strings are stripped and parsed: numbers, decimals, booleans (true/false/t/f/yes/no/1/0, any case), ISO
     dates (``YYYY-MM-DD``) and ISO datetimes (``T`` or space, optional fractional seconds and ``Z``/``±HH:MM``
     offset; converted to UTC, values without offset read as UTC). Empty and blank strings become null without
-    error, and a string declared ``string`` is left as it is. Already-typed columns are cast with polars.
+    error, and a string declared ``string`` is left as it is. Already-typed columns are cast with polars,
+    except that a float with a fraction declared as an integer is an error rather than truncated.
 
     A row's ``CAST_ERRORS`` is null when every cast worked, otherwise ``"; "``-joined messages such as
     ``column 'amount' is not a valid float64``, one per column whose non-empty input became null. Messages

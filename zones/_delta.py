@@ -7,6 +7,7 @@ retried load jobs and replayed source positions change nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -33,8 +34,8 @@ def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
 
 def append(
     uri: str, data: pa.RecordBatchReader | pa.Table, options: dict[str, str], txns: list[Transaction]
-) -> int:
-    """Append ``data`` (streamed when a reader) in one commit; returns the new table version."""
+) -> Committed:
+    """Append ``data`` (streamed when a reader) in one commit; returns what was committed."""
     write_deltalake(
         uri,
         data,
@@ -44,7 +45,7 @@ def append(
         storage_options=options,
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    return _version(uri, options)
+    return _committed(uri, options)
 
 
 def upsert(
@@ -55,7 +56,7 @@ def upsert(
     txns: list[Transaction],
     *,
     update: bool = True,
-) -> int:
+) -> Committed:
     """Merge ``data`` by ``keys``: update matches (when ``update``) and insert the rest, in one commit."""
     table = _open(uri, options)
     if table is None:
@@ -72,8 +73,21 @@ def upsert(
     if update:
         merger = merger.when_matched_update_all()
     merger.when_not_matched_insert_all().execute()
-    return _version(uri, options)
+    return _committed(uri, options)
 
 
-def _version(uri: str, options: dict[str, str]) -> int:
-    return DeltaTable(uri, storage_options=options).version()
+@dataclass(frozen=True)
+class Committed:
+    """What a commit did, from the Delta log's own operation metrics."""
+
+    version: int
+    rows: int
+
+
+def _committed(uri: str, options: dict[str, str]) -> Committed:
+    entry = DeltaTable(uri, storage_options=options).history(1)[0]
+    metrics = entry.get("operationMetrics", {})
+    rows = metrics.get("num_added_rows")
+    if rows is None:  # a merge reports what it inserted and updated
+        rows = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
+    return Committed(version=int(entry["version"]), rows=int(rows))

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import Transaction
-from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
 from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
@@ -90,7 +90,6 @@ class LoadReport:
     vaulted_values: int = 0
     replayed_jobs: int = 0
     rules: Counter[str] = field(default_factory=Counter)
-    versions: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -172,7 +171,9 @@ class _JobWriter:
                 self._commit(
                     "quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage
                 )
-        except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        except OSError as exc:  # storage or network trouble: dlt retries the job, replays are skipped
+            raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
+        except (ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
             raise ZoneWriteError(
                 f"{spec.path}: load job {job.file_id} could not be committed: {exc}"
             ) from exc
@@ -293,19 +294,17 @@ class _JobWriter:
         if self.target.position is not None and zone_key != "pii":
             txns.append(Transaction(*self.target.position))
         if keys:
-            version = _delta.upsert(uri, data, keys, options, txns, update=update)
+            done = _delta.upsert(uri, data, keys, options, txns, update=update)
         else:
-            version = _delta.append(uri, data, options, txns)
-        rows = data.num_rows if isinstance(data, pa.Table) else -1
-        self.report.versions[zone.name.value] = version
+            done = _delta.append(uri, data, options, txns)
         record(
             zone,
             AuditRecord(
                 zone=zone.name.value,
                 table=uri,
                 operation="merge" if keys else "append",
-                rows=rows,
-                version=version,
+                rows=done.rows,
+                version=done.version,
                 app_id=txn.app_id,
                 txn_version=txn.version,
                 pipeline=self.target.pipeline,

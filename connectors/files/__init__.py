@@ -42,12 +42,15 @@ def discover(config: FilesConfig) -> list[tuple[str, str]]:
 
 def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
     fmt = config.format_of(url)
+    delimiter = config.delimiter
+    if "delimiter" not in config.model_fields_set and config.is_tsv(url):
+        delimiter = "\t"
     with fsspec.open(url, "rb", compression="infer", **config.storage_options) as handle:
         if fmt == "csv":
             yield from read_csv(
                 handle,
                 url,
-                delimiter=config.delimiter,
+                delimiter=delimiter,
                 encoding=config.encoding,
                 batch_rows=config.batch_rows,
             )

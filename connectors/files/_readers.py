@@ -27,9 +27,21 @@ _JSON_CHUNK_LINES = 50_000
 
 def with_lineage(table: pa.Table, source: str, first_position: int) -> pa.Table:
     """Append the source and 1-based position columns to a parsed table."""
+    return with_positions(table, source, np.arange(first_position, first_position + table.num_rows))
+
+
+def with_positions(table: pa.Table, source: str, positions: np.ndarray) -> pa.Table:
+    """Append the source column and the given positions to a parsed table."""
     n = table.num_rows
-    positions = pa.array(np.arange(first_position, first_position + n, dtype=np.int64))
-    return table.append_column(SOURCE, pa.repeat(pa.scalar(source), n)).append_column(POSITION, positions)
+    return table.append_column(SOURCE, pa.repeat(pa.scalar(source), n)).append_column(
+        POSITION, pa.array(positions, pa.int64())
+    )
+
+
+def _row_numbers(first: int, count: int, rejected: set[int]) -> np.ndarray:
+    """``count`` CSV row numbers from ``first`` on, skipping the numbers of rejected rows."""
+    candidates = np.arange(first, first + count + len(rejected), dtype=np.int64)
+    return candidates[~np.isin(candidates, np.fromiter(rejected, np.int64, len(rejected)))][:count]
 
 
 def reject_table(source: str, rejects: list[tuple[int | None, str, str, str | None]]) -> pa.Table:
@@ -76,26 +88,37 @@ def read_csv(
             column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
         ),
     )
-    position = 1
-    rejected = 0
+    # Data rows carry their row number as pyarrow counts it (header = 1), like rejects do, so the
+    # positions of one file never collide and name the same row in data and quarantine.
+    next_row = 2
+    seen_rows = 0
+    rejected: set[int] = set()
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for batch in reader:
         pending.append(batch)
         pending_rows += batch.num_rows
-        if pending_rows >= batch_rows:
-            yield with_lineage(pa.Table.from_batches(pending), source, position)
-            position += pending_rows
-            pending, pending_rows = [], 0
         if rejects:
-            rejected += len(rejects)
+            rejected.update(number for number, *_ in rejects if number is not None)
             yield reject_table(source, rejects)
+            seen_rows += len(rejects)
             rejects.clear()
+        if pending_rows >= batch_rows:
+            positions = _row_numbers(next_row, pending_rows, rejected)
+            yield with_positions(pa.Table.from_batches(pending), source, positions)
+            next_row = int(positions[-1]) + 1
+            rejected = {n for n in rejected if n >= next_row}
+            seen_rows += pending_rows
+            pending, pending_rows = [], 0
     if pending_rows:
-        yield with_lineage(pa.Table.from_batches(pending), source, position)
+        rejected.update(number for number, *_ in rejects if number is not None)
+        yield with_positions(
+            pa.Table.from_batches(pending), source, _row_numbers(next_row, pending_rows, rejected)
+        )
+        seen_rows += pending_rows
     if rejects:
         yield reject_table(source, rejects)
-    elif position == 1 and not pending_rows and not rejected:
+    elif not seen_rows:
         yield reject_table(source, [(None, "empty_file", f"{source}: header only, no data rows", None)])
 
 
@@ -104,7 +127,8 @@ def _csv_header(handle: IO[bytes], delimiter: str, encoding: str) -> list[str] |
     handle.seek(0)
     if not first.strip():
         return None
-    return next(csv.reader([first.decode(encoding).rstrip("\r\n")], delimiter=delimiter))
+    # pyarrow drops a UTF-8 byte-order mark; so must we, or the first column escapes the all-text types.
+    return next(csv.reader([first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")], delimiter=delimiter))
 
 
 def read_parquet(handle: IO[bytes], source: str, *, batch_rows: int) -> Iterator[pa.Table]:

@@ -48,6 +48,11 @@ class FilesConfig(ConnectorConfig):
             raise ValueError("must not embed credentials; pass them through storage_options")
         return url
 
+    @staticmethod
+    def is_tsv(path: str) -> bool:
+        """Whether the file's suffix says tab-separated (a ``.tsv`` file, compressed or not)."""
+        return path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv")
+
     def format_of(self, path: str) -> FileFormat:
         """The declared format, or the one the file's suffix implies.
 

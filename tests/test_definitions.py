@@ -1,0 +1,72 @@
+"""Snapshot of every asset key, check, job, schedule and sensor, and the shipped project's validators.
+
+Regenerate after an intended change: ``LAKEGATE_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.cli import main
+from dagster_project.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+
+
+def inventory() -> dict[str, Any]:
+    built = defs()
+    graph = built.resolve_asset_graph()
+    return {
+        "assets": sorted(k.to_user_string() for k in built.resolve_all_asset_keys()),
+        "checks": sorted(
+            f"{key.asset_key.to_user_string()}:{key.name}:"
+            f"{'blocking' if graph.get_check_spec(key).blocking else 'warn'}"
+            for key in graph.asset_check_keys
+        ),
+        "jobs": sorted(j.name for j in built.resolve_all_job_defs() if not j.name.startswith("__")),
+        "schedules": sorted(f"{s.name}:{s.cron_schedule}" for s in built.schedules or []),
+        "sensors": sorted(s.name for s in built.sensors or []),
+    }
+
+
+def test_definitions_match_snapshot() -> None:
+    current = inventory()
+    if os.environ.get("LAKEGATE_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_materializable_asset_has_a_check() -> None:
+    built = defs()
+    graph = built.resolve_asset_graph()
+    checked = {key.asset_key for key in graph.asset_check_keys}
+    materializable = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    assert materializable and materializable <= checked
+
+
+def test_lakegate_check_passes_on_the_shipped_project(capsys: Any) -> None:
+    assert main(["check"]) == 0
+    assert "3 pipeline(s) valid" in capsys.readouterr().out
+
+
+def test_dg_check_defs_passes_on_the_shipped_project() -> None:
+    dg_cli = shutil.which("dg", path=str(Path(sys.executable).parent))
+    assert dg_cli, "the dg command (dagster-dg-cli) is part of the project's dependencies"
+    done = subprocess.run([dg_cli, "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_definitions_load_without_io(tmp_path: Path, monkeypatch: Any) -> None:
+    home = tmp_path / "never-created"
+    monkeypatch.setenv("LAKEGATE_HOME", str(home))
+    assert isinstance(defs(), dg.Definitions)
+    assert not home.exists()

@@ -1,0 +1,130 @@
+"""The acceptance path as a user runs it: demo data, `lakegate run`, `lakegate table`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dagster_project.cli import main
+from dagster_project.demo import DemoManifest, write_demo
+from zones import load_config, open_zone, read_audit
+
+
+def table_json(capsys: pytest.CaptureFixture[str], zone: str, dataset: str) -> dict:
+    capsys.readouterr()
+    assert main(["table", zone, dataset, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def demo(module_home: Path) -> Iterator[DemoManifest]:
+    manifest = write_demo(load_config(), rows=300)
+    for pipeline in ("orders", "customers", "events"):
+        assert main(["run", pipeline]) == 0, pipeline
+    yield manifest
+
+
+def test_orders_input_rows_are_curated_or_quarantined(
+    demo: DemoManifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    curated = table_json(capsys, "curated", "sales/orders")
+    quarantined = table_json(capsys, "quarantine", "sales/orders")
+    assert {"zone", "dataset", "uri", "version", "rows", "schema", "history"} <= curated.keys()
+    assert curated["rows"] == demo.distinct_keys["sales/orders"]
+    assert curated["rows"] + quarantined["rows"] == demo.input_rows["sales/orders"]
+    assert curated["schema"]["amount"].startswith('PrimitiveType("decimal(12,2)')
+
+
+def test_curated_orders_hold_the_latest_version_of_each_order(demo: DemoManifest) -> None:
+    curated = open_zone("curated", load_config()).read("sales", "orders")
+    assert curated["order_id"].n_unique() == curated.height
+    resent = curated.filter(pl.col("order_id") <= 50)
+    assert resent["status"].unique().to_list() == ["shipped"]  # the second drop's later updated_at won
+
+
+def test_quarantine_names_rule_reason_and_position(demo: DemoManifest) -> None:
+    rejected = open_zone("quarantine", load_config()).read("sales", "orders")
+    rules = rejected.group_by("_lakegate_rule").len().sort("_lakegate_rule")
+    assert dict(rules.iter_rows()) == {"cast_schema": 2, "csv_field_count": 2, "transform:dedupe_latest": 50}
+    field_count = rejected.filter(pl.col("_lakegate_rule") == "csv_field_count")
+    assert (
+        field_count["_lakegate_reason"]
+        .str.contains(r"orders_2026-11-01\.csv line \d+: expected 6 fields")
+        .all()
+    )
+    assert field_count["_lakegate_raw"].to_list() == [
+        "301,17,12.50,paid",
+        "302,oops,too,many,fields,here,2026-11-01",
+    ]
+    cast = rejected.filter(pl.col("_lakegate_rule") == "cast_schema")
+    assert sorted(cast["_lakegate_reason"].str.extract(r"column '(\w+)'").to_list()) == [
+        "amount",
+        "ordered_at",
+    ]
+    assert cast["_lakegate_position"].is_not_null().all()
+
+
+def test_second_run_adds_nothing_anywhere(demo: DemoManifest, capsys: pytest.CaptureFixture[str]) -> None:
+    config = load_config()
+    zones = ("raw", "curated", "quarantine")
+    before = {z: table_json(capsys, z, "sales/orders")["version"] for z in zones}
+    audit_before = {z: read_audit(open_zone(z, config)).height for z in zones}
+    assert main(["run", "orders"]) == 0
+    assert {z: table_json(capsys, z, "sales/orders")["version"] for z in zones} == before
+    assert {z: read_audit(open_zone(z, config)).height for z in zones} == audit_before
+
+
+def test_etl_customers_land_cleaned_in_curated_only(demo: DemoManifest) -> None:
+    config = load_config()
+    curated = open_zone("curated", config).read("crm", "customers")
+    assert curated.height == demo.distinct_keys["crm/customers"]
+    assert open_zone("raw", config).delta_table("crm", "customers") is None
+    assert curated.filter(pl.col("name").str.starts_with(" ")).height == 0  # normalize_strings ran in flight
+    assert curated["email"].str.starts_with("tok_").all()
+    assert curated["phone"].str.starts_with("****").all()
+    quarantined = open_zone("quarantine", config).read("crm", "customers")
+    assert curated.height + quarantined.height == demo.input_rows["crm/customers"]
+
+
+def test_pii_vault_resolves_tokens(demo: DemoManifest) -> None:
+    config = load_config()
+    curated = open_zone("curated", config).read("crm", "customers").filter(pl.col("customer_id") == 1)
+    vault = open_zone("pii", config).read("crm", "customers")
+    value = vault.filter(pl.col("token") == curated["email"][0])["value"].to_list()
+    assert value == ["customer1@example.com"]
+
+
+def test_el_events_loaded_as_received(demo: DemoManifest) -> None:
+    raw = open_zone("raw", load_config()).read("web", "events")
+    assert raw.height == demo.input_rows["web/events"]
+    assert raw.schema["at"] == pl.Datetime("us", "UTC")
+    lineage = {
+        "_lakegate_source",
+        "_lakegate_position",
+        "_lakegate_load_id",
+        "_lakegate_run_id",
+        "_lakegate_ingested_at",
+        "_lakegate_ingest_date",
+    }
+    assert lineage <= set(raw.columns)
+    assert raw["_lakegate_run_id"].n_unique() == 1
+
+
+def test_every_commit_is_audited(demo: DemoManifest) -> None:
+    config = load_config()
+    for zone_name in ("raw", "curated", "quarantine", "pii"):
+        zone = open_zone(zone_name, config)
+        audit = read_audit(zone)
+        for dataset in ("sales/orders", "crm/customers", "web/events"):
+            table = zone.delta_table(*dataset.split("/"))
+            if table is None:
+                continue
+            commits = len(table.history())
+            assert audit.filter(pl.col("table") == zone.table_uri(*dataset.split("/"))).height == commits, (
+                zone_name,
+                dataset,
+            )
