@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# A throwaway key for the local demo only; set your own LAKEGATE_PII_KEY anywhere real.
+run: export LAKEGATE_PII_KEY ?= local-demo-key-not-for-production
 run: $(VENV)/.installed
 	$(VENV)/bin/lakegate demo
 	$(VENV)/bin/lakegate serve --host $(HOST) --port $(PORT)

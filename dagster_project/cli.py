@@ -13,6 +13,7 @@ from pathlib import Path
 from dagster_project import instance
 
 log = logging.getLogger("lakegate")
+DEFS_FOLDER = Path(__file__).parent / "defs"
 # Dagster's console logger prints whole tracebacks; the CLI reports progress and errors itself.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     table.set_defaults(func=_table)
 
     check = sub.add_parser("check", help="validate every defs.yaml")
+    check.add_argument("--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files")
     check.set_defaults(func=_check)
 
     new = sub.add_parser("new", help="scaffold a new module")
@@ -153,7 +155,9 @@ def _table(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from dagster_project.validation import check_defs_folder
 
-    problems, count = check_defs_folder(Path(__file__).parent / "defs")
+    problems, count = check_defs_folder(args.defs)
+    if not count:
+        raise CliError(f"no <pipeline>/defs.yaml under {args.defs}")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

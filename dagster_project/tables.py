@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from zones import ZoneName, load_config, open_zone
+from zones import load_config, open_zone
 
 
 def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[str, Any]:
@@ -18,9 +18,7 @@ def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[s
     domain, sep, name = dataset.partition("/")
     if not sep or not domain or not name or "/" in name:
         raise ValueError(f"dataset '{dataset}' must be DOMAIN/DATASET, e.g. sales/orders")
-    zone = open_zone(
-        ZoneName(zone_name) if zone_name in ZoneName._value2member_map_ else zone_name, load_config()
-    )
+    zone = open_zone(zone_name, load_config())
     table = zone.delta_table(domain, name, version=version)
     if table is None:
         raise ValueError(

@@ -99,4 +99,5 @@ class Zone:
 def open_zone(name: ZoneName | str, config: LakegateConfig | None = None) -> Zone:
     """Open zone ``name`` from ``config`` (default: :func:`zones.config.load_config`)."""
     config = config or load_config()
-    return Zone(ZoneName(name), config.zone(name))
+    zone_config = config.zone(name)  # raises ZoneConfigError listing the zones for an unknown name
+    return Zone(ZoneName(name), zone_config)
