@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from types import MappingProxyType
@@ -63,6 +64,9 @@ def get_connector(name: str) -> Connector[Any]:
     """
     if name not in _registered and name in _BUILTINS:
         importlib.import_module(_BUILTINS[name])
+    if name not in _registered and _is_local_package(name):
+        # A connector scaffolded into this package (`lakegate new connector`) registers on import.
+        importlib.import_module(f"connectors.{name}")
     if name not in _registered:
         _load_entry_points()
     try:
@@ -70,6 +74,10 @@ def get_connector(name: str) -> Connector[Any]:
     except KeyError:
         known = ", ".join(connector_names()) or "none"
         raise UnknownConnectorError(f"unknown connector '{name}'; known connectors: {known}") from None
+
+
+def _is_local_package(name: str) -> bool:
+    return name.isidentifier() and importlib.util.find_spec(f"connectors.{name}") is not None
 
 
 def connector_names() -> tuple[str, ...]:

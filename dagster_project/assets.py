@@ -18,12 +18,21 @@ from zones import LoadReport, ZoneName, load_config, open_zone
 
 @dataclass(frozen=True)
 class PipelineKeys:
-    """Asset keys of a pipeline: ``[zone, domain, name]``."""
+    """Asset keys of a pipeline: ``[domain, name, zone]``.
+
+    The zone comes last because Dagster labels lineage nodes with the key's last part: a pipeline's
+    nodes then read ``landing → raw → curated`` inside its domain's group.
+    """
 
     spec: PipelineSpec
 
     def of(self, zone: ZoneName | str) -> dg.AssetKey:
-        return dg.AssetKey([str(zone), self.spec.domain, self.spec.name])
+        return dg.AssetKey([self.spec.domain, self.spec.name, str(zone)])
+
+    @property
+    def group(self) -> str:
+        """One asset group per pipeline, e.g. ``sales_orders``."""
+        return f"{self.spec.domain}_{self.spec.name}"
 
     @property
     def landing(self) -> dg.AssetKey:
@@ -78,17 +87,17 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
         dg.AssetSpec(
             data_key,
             deps=[keys.landing],
-            description=spec.description or f"{spec.domain}/{spec.name} as received ({spec.pattern.value})",
+            description=_describe(spec, keys.ingest_zone),
             kinds=kinds,
             metadata={"dagster/column_schema": table_schema(spec), "pattern": spec.pattern.value},
-            group_name=spec.domain,
+            group_name=keys.group,
         ),
         dg.AssetSpec(
             q_key,
             deps=[keys.landing],
-            description="Rejected records with rule and reason",
+            description=f"Rejected records of {spec.domain}/{spec.name}: rule, reason, position, raw text",
             kinds={"delta"},
-            group_name=spec.domain,
+            group_name=keys.group,
         ),
     ]
     checks = [
@@ -113,9 +122,9 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
             dg.AssetSpec(
                 pii_key,
                 deps=[keys.landing],
-                description="Plaintext PII by token (restricted)",
+                description=f"Plaintext of {', '.join(spec.pii)} by token (restricted to PII holders)",
                 kinds={"delta"},
-                group_name=spec.domain,
+                group_name=keys.group,
                 tags={"classification": "restricted"},
             )
         )
@@ -146,7 +155,7 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
         ):
             dlt_meta = {k: v for k, v in (event.metadata or {}).items() if k in {"started_at", "finished_at"}}
         counts = _counts(report)
-        context.log.info(f"{spec.domain}/{spec.name}: {counts}")
+        context.log.info(f"{spec.domain}/{spec.name}: {_summary(report)}")
         yield dg.MaterializeResult(
             asset_key=data_key, metadata={**dlt_meta, **counts, **_table_metadata(keys.ingest_zone, spec)}
         )
@@ -177,9 +186,9 @@ def curate_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         deps=[raw_key],
-        description=spec.description or f"{spec.domain}/{spec.name}, cleaned and merged by key",
+        description=_describe(spec, ZoneName.CURATED),
         kinds={"polars", "delta"},
-        group_name=spec.domain,
+        group_name=keys.group,
         metadata={"dagster/column_schema": table_schema(spec), "transforms": ", ".join(spec.transforms)},
         check_specs=[
             dg.AssetCheckSpec(
@@ -202,12 +211,29 @@ def curate_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
             pipeline = flow.dlt_pipeline(spec, "curate", target, report)
             pipeline.run(flow.curate_source(spec, pending))
             context.log.info(
-                f"{spec.domain}/{spec.name}: {_counts(report)} (raw version {pending.raw_version})"
+                f"{spec.domain}/{spec.name}: {_summary(report)} (raw version {pending.raw_version})"
             )
         yield dg.MaterializeResult(metadata={**_counts(report), **_table_metadata(ZoneName.CURATED, spec)})
         yield data_quality(spec, ZoneName.CURATED, key, full=True)
 
     return curate
+
+
+def _describe(spec: PipelineSpec, zone: ZoneName) -> str:
+    what = {
+        ZoneName.RAW: "as received, typed, PII tokenized, append-only",
+        ZoneName.CURATED: f"cleaned ({', '.join(spec.transforms) or 'no transforms'}), one row per key",
+    }[zone]
+    head = f"{spec.domain}/{spec.name} {what} ({spec.pattern.value})."
+    return f"{head} {spec.description}" if spec.description else head
+
+
+def _summary(report: LoadReport) -> str:
+    rules = ", ".join(f"{rule}: {n}" for rule, n in sorted(report.rules.items())) or "none"
+    return (
+        f"{report.input_rows} row(s) in, {report.committed_rows} committed, "
+        f"{report.quarantined_rows} quarantined ({rules}), {report.replayed_jobs} replayed job(s) skipped"
+    )
 
 
 def _counts(report: LoadReport) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dagster_project import instance
 
 log = logging.getLogger("lakegate")
 DEFS_FOLDER = Path(__file__).parent / "defs"
+WORKSPACE = Path(__file__).parent / "workspace.yaml"
 # Dagster's console logger prints whole tracebacks; the CLI reports progress and errors itself.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -176,7 +177,9 @@ def _new_connector(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     instance.prepare()
-    command = ["dagster", "dev", "-m", "dagster_project.definitions", "-h", args.host, "-p", str(args.port)]
+    # `dagster dev` ignores TERM unless started with default signal handling (a process manager's stop).
+    command = ["env", "--default-signal=INT,TERM", "dagster", "dev", "-w", str(WORKSPACE)]
+    command += ["-h", args.host, "-p", str(args.port)]
     log.info("Dagster UI on http://%s:%d (zones under %s)", args.host, args.port, os.environ["LAKEGATE_HOME"])
     os.execvp(command[0], command)
     return 0  # pragma: no cover - execvp does not return

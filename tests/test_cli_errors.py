@@ -19,8 +19,9 @@ LAKEGATE = str(Path(sys.executable).parent / "lakegate")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LAKEGATE, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [LAKEGATE, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def defs_copy(tmp_path: Path, edit: str, replacement: str, pipeline: str = "orders") -> Path:
@@ -36,15 +37,32 @@ def defs_copy(tmp_path: Path, edit: str, replacement: str, pipeline: str = "orde
 @pytest.mark.parametrize(
     ("edit", "replacement", "expected"),
     [
-        ("type: files", "type: fils", r"attributes\.connector: unknown connector 'fils'; known connectors: files"),
-        ("[normalize_strings, dedupe_latest]", "[normalize_strings, dedupe_lastest]",
-         r"attributes\.transforms: unknown transform 'dedupe_lastest'; known transforms: cast_schema"),
+        (
+            "type: files",
+            "type: fils",
+            r"attributes\.connector: unknown connector 'fils'; known connectors: files",
+        ),
+        (
+            "[normalize_strings, dedupe_latest]",
+            "[normalize_strings, dedupe_lastest]",
+            r"attributes\.transforms: unknown transform 'dedupe_lastest'; known transforms: cast_schema",
+        ),
         ("pattern: ELT", "pattern: ELTT", r"attributes\.pattern: Input should be 'EL', 'ELT' or 'ETL'"),
-        ("primary_key: [order_id]", "primary_key: [order_no]", r"attributes\.primary_key: order_no not declared"),
-        ("{type: int64, description: \"Customer placing the order\"}", "{type: integr}",
-         r"attributes\.columns\.customer_id\.type: .*unsupported type 'integr'"),
-        ('config: {url: "lakegate://landing/sales/orders/*.csv"}', 'config: {url: "x", delimter: ";"}',
-         r"config\.delimter: Extra inputs are not permitted"),
+        (
+            "primary_key: [order_id]",
+            "primary_key: [order_no]",
+            r"attributes\.primary_key: order_no not declared",
+        ),
+        (
+            '{type: int64, description: "Customer placing the order"}',
+            "{type: integr}",
+            r"attributes\.columns\.customer_id\.type: .*unsupported type 'integr'",
+        ),
+        (
+            'config: {url: "lakegate://landing/sales/orders/*.csv"}',
+            'config: {url: "x", delimter: ";"}',
+            r"config\.delimter: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_lakegate_check_names_file_field_and_fix(
@@ -58,7 +76,9 @@ def test_lakegate_check_names_file_field_and_fix(
     assert "Traceback" not in err
 
 
-def test_lakegate_check_reports_broken_yaml_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lakegate_check_reports_broken_yaml_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = defs_copy(tmp_path, "  domain: sales", "  domain: [sales")
     assert main(["check", "--defs", str(folder)]) == 1
     assert "orders/defs.yaml: line" in capsys.readouterr().err
@@ -67,7 +87,9 @@ def test_lakegate_check_reports_broken_yaml_with_its_line(tmp_path: Path, capsys
 def test_missing_pii_key_is_one_line_and_nothing_is_lost(lakegate_home: Path) -> None:
     manifest = write_demo(load_config(), rows=20)
     env = {k: v for k, v in os.environ.items() if k != "LAKEGATE_PII_KEY"}
-    done = subprocess.run([LAKEGATE, "run", "customers"], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [LAKEGATE, "run", "customers"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("lakegate: error: pipeline 'customers' failed")
@@ -97,8 +119,9 @@ def test_user_mistakes_are_one_clear_line(
     assert err[-1].startswith(expected), err
 
 
-def test_unknown_zone_in_config_file(lakegate_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_zone_in_config_file(
+    lakegate_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "lakegate.yaml"
     config.write_text("zones:\n  lake: {url: 's3://x/y'}\n")
     monkeypatch.setenv("LAKEGATE_CONFIG", str(config))

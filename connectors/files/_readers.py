@@ -95,7 +95,7 @@ def read_csv(
     rejected: set[int] = set()
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    for batch in reader:
+    for batch in _batches(reader, source):
         pending.append(batch)
         pending_rows += batch.num_rows
         if rejects:
@@ -120,6 +120,16 @@ def read_csv(
         yield reject_table(source, rejects)
     elif not seen_rows:
         yield reject_table(source, [(None, "empty_file", f"{source}: header only, no data rows", None)])
+
+
+def _batches(reader: pacsv.CSVStreamingReader, source: str) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a parse error that pyarrow cannot skip names the file and stops it."""
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise ValueError(
+            f"{source}: CSV cannot be parsed ({exc}); fix or remove the file and re-run"
+        ) from None
 
 
 def _csv_header(handle: IO[bytes], delimiter: str, encoding: str) -> list[str] | None:

@@ -31,9 +31,9 @@ class IngestionPipeline(dg.Component, dg.Resolvable, PipelineSpec):
         keys = PipelineKeys(spec)
         landing = dg.AssetSpec(
             keys.landing,
-            description=f"Files or messages as the source delivers them ({spec.connector.type})",
+            description=_landing_description(spec),
             kinds={"fsspec"} if spec.connector.type == "files" else {spec.connector.type},
-            group_name=spec.domain,
+            group_name=keys.group,
         )
         assets: list[dg.AssetsDefinition | dg.AssetSpec] = [landing, ingest_asset(spec, keys)]
         if spec.pattern is Pattern.ELT:
@@ -54,3 +54,11 @@ class IngestionPipeline(dg.Component, dg.Resolvable, PipelineSpec):
         elif spec.trigger and spec.trigger.sensor == "landing":
             sensors.append(landing_sensor(spec, job))
         return dg.Definitions(assets=assets, jobs=[job], schedules=schedules, sensors=sensors)
+
+
+def _landing_description(spec: PipelineSpec) -> str:
+    where = spec.connector.config.get("url") or spec.connector.config.get("topic") or ""
+    source = f" at {where}" if isinstance(where, str) and where else ""
+    return (
+        f"What the source delivers for {spec.domain}/{spec.name} ({spec.connector.type} connector{source})."
+    )

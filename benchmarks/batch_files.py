@@ -1,0 +1,559 @@
+"""Batch-file benchmark: lakegate EL into the raw zone versus bare polars, on one big CSV.
+
+Usage::
+
+    .venv/bin/python benchmarks/batch_files.py                # 5M rows x 12 columns (~650 MB CSV)
+    .venv/bin/python benchmarks/batch_files.py --rows 500000  # quick run
+    .venv/bin/python benchmarks/batch_files.py --repeat 3     # fastest of 3 runs per path (noisy machines)
+    .venv/bin/python benchmarks/batch_files.py --profile      # lakegate path only, under cProfile
+
+The CSV is generated once (vectorised numpy/polars) under ``$LAKEGATE_HOME/bench`` (or ``--dir``) and reused
+by later runs. Each measured path then runs in its own child process (``--run lakegate|bare``) so that its
+peak RSS is its own: ``getrusage(RUSAGE_CHILDREN)`` keeps only the maximum over all children, so it cannot
+tell two paths apart. A child prints its measurements as JSON on its last stdout line.
+
+- ``lakegate``: the ``files`` connector -> dlt pipeline -> lakegate zone destination -> raw zone (Delta),
+  plain Python, no Dagster, with every column declared and cast, into a fresh ``LAKEGATE_HOME``. The child
+  checks that input rows = committed rows + quarantined rows, that every generated row was committed and
+  none quarantined, and that the Delta table holds them all.
+- ``bare``: ``pl.scan_csv(path).sink_parquet(out)``; the child checks the parquet row count.
+
+The parent prints rows/s, MB/s (CSV bytes / elapsed), CPU seconds and peak RSS of each path, and last the line
+``ratio: X.XX`` (lakegate rows/s / bare rows/s). Elapsed time covers the work only (imports and CSV
+generation excluded); peak RSS is the child's whole-process peak (``ru_maxrss``), imports included. CPU
+seconds (user + system, all threads) are less disturbed than wall time by other load on the machine.
+
+``--profile`` adds, besides cProfile's top 25 (which cannot see Python called back from Rust threads, e.g. the
+Delta writer pulling the destination's batches), wall-time timers around the main functions on every thread
+and the peak RSS of each dlt step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+DEFAULT_ROWS = 5_000_000
+GENERATE_CHUNK_ROWS = 1_000_000
+SEED = 20_240_501
+
+# The declared schema of the generated file: 12 columns of ints, floats, strings, bools and a timestamp.
+SCHEMA: dict[str, str] = {
+    "id": "int64",
+    "customer_id": "int64",
+    "store_id": "int32",
+    "quantity": "int32",
+    "unit_price": "float64",
+    "discount": "float32",
+    "amount": "float64",
+    "currency": "string",
+    "country": "string",
+    "product": "string",
+    "is_gift": "bool",
+    "created_at": "datetime",
+}
+
+_CURRENCIES = ["EUR", "USD", "GBP", "CHF", "SEK", "PLN"]
+_COUNTRIES = ["DE", "FR", "NL", "BE", "ES", "IT", "PL", "SE", "CH", "GB", "US", "IE"]
+_ADJECTIVES = ["Stainless", "Organic", "Compact", "Wireless", "Vintage", "Ergonomic", "Foldable", "Premium"]
+_NOUNS = ["Kettle", "Backpack", "Desk Lamp", "Headphones", "Water Bottle", "Chair", "Notebook", "Toaster"]
+_COLOURS = ["black", "white", "blue", "red", "green", "grey", "oak", "steel"]
+_SIZES = ["XS", "S", "M", "L", "XL", "one-size"]
+
+
+# --------------------------------------------------------------------------------------------- generation
+def _chunk(rng: np.random.Generator, first_id: int, n: int) -> pl.DataFrame:
+    def pick(values: list[str]) -> pl.Series:
+        return pl.Series(values, dtype=pl.String).gather(rng.integers(0, len(values), n))
+
+    quantity = rng.integers(1, 20, n, dtype=np.int32)
+    unit_price = np.round(rng.uniform(0.5, 2_000.0, n), 2)
+    discount = rng.choice(np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.25]), n).astype(np.float32)
+    amount = np.round(unit_price * quantity * (1.0 - discount.astype(np.float64)), 2)
+    start = np.datetime64("2024-01-01T00:00:00", "us")
+    offsets = rng.integers(0, 730 * 86_400 * 1_000_000, n).astype("timedelta64[us]")
+    frame = pl.DataFrame(
+        {
+            "id": np.arange(first_id, first_id + n, dtype=np.int64),
+            "customer_id": rng.integers(1, 5_000_000, n, dtype=np.int64),
+            "store_id": rng.integers(1, 800, n, dtype=np.int32),
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "discount": discount,
+            "amount": amount,
+            "currency": pick(_CURRENCIES),
+            "country": pick(_COUNTRIES),
+            "_sku": rng.integers(0, 10_000_000, n, dtype=np.int64),
+            "_adjective": pick(_ADJECTIVES),
+            "_noun": pick(_NOUNS),
+            "_colour": pick(_COLOURS),
+            "_size": pick(_SIZES),
+            "is_gift": rng.random(n) < 0.1,
+            "created_at": start + offsets,
+        }
+    )
+    product = pl.format(
+        "SKU-{} {} {}, {}, size {}",
+        pl.col("_sku").cast(pl.String).str.zfill(7),
+        "_adjective",
+        "_noun",
+        "_colour",
+        "_size",
+    )
+    return frame.with_columns(product.alias("product")).select(list(SCHEMA))
+
+
+def generate_csv(path: Path, rows: int) -> None:
+    """Write a ``rows``-row CSV to ``path``, through a temporary name so a crash never leaves half a file."""
+    partial = path.with_suffix(".csv.partial")
+    started = time.perf_counter()
+    with partial.open("wb") as out:
+        for index, first in enumerate(range(0, rows, GENERATE_CHUNK_ROWS)):
+            n = min(GENERATE_CHUNK_ROWS, rows - first)
+            _chunk(np.random.default_rng(SEED + index), first + 1, n).write_csv(
+                out, include_header=index == 0, datetime_format="%Y-%m-%dT%H:%M:%S%.6f"
+            )
+    partial.rename(path)
+    size = path.stat().st_size
+    print(
+        f"generated {path} ({rows:,} rows, {size / 1e6:,.0f} MB) in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+
+def ensure_csv(directory: Path, rows: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"orders_{rows}.csv"
+    if path.exists():
+        print(f"reusing {path} ({path.stat().st_size / 1e6:,.0f} MB)", flush=True)
+    else:
+        generate_csv(path, rows)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- child paths
+def _rss_now() -> int:
+    """Current resident set size in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss() -> int:
+    """Peak resident set size of this process in bytes (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_bare(csv_path: Path, rows: int, workdir: Path) -> dict[str, Any]:
+    out = workdir / "bare.parquet"
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    pl.scan_csv(csv_path).sink_parquet(out)
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    written = pl.scan_parquet(out).select(pl.len()).collect().item()
+    ok = written == rows
+    print(f"bare: {written:,} rows in {out.name} ({'OK' if ok else f'EXPECTED {rows:,}'})", flush=True)
+    return {"seconds": seconds, "cpu_seconds": cpu, "ok": ok, "committed_rows": written}
+
+
+def _isolated_env(workdir: Path) -> Path:
+    """Point lakegate at a fresh home with the embedded default zones (nothing from the caller's env)."""
+    home = workdir / "home"
+    os.environ["LAKEGATE_HOME"] = str(home)
+    for name in list(os.environ):
+        if name == "LAKEGATE_CONFIG" or (name.startswith("LAKEGATE_ZONE_") and name.endswith("_URL")):
+            del os.environ[name]
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.chdir(workdir)  # load_config() would also read a ./lakegate.yaml from the working directory
+    return home
+
+
+def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dict[str, Any]:
+    _isolated_env(workdir)
+    import dlt
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from connectors import get_connector
+    from transforms import dtype_of
+    from zones import (
+        DatasetSpec,
+        LoadReport,
+        LoadTarget,
+        ZoneName,
+        lakegate_destination,
+        load_config,
+        open_zone,
+    )
+
+    rss_after_imports = _rss_now()
+    profiler = _AllThreadsProfiler() if profile else None
+    timers = _PhaseTimers.install() if profile else None
+    sampler = _RssSampler() if profile else None
+    if sampler:
+        sampler.start()
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    if profiler:
+        profiler.start()
+    config = load_config()
+    spec = DatasetSpec(domain="bench", name="orders", schema=SCHEMA, primary_key=("id",))
+    report = LoadReport()
+    target = LoadTarget(dataset=spec, zone=ZoneName.RAW, pipeline="bench", run_id="bench", config=config)
+    source = get_connector("files").build({"url": "file://" + str(csv_path)}).with_name("orders")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        pipelines_dir=str(workdir / "dlt"),
+        destination=lakegate_destination(target, report),
+        dataset_name="bench",
+    )
+    pipeline.run(source)
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    if profiler:
+        profiler.stop()
+    if sampler:
+        sampler.stop()
+
+    steps = {}
+    step_peaks = {}
+    trace = pipeline.last_trace
+    for step in trace.steps if trace else []:
+        if step.started_at and step.finished_at:
+            steps[step.step] = round((step.finished_at - step.started_at).total_seconds(), 2)
+            if sampler:
+                window = (step.started_at.timestamp(), step.finished_at.timestamp())
+                step_peaks[step.step] = round(sampler.peak(*window) / 1e9, 2)
+
+    balanced = report.input_rows == report.committed_rows + report.quarantined_rows
+    print(
+        f"lakegate: input_rows={report.input_rows:,} committed_rows={report.committed_rows:,} "
+        f"quarantined_rows={report.quarantined_rows:,} vaulted_values={report.vaulted_values:,} "
+        f"replayed_jobs={report.replayed_jobs} "
+        f"(input = committed + quarantined: {'yes' if balanced else 'NO'})",
+        flush=True,
+    )
+    table_uri = open_zone(ZoneName.RAW, config).table_uri(spec.domain, spec.name)
+    try:
+        table = DeltaTable(table_uri)
+    except TableNotFoundError:
+        in_table, wrong_types = 0, {"*": "no table"}
+        print(f"lakegate: raw Delta table {table_uri} does NOT exist")
+    else:
+        in_table = sum(int(n) for n in table.get_add_actions(flatten=True).column("num_records").to_pylist())
+        committed_schema = pl.scan_delta(table_uri).collect_schema()
+        wrong_types = {
+            name: str(committed_schema.get(name))
+            for name, type_name in SCHEMA.items()
+            if committed_schema.get(name) != dtype_of(type_name)
+        }
+        print(f"lakegate: raw Delta table {table_uri} holds {in_table:,} rows, version {table.version()}")
+        print(
+            "lakegate: committed column types "
+            + (
+                f"differ from the declared ones: {wrong_types}"
+                if wrong_types
+                else "match the declared schema"
+            )
+        )
+    ok = (
+        balanced
+        and report.input_rows == rows
+        and report.committed_rows == rows
+        and report.quarantined_rows == 0
+        and in_table == rows
+        and not wrong_types
+    )
+    print(f"lakegate: dlt steps (s): {steps}")
+    if sampler:
+        print(f"lakegate: peak RSS per dlt step (GB, sampled every 20 ms): {step_peaks}")
+    print(
+        "lakegate: correctness "
+        + (
+            f"OK: all {rows:,} generated rows committed to raw, none quarantined"
+            if ok
+            else f"FAILED: expected {rows:,} committed and 0 quarantined"
+        ),
+        flush=True,
+    )
+    if profiler:
+        profiler.print_top(25)
+    if timers:
+        timers.print_table(seconds)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "ok": ok,
+        "input_rows": report.input_rows,
+        "committed_rows": report.committed_rows,
+        "quarantined_rows": report.quarantined_rows,
+        "rows_in_table": in_table,
+        "steps": steps,
+        "rss_after_imports_bytes": rss_after_imports,
+        "profiled": profile,
+    }
+
+
+class _RssSampler(threading.Thread):
+    """Samples this process's RSS every 20 ms, so peaks can be attributed to dlt steps (--profile only)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.02):
+            self.samples.append((time.time(), _rss_now()))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> int:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0)
+
+
+class _PhaseTimers:
+    """Wall time spent inside chosen functions, counted on every thread.
+
+    cProfile cannot see Python code called back from threads that Rust started: the Delta writer pulls the
+    destination's ``RecordBatchReader`` from such a thread, so the per-batch split/cast/stamp work is hidden
+    inside ``write_to_deltalake``. These wrappers (installed in the child process only, in ``--profile``
+    mode) time those functions wherever they run. Nested entries overlap: a row's time is also part of the
+    rows that enclose it, so the column does not add up to the elapsed time.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> _PhaseTimers:
+        import pyarrow.parquet as pq
+
+        import connectors.files as files
+        import connectors.files._readers as readers
+        import zones._delta as delta
+        import zones.destination as destination
+
+        timers = cls()
+        timers.wrap(files, "read_csv", "extract  read_csv: pyarrow CSV parse + lineage (connector)", gen=True)
+        timers.wrap(readers, "with_positions", "extract    with_positions: source/position columns")
+        timers.wrap(readers, "with_lineage", "extract    with_lineage: source/position columns")
+        timers.wrap(pq.ParquetWriter, "write_table", "extract  ParquetWriter.write_table: dlt's load file")
+        timers.wrap(delta, "is_replay", "load     is_replay: open the 3 zone tables")
+        timers.wrap(delta, "write_deltalake", "load     write_deltalake (pulls the reader: includes below)")
+        timers.wrap(
+            pq.ParquetFile, "iter_batches", "load       ParquetFile.iter_batches: read load file", gen=True
+        )
+        timers.wrap(destination, "split_batch", "load       split_batch: reject split + cast_schema")
+        timers.wrap(destination, "stamp", "load       stamp: lineage columns")
+        timers.wrap(pl.DataFrame, "to_arrow", "load       DataFrame.to_arrow (all callers)")
+        timers.wrap(destination, "record", "load     audit record")
+        return timers
+
+    def _add(self, label: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[label] = self.seconds.get(label, 0.0) + seconds
+            self.calls[label] = self.calls.get(label, 0) + 1
+
+    def wrap(self, owner: Any, name: str, label: str, *, gen: bool = False) -> None:
+        original = getattr(owner, name, None)
+        if original is None:  # the code under measurement changed; time what exists
+            return
+        self.seconds.setdefault(label, 0.0)
+        self.calls.setdefault(label, 0)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._add(label, time.perf_counter() - started)
+
+        def timed_gen(*args: Any, **kwargs: Any) -> Any:
+            iterator = iter(original(*args, **kwargs))
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    self._add(label, time.perf_counter() - started)
+                    return
+                self._add(label, time.perf_counter() - started)
+                yield item
+
+        setattr(owner, name, timed_gen if gen else timed)
+
+    def print_table(self, elapsed: float) -> None:
+        print(f"-- wall time inside functions, all threads (elapsed {elapsed:.2f} s; nested rows overlap)")
+        print(f"{'function':<72} {'calls':>6} {'seconds':>8} {'share':>6}")
+        for label, seconds in self.seconds.items():
+            print(f"{label:<72} {self.calls[label]:>6} {seconds:>8.2f} {seconds / elapsed:>6.0%}")
+        print(flush=True)
+
+
+class _AllThreadsProfiler:
+    """cProfile over the main thread and every thread started while it runs (dlt loads in a thread pool).
+
+    ``cProfile`` only sees the thread that enabled it; ``threading.setprofile`` installs a hook in each new
+    thread whose first call enables a profiler of that thread's own. The stats are merged at the end.
+    """
+
+    def __init__(self) -> None:
+        self.main = cProfile.Profile()
+        self.threads: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+
+    def _hook(self, *_args: Any) -> None:
+        profiler = cProfile.Profile()
+        with self._lock:
+            self.threads.append(profiler)
+        profiler.enable()  # replaces this hook as the thread's profile function
+
+    def start(self) -> None:
+        threading.setprofile(self._hook)
+        self.main.enable()
+
+    def stop(self) -> None:
+        self.main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+
+    def print_top(self, limit: int) -> None:
+        stats = pstats.Stats(self.main, stream=(buffer := io.StringIO()))
+        for profiler in self.threads:
+            stats.add(profiler)
+        print(f"profile: main thread + {len(self.threads)} worker thread(s), merged")
+        print(f"-- top {limit} by cumulative time", flush=True)
+        stats.sort_stats("cumulative").print_stats(limit)
+        # dlt's wrappers fill the cumulative top; lakegate's own functions show where the load step goes.
+        # Note: the Delta writer pulls its RecordBatchReader from Python, so write_deltalake's cumulative
+        # time includes the per-batch split/cast done by the generator that feeds it.
+        print("-- lakegate functions (zones/, connectors/, transforms/) by cumulative time", flush=True)
+        stats.print_stats(r"/(zones|connectors|transforms)/", limit)
+        print(f"-- top {limit} by own time (tottime)", flush=True)
+        stats.sort_stats("tottime").print_stats(limit)
+        print(buffer.getvalue(), flush=True)
+
+
+def child(args: argparse.Namespace) -> None:
+    workdir = Path(args.workdir)
+    csv_path = Path(args.csv)
+    if args.run == "bare":
+        result = run_bare(csv_path, args.rows, workdir)
+    else:
+        result = run_lakegate(csv_path, args.rows, workdir, args.profile)
+    result.update(path=args.run, rows=args.rows, peak_rss_bytes=_peak_rss())
+    print(json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- parent
+def spawn(
+    path: str, csv_path: Path, rows: int, bench_dir: Path, *, profile: bool, keep: bool
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"run-{path}-", dir=bench_dir))
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--run",
+        path,
+        "--csv",
+        str(csv_path),
+        "--rows",
+        str(rows),
+        "--workdir",
+        str(workdir),
+    ]
+    if profile:
+        command.append("--profile")
+    print(f"\n== {path}: {' '.join(command)}", flush=True)
+    try:
+        proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    lines = proc.stdout.rstrip("\n").splitlines()
+    print("\n".join(lines[:-1]), flush=True)
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{path} run failed (exit code {proc.returncode}); see its output above")
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows in the generated CSV")
+    parser.add_argument("--dir", help="where the CSV and run folders live (default: $LAKEGATE_HOME/bench)")
+    parser.add_argument("--profile", action="store_true", help="run the lakegate path only, under cProfile")
+    parser.add_argument("--keep", action="store_true", help="keep each run's folder (zones, dlt, parquet)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure each path N times (alternating); report the fastest"
+    )
+    parser.add_argument("--run", choices=["lakegate", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--csv", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        child(args)
+        return
+
+    bench_dir = Path(args.dir or Path(os.environ.get("LAKEGATE_HOME") or ".lakegate") / "bench").resolve()
+    csv_path = ensure_csv(bench_dir, args.rows)
+    csv_bytes = csv_path.stat().st_size
+    paths = ["lakegate"] if args.profile else ["lakegate", "bare"]
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
+    for _ in range(max(1, args.repeat)):
+        for p in paths:
+            runs[p].append(spawn(p, csv_path, args.rows, bench_dir, profile=args.profile, keep=args.keep))
+
+    print(
+        f"\n{args.rows:,} rows x {len(SCHEMA)} columns, {csv_bytes / 1e6:,.0f} MB CSV, "
+        f"{os.cpu_count()} cores; 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    if args.repeat > 1:
+        print(f"fastest of {args.repeat} runs per path; peak RSS is the largest of them")
+    print(
+        f"{'path':<10} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'CPU s':>7} {'peak RSS':>10}  correct  "
+        "(all runs, s)"
+    )
+    rates = {}
+    for name, results in runs.items():
+        best = min(results, key=lambda r: r["seconds"])
+        rates[name] = args.rows / best["seconds"]
+        peak = max(r["peak_rss_bytes"] for r in results)
+        every = ", ".join(f"{r['seconds']:.2f}" for r in results)
+        print(
+            f"{name:<10} {best['seconds']:>8.2f} {rates[name]:>12,.0f} "
+            f"{csv_bytes / 1e6 / best['seconds']:>8.1f} {best['cpu_seconds']:>7.1f} {peak / 1e9:>8.2f} GB  "
+            f"{'yes' if all(r['ok'] for r in results) else 'NO':<7}  ({every})"
+        )
+    if args.profile:
+        print("(profiled: timings include cProfile overhead; no ratio)")
+        return
+    if not all(r["ok"] for results in runs.values() for r in results):
+        sys.exit("a path produced wrong results; the figures above do not count")
+    print(f"ratio: {rates['lakegate'] / rates['bare']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
