@@ -190,7 +190,6 @@ def _isolated_env(workdir: Path) -> Path:
 
 def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dict[str, Any]:
     _isolated_env(workdir)
-    import dlt
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -201,7 +200,7 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
         LoadReport,
         LoadTarget,
         ZoneName,
-        lakegate_destination,
+        lakegate_pipeline,
         load_config,
         open_zone,
     )
@@ -220,12 +219,7 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
     report = LoadReport()
     target = LoadTarget(dataset=spec, zone=ZoneName.RAW, pipeline="bench", run_id="bench", config=config)
     source = get_connector("files").build({"url": "file://" + str(csv_path)}).with_name("orders")
-    pipeline = dlt.pipeline(
-        pipeline_name="bench",
-        pipelines_dir=str(workdir / "dlt"),
-        destination=lakegate_destination(target, report),
-        dataset_name="bench",
-    )
+    pipeline = lakegate_pipeline("bench", target, report, workdir / "dlt")
     pipeline.run(source)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if profiler:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -25,7 +24,7 @@ from zones import (
     LoadTarget,
     ZoneName,
     committed_position,
-    lakegate_destination,
+    lakegate_pipeline,
     open_zone,
 )
 
@@ -59,25 +58,8 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
 
 
 def dlt_pipeline(spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport) -> dlt.Pipeline:
-    """A dlt pipeline whose destination is the lakegate zone writer for ``target``.
-
-    Completed load files are deleted: they hold the rows before PII protection, and the zones (not
-    dlt's working folder) are the system of record.
-    """
-    dlt.config["load.delete_completed_jobs"] = True
-    pipeline = dlt.pipeline(
-        pipeline_name=f"lakegate_{spec.domain}_{spec.name}_{step}",
-        pipelines_dir=str(Path(target.config.home) / "dlt"),
-        destination=lakegate_destination(target, report),
-        dataset_name=spec.domain,
-    )
-    # State lives only in the pipeline folder (a custom destination stores none): never drop it.
-    pipeline.config.restore_from_destination = False
-    if pipeline.has_pending_data:
-        # Finish what an interrupted run extracted before extracting anything new: nothing is lost.
-        log.info("%s: loading pending packages of an earlier run", spec.name)
-        pipeline.run()
-    return pipeline
+    """The write-path dlt pipeline of one step (``ingest`` or ``curate``) of a pipeline."""
+    return lakegate_pipeline(f"lakegate_{spec.domain}_{spec.name}_{step}", target, report)
 
 
 def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:

@@ -10,6 +10,7 @@ from zones.audit import AuditRecord, read_audit
 from zones.config import LakegateConfig, ZoneConfig, ZoneConfigError, ZoneName, lakegate_home, load_config
 from zones.destination import LoadReport, LoadTarget, ZoneWriteError, committed_position, lakegate_destination
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
+from zones.pipeline import lakegate_pipeline
 from zones.storage import Zone, open_zone
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "committed_position",
     "lakegate_destination",
     "lakegate_home",
+    "lakegate_pipeline",
     "load_config",
     "open_zone",
     "read_audit",

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from transforms import CAST_ERRORS, TransformContext, get_transform
 from zones import _columns as col
+from zones._fastcast import fast_cast
 from zones.pii import PiiMethod, Tokenizer, split_pii
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
@@ -88,28 +89,47 @@ def _pii_with_raw(frame: pl.DataFrame, spec: DatasetSpec) -> dict[str, PiiMethod
 
 
 def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer | None) -> SplitBatch:
-    """Apply the write-path rules to one batch (no lineage columns yet)."""
-    frame = pl.from_arrow(batch)
-    assert isinstance(frame, pl.DataFrame)
+    """Apply the write-path rules to one batch (no lineage columns yet).
+
+    The common case — nothing rejected, every value casts — copies no rows: filters run only when a
+    row has to leave, and clean text columns are typed by pyarrow (see ``zones._fastcast``).
+    """
+    table = pa.Table.from_batches([batch])
     rejected_parts: list[pl.DataFrame] = []
-    if col.REJECT_REASON in frame.columns:
-        marked = pl.col(col.REJECT_REASON).is_not_null()
-        rejected_parts.append(_quarantine_from_marked(frame.filter(marked), spec, tokenizer))
-        frame = frame.filter(~marked).drop(col.REJECT_REASON, col.REJECT_RULE, col.RAW_TEXT, strict=False)
+    if col.REJECT_REASON in table.column_names:
+        if table.column(col.REJECT_REASON).null_count < table.num_rows:
+            marked = _frame(table).select(pl.col(col.REJECT_REASON).is_not_null()).to_series()
+            rejected_parts.append(_quarantine_from_marked(_frame(table).filter(marked), spec, tokenizer))
+            table = table.filter(pa.array((~marked).to_arrow()))
+        table = table.drop_columns(
+            [c for c in (col.REJECT_REASON, col.REJECT_RULE, col.RAW_TEXT) if c in table.column_names]
+        )
     if spec.pii and tokenizer is not None:
-        frame, _ = split_pii(frame, spec.pii, tokenizer)
-    if spec.schema:
-        typed = get_transform("cast_schema")(frame.lazy(), TransformContext(schema=spec.schema)).collect()
+        protected, _ = split_pii(_frame(table), spec.pii, tokenizer)
+        table = protected.to_arrow()
+    left = dict(spec.schema)
+    if left:
+        table, left = fast_cast(table, spec.schema)
+    frame = _frame(table)
+    if left:
+        typed = get_transform("cast_schema")(frame.lazy(), TransformContext(schema=left)).collect()
         failed = typed[CAST_ERRORS].is_not_null()
         if failed.any():
             rejected_parts.append(_quarantine_from_cast(frame.filter(failed), typed.filter(failed), spec))
-        frame = typed.filter(~failed).drop(CAST_ERRORS)
+            typed = typed.filter(~failed)
+        frame = typed.drop(CAST_ERRORS)
     rejected = (
         pl.concat(rejected_parts, how="vertical")
         if rejected_parts
         else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
     return SplitBatch(good=frame, rejected=rejected)
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _quarantine_from_marked(
