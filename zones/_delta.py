@@ -6,12 +6,16 @@ retried load jobs and replayed source positions change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import fsspec
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from zones import _staged
 
 PARTITION_COLUMN = "_lakegate_ingest_date"
 
@@ -46,6 +50,24 @@ def append(
         commit_properties=CommitProperties(app_transactions=txns),
     )
     return _committed(uri, options)
+
+
+def append_stream(
+    uri: str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    options: dict[str, str],
+    fs_options: dict[str, Any],
+    txns: list[Transaction],
+) -> Committed:
+    """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``)."""
+    fs, root = fsspec.core.url_to_fs(uri, **fs_options)
+    files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN))
+    if not files:
+        raise ValueError(f"{uri}: nothing to append")
+    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns)
+    version = DeltaTable(uri, storage_options=options).version()
+    return Committed(version=version, rows=sum(f.rows for f in files))
 
 
 def upsert(

@@ -9,6 +9,7 @@ holds both paths to the same results.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import polars as pl
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 from transforms import dtype_of
 
 _NAIVE_TIMESTAMP = pa.timestamp("us")
+_OFFSET = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$")
 
 
 def fast_cast(table: pa.Table, schema: Mapping[str, str]) -> tuple[pa.Table, dict[str, str]]:
@@ -33,6 +35,8 @@ def fast_cast(table: pa.Table, schema: Mapping[str, str]) -> tuple[pa.Table, dic
             continue
         column = table.column(name)
         target = pl.Series(name, [], dtype=dtype_of(type_name)).to_arrow().type
+        if pa.types.is_string(column.type) and _is_text(target):
+            continue  # text declared as text stays exactly as received, as in cast_schema
         cast = _try(column, target) if pa.types.is_string(column.type) else None
         if cast is None:
             left[name] = type_name
@@ -41,11 +45,17 @@ def fast_cast(table: pa.Table, schema: Mapping[str, str]) -> tuple[pa.Table, dic
     return table, left
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+    )
+
+
 def _try(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:
-    if pa.types.is_string(target) or pa.types.is_large_string(target):
-        return None  # text stays exactly as received; cast_schema decides what empty strings mean
     values = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)  # "" means null
-    if pa.types.is_integer(target) and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
+    if pa.types.is_integer(target) and any(pc.any(pc.match_substring(values, x)).as_py() for x in "xX"):
         return None  # pyarrow reads 0x10 as 16; cast_schema refuses hexadecimal
     try:
         if pa.types.is_timestamp(target) and target.tz is not None:
@@ -56,7 +66,21 @@ def _try(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None
 
 
 def _timestamp(values: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    try:  # ISO 8601 with an offset or Z, converted to UTC
-        return pc.cast(values, target)
-    except pa.ArrowInvalid:  # no offset at all: cast_schema reads those as UTC
-        return pc.cast(pc.cast(values, _NAIVE_TIMESTAMP), target)
+    """ISO 8601 with an offset (or Z) converts to UTC; without one it is read as UTC, like cast_schema.
+
+    A failed parse costs as much as a good one, so the first value picks which form to try first.
+    """
+    first = next(iter(pc.drop_null(values.slice(0, 16)).to_pylist()), "")
+    first_form, second_form = (_aware, _naive) if _OFFSET.search(first) else (_naive, _aware)
+    try:
+        return first_form(values, target)
+    except pa.ArrowInvalid:
+        return second_form(values, target)
+
+
+def _aware(values: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    return pc.cast(values, target)
+
+
+def _naive(values: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    return pc.cast(pc.cast(values, _NAIVE_TIMESTAMP), target)

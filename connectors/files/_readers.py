@@ -144,7 +144,7 @@ def _csv_header(handle: IO[bytes], delimiter: str, encoding: str) -> list[str] |
 def read_parquet(handle: IO[bytes], source: str, *, batch_rows: int) -> Iterator[pa.Table]:
     """Stream a Parquet file row group by row group, keeping its types."""
     position = 1
-    for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows):
+    for batch in pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_rows):
         yield with_lineage(pa.Table.from_batches([batch]), source, position)
         position += batch.num_rows
 

@@ -38,7 +38,7 @@ class FilesConfig(ConnectorConfig):
     storage_options: dict[str, str] = Field(default_factory=dict)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf8"
-    batch_rows: int = Field(default=250_000, ge=1_000, le=5_000_000)
+    batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
 
     @field_validator("url")
     @classmethod

@@ -1,0 +1,50 @@
+"""A failing blocking check stops promotion; the landing sensor asks for a run only when files change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import fsspec
+import pytest
+
+from dagster_project.cli import main
+from dagster_project.definitions import defs
+from zones import load_config, open_zone
+
+HEADER = "order_id,customer_id,amount,status,ordered_at,updated_at\n"
+
+
+def drop(name: str, body: str) -> None:
+    landing = open_zone("landing", load_config())
+    with fsspec.open(f"{landing.config.url}/sales/orders/{name}", "w", auto_mkdir=True) as handle:
+        handle.write(HEADER + body)
+
+
+def test_failing_blocking_check_stops_curated(
+    lakegate_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty order_id is a null key, not a cast error: raw takes it, raw's key check fails.
+    drop(
+        "o.csv",
+        "1,7,10.00,new,2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n,8,5.00,new,2026-11-01,2026-11-01\n",
+    )
+    assert main(["run", "orders"]) == 2
+    assert "lakegate: error: pipeline 'orders' failed" in capsys.readouterr().err
+    config = load_config()
+    assert open_zone("raw", config).read("sales", "orders").height == 2  # landed, kept, visible
+    assert open_zone("curated", config).delta_table("sales", "orders") is None  # never promoted
+
+
+def test_landing_sensor_requests_a_run_per_new_drop(lakegate_home: Path) -> None:
+    sensor = defs().get_sensor_def("customers_landing_sensor")
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(first, dg.SkipReason)
+        landing = open_zone("landing", load_config())
+        with fsspec.open(f"{landing.config.url}/crm/customers/a.ndjson", "w", auto_mkdir=True) as handle:
+            handle.write('{"customer_id": 1}\n')
+        second = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(second, dg.SensorResult) and len(second.run_requests or []) == 1
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=second.cursor))
+        assert isinstance(again, dg.SkipReason)
