@@ -178,7 +178,8 @@ def _new_connector(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     instance.prepare()
     # `dagster dev` ignores TERM unless started with default signal handling (a process manager's stop).
-    command = ["env", "--default-signal=INT,TERM", "dagster", "dev", "-w", str(WORKSPACE)]
+    dagster = Path(sys.executable).with_name("dagster")  # the venv's, whether or not it is activated
+    command = ["env", "--default-signal=INT,TERM", str(dagster), "dev", "-w", str(WORKSPACE)]
     command += ["-h", args.host, "-p", str(args.port)]
     log.info("Dagster UI on http://%s:%d (zones under %s)", args.host, args.port, os.environ["LAKEGATE_HOME"])
     os.execvp(command[0], command)

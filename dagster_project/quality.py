@@ -9,7 +9,6 @@ cell values, never leave this module.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import logging
 import math
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+from dagster_project._ge_frames import to_pandas_for_ge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,6 @@ _OBSERVABLE = frozenset(
 # Expectation fields lakegate manages itself (ids, result shape, exception handling).
 _RESERVED_KWARGS = frozenset({"id", "result_format", "catch_exceptions", "rendered_content", "batch_id"})
 _INDEX_KEY = "lakegate_index"
-_NS_MIN, _NS_MAX = dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11)  # datetime64[ns] range
 _EXCEPTION_RE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Warning)):", re.MULTILINE)
 
 _lock = threading.Lock()
@@ -202,7 +202,7 @@ def validate(df: pl.DataFrame, expectations: Sequence[Expectation], *, suite_nam
     declared, gx_expectations = _build(expectations, suite_name)
     if not declared:
         return QualityReport(success=True, outcomes=())
-    results = _run(_to_pandas(df), gx_expectations, suite_name)
+    results = _run(to_pandas_for_ge(df), gx_expectations, suite_name)
     outcomes = tuple(_outcome(exp, res, set(df.columns)) for exp, res in zip(declared, results, strict=True))
     return QualityReport(success=all(o.success for o in outcomes), outcomes=outcomes)
 
@@ -289,39 +289,6 @@ def _same(a: GxExpectation, b: GxExpectation) -> bool:
     """GE's own notion of duplicate expectations (a suite keeps only one of them)."""
     excluded = {"id", "meta", "notes", "rendered_content"}
     return a.expectation_type == b.expectation_type and a.dict(exclude=excluded) == b.dict(exclude=excluded)
-
-
-def _to_pandas(df: pl.DataFrame) -> pd.DataFrame:
-    """Convert for GE: arrow-backed dtypes, with numerics and datetimes moved to numpy when lossless.
-
-    Arrow-backed columns keep exact types (nullable ints, dates vs datetimes, decimals, NaN vs
-    null) and work with every expectation used here, but GE's ``column_values.between`` is
-    vectorised only for numpy int64/float64 and ns (or tz-aware) datetimes: on anything else it
-    calls a Python function per row (~1.5 s per 1M rows). So: null-free ints -> int64; ints with
-    nulls -> float64 (null -> NaN) when every value is exact in a float; floats without NaN ->
-    float64 (a NaN would become a null); naive datetimes in the ns range -> datetime64[ns];
-    tz-aware datetimes -> pandas tz-aware. Everything else stays arrow-backed.
-    """
-    pdf = df.to_pandas(use_pyarrow_extension_array=True)
-    for name, dtype in df.schema.items():
-        col = df.get_column(name)
-        if col.null_count() == col.len():
-            continue
-        if dtype.is_integer():
-            lo, hi = col.min(), col.max()
-            if not col.null_count() and lo >= -(2**63) and hi < 2**63:  # type: ignore[operator]
-                pdf[name] = col.cast(pl.Int64).to_numpy()
-            elif lo >= -(2**53) and hi <= 2**53:  # type: ignore[operator]
-                pdf[name] = col.cast(pl.Float64).to_numpy()
-        elif dtype.is_float():
-            if not col.is_nan().any():
-                pdf[name] = col.cast(pl.Float64).to_numpy()
-        elif isinstance(dtype, pl.Datetime):
-            if dtype.time_zone is not None:
-                pdf[name] = col.to_pandas()
-            elif col.min() >= _NS_MIN and col.max() <= _NS_MAX:  # type: ignore[operator]
-                pdf[name] = col.dt.cast_time_unit("ns").to_pandas()
-    return pdf
 
 
 def _get_context() -> AbstractDataContext:

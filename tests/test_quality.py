@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from dagster_project import quality
+from dagster_project._ge_frames import to_pandas_for_ge
 from dagster_project.quality import (
     Expectation,
     ExpectationOutcome,
@@ -81,7 +82,7 @@ def test_duplicate_pk_fails_and_no_cell_value_leaves_the_module() -> None:
 
     # The assertions above mean something only if GE's raw results do hold the canary.
     _, gx_exps = quality._build(exps, "orders")
-    raw = quality._run(quality._to_pandas(df), gx_exps, "orders")
+    raw = quality._run(to_pandas_for_ge(df), gx_exps, "orders")
     assert any(CANARY in str(r.result) for r in raw)
 
 

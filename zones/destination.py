@@ -93,10 +93,12 @@ class LoadReport:
     rules: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, rules: list[str] | None = None, **counts: int) -> None:
+        """Add ``counts`` (by field name) and one quarantine record per entry of ``rules``."""
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+            self.rules.update(rules or [])
 
 
 def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
@@ -184,10 +186,12 @@ class _JobWriter:
             raise ZoneWriteError(
                 f"{spec.path}: {rows} input rows but {committed} committed + {rejected.height} quarantined"
             )
-        self.report.add(input_rows=rows, committed_rows=committed, quarantined_rows=rejected.height)
-        if rejected.height:
-            with self.report._lock:
-                self.report.rules.update(rejected[col.RULE].to_list())
+        self.report.add(
+            rules=rejected[col.RULE].to_list(),
+            input_rows=rows,
+            committed_rows=committed,
+            quarantined_rows=rejected.height,
+        )
         log.info(
             "%s: %d row(s) in, %d committed to %s, %d quarantined",
             spec.path,
