@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,3 +39,63 @@ def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An isolated LAKEGATE_HOME shared by the tests of one module."""
     with pytest.MonkeyPatch.context() as mp:
         yield isolate(mp, tmp_path_factory.mktemp("lakegate"))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_unavailable(service: str, reason: str) -> None:
+    """Fail under CI=true (a service test must never be skipped there); skip elsewhere."""
+    message = f"{service} could not start: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A real S3 API (moto server) on a free port; credentials exported as AWS_* variables.
+
+    moto runs in its own process: deltalake's object store holds the GIL while it waits on HTTP, so an
+    in-process (threaded) moto server would never answer it.
+    """
+    port = free_port()
+    log = (tmp_path / "moto.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_port(port, server, seconds=30)
+    except RuntimeError as exc:
+        server.kill()
+        service_unavailable("moto S3 server", str(exc))
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",  # never fall back to a cloud metadata address
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with status {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer on port {port} after {seconds:.0f} s")
