@@ -177,8 +177,11 @@ def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | Non
         else set(DeltaTable(table.table_uri, version=done, storage_options=raw.delta_options()).file_uris())
     )
     new_files = [uri for uri in table.file_uris() if uri not in seen]
+    options = raw.delta_options() or None
+    # Files from before and after a schema change differ in columns: align them by name.
+    parts = [pl.read_parquet(uri, storage_options=options) for uri in new_files]
     frame = (
-        pl.read_parquet(new_files, storage_options=raw.delta_options() or None)
+        pl.concat(parts, how="diagonal_relaxed")
         .drop([c for c in _LINEAGE_FROM_RAW if c != "_lakegate_load_id"], strict=False)
         .sort("_lakegate_load_id", SOURCE, POSITION, nulls_last=True)
         .drop("_lakegate_load_id")

@@ -35,7 +35,7 @@ class FilesConfig(ConnectorConfig):
 
     url: str = Field(min_length=1)
     format: FileFormat | None = None
-    storage_options: dict[str, str] = Field(default_factory=dict)
+    storage_options: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf8"
     batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
