@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 
 from connectors._contract import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, plain_strings
 
+RESERVED_PREFIX = "_lakegate_"
+
 _CSV_BLOCK_BYTES = 1 << 20  # 1 MiB blocks measured fastest here, single-threaded, at the lowest RSS
 _JSON_CHUNK_LINES = 50_000
 
@@ -62,9 +64,18 @@ def read_csv(
     handle: IO[bytes], source: str, *, delimiter: str, encoding: str, batch_rows: int
 ) -> Iterator[pa.Table]:
     """Stream a CSV file as string columns; rows with the wrong field count become rejects."""
-    header = _csv_header(handle, delimiter, encoding)
+    try:
+        header = _csv_header(handle, delimiter, encoding)
+    except UnicodeDecodeError as exc:
+        yield file_reject(
+            source, "file_unreadable", f"not {encoding} text ({exc.reason} at byte {exc.start})"
+        )
+        return
     if header is None:
         yield reject_table(source, [(None, "empty_file", f"{source}: the file is empty (no header)", None)])
+        return
+    if problem := header_problem(header):
+        yield file_reject(source, "invalid_header", problem)
         return
     rejects: list[tuple[int | None, str, str, str | None]] = []
 
@@ -80,14 +91,18 @@ def read_csv(
         )
         return "skip"
 
-    reader = pacsv.open_csv(
-        handle,
-        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=False, encoding=encoding),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
-        ),
-    )
+    try:
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=False, encoding=encoding),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:  # e.g. the first block is not valid text in the declared encoding
+        yield file_reject(source, "file_unreadable", f"CSV cannot be parsed ({exc})")
+        return
     # Data rows carry their row number as pyarrow counts it (header = 1), like rejects do, so the
     # positions of one file never collide and name the same row in data and quarantine.
     next_row = 2
@@ -95,7 +110,10 @@ def read_csv(
     rejected: set[int] = set()
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    for batch in _batches(reader, source):
+    for batch in _parsed(reader, source):
+        if isinstance(batch, pa.Table):  # the file could not be parsed any further
+            yield batch
+            break
         pending.append(batch)
         pending_rows += batch.num_rows
         if rejects:
@@ -122,14 +140,32 @@ def read_csv(
         yield reject_table(source, [(None, "empty_file", f"{source}: header only, no data rows", None)])
 
 
-def _batches(reader: pacsv.CSVStreamingReader, source: str) -> Iterator[pa.RecordBatch]:
-    """The reader's batches; a parse error that pyarrow cannot skip names the file and stops it."""
+def _parsed(reader: pacsv.CSVStreamingReader, source: str) -> Iterator[pa.RecordBatch | pa.Table]:
+    """The reader's batches; a parse error pyarrow cannot skip ends the file with one reject row
+    (the rows before it are loaded; the file stays in landing for the rest)."""
     try:
         yield from reader
     except pa.ArrowInvalid as exc:
-        raise ValueError(
-            f"{source}: CSV cannot be parsed ({exc}); fix or remove the file and re-run"
-        ) from None
+        yield file_reject(source, "csv_parse_error", f"cannot be parsed past the rows loaded before ({exc})")
+
+
+def header_problem(names: list[str]) -> str | None:
+    """Why a file's column names cannot be stored (Delta compares names case-insensitively), or None."""
+    reserved = sorted(n for n in names if n.startswith(RESERVED_PREFIX))
+    if reserved:
+        return f"column name(s) {', '.join(reserved)} use the reserved prefix {RESERVED_PREFIX}"
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in seen:
+            return f"columns '{seen[name.lower()]}' and '{name}' collide (names are case-insensitive)"
+        seen[name.lower()] = name
+    return None
+
+
+def file_reject(source: str, rule: str, problem: str) -> pa.Table:
+    """One reject row standing for a whole file that cannot be read; the file stays in landing."""
+    reason = f"{source}: {problem}; fix the file and drop it again"
+    return reject_table(source, [(None, rule, reason, None)])
 
 
 def _csv_header(handle: IO[bytes], delimiter: str, encoding: str) -> list[str] | None:
@@ -193,6 +229,11 @@ def _json_lines(lines: list[tuple[int, str]], source: str) -> Iterator[pa.Table]
         except ValueError as exc:
             reason = f"{source} line {number}: not a JSON object ({type(exc).__name__})"
             rejects.append((number, "json_syntax", reason, line.rstrip("\r\n")))
+    if good and (problem := header_problem(_keys(good))):
+        rejects += [
+            (n, "invalid_header", f"{source} line {n}: {problem}", line.rstrip("\r\n")) for n, line in good
+        ]
+        good = []
     if good:
         frame = pl.read_ndjson(io.StringIO("".join(line for _, line in good)), infer_schema_length=None)
         table = plain_strings(_as_text(frame).to_arrow())
@@ -202,6 +243,13 @@ def _json_lines(lines: list[tuple[int, str]], source: str) -> Iterator[pa.Table]
         )
     if rejects:
         yield reject_table(source, rejects)
+
+
+def _keys(lines: list[tuple[int, str]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for _, line in lines:
+        keys.update(dict.fromkeys(json.loads(line)))
+    return list(keys)
 
 
 def _json_array(document: str, source: str) -> Iterator[pa.Table]:

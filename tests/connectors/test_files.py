@@ -218,3 +218,34 @@ def test_large_csv_is_read_in_bounded_tables(tmp_path: Path) -> None:
     assert sum(t.num_rows for t in tables) == rows
     assert max(t.num_rows for t in tables) <= bound
     assert len(tables) >= math.ceil(rows / bound)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"id,name,name\n1,a,b\n", "columns 'name' and 'name' collide"),
+        (b"id,Email,email\n1,a,b\n", "columns 'Email' and 'email' collide"),
+        (b"id,_lakegate_source\n1,a\n", "reserved prefix _lakegate_"),
+    ],
+)
+def test_csv_header_that_cannot_be_stored_is_one_file_reject(
+    tmp_path: Path, header: bytes, expected: str
+) -> None:
+    data, rejects = read(write(tmp_path / "bad.csv", header))
+    assert data.num_rows == 0
+    assert rejects[REJECT_RULE].to_pylist() == ["invalid_header"]
+    assert expected in rejects[REJECT_REASON][0].as_py()
+
+
+def test_csv_in_the_wrong_encoding_is_one_file_reject(tmp_path: Path) -> None:
+    data, rejects = read(write(tmp_path / "latin1.csv", "id,city\n1,Köln\n".encode("latin-1")))
+    assert data.num_rows == 0
+    assert rejects[REJECT_RULE].to_pylist() == ["file_unreadable"]
+    assert "latin1.csv" in rejects[REJECT_REASON][0].as_py()
+
+
+def test_ndjson_keys_that_collide_reject_their_lines_with_raw_text(tmp_path: Path) -> None:
+    data, rejects = read(write(tmp_path / "c.ndjson", '{"id": 1, "Email": "a"}\n{"id": 2, "email": "b"}\n'))
+    assert data.num_rows == 0
+    assert rejects[REJECT_RULE].to_pylist() == ["invalid_header", "invalid_header"]
+    assert rejects[RAW_TEXT].to_pylist() == ['{"id": 1, "Email": "a"}', '{"id": 2, "email": "b"}']
