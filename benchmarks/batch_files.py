@@ -219,8 +219,8 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
     report = LoadReport()
     target = LoadTarget(dataset=spec, zone=ZoneName.RAW, pipeline="bench", run_id="bench", config=config)
     source = get_connector("files").build({"url": "file://" + str(csv_path)}).with_name("orders")
-    pipeline = lakegate_pipeline("bench", target, report, workdir / "dlt")
-    pipeline.run(source)
+    with lakegate_pipeline("bench", target, report, workdir / "dlt") as pipeline:
+        pipeline.run(source)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if profiler:
         profiler.stop()

@@ -147,13 +147,18 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
         config = load_config()
         report = LoadReport()
         target = flow.ingest_target(spec, context.run_id, config)
-        pipeline = flow.dlt_pipeline(spec, "ingest", target, report)
         source = flow.ingest_source(spec, config)
         dlt_meta: dict[str, Any] = {}
-        for event in DagsterDltResource().run(
-            context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=_Translator(data_key)
-        ):
-            dlt_meta = {k: v for k, v in (event.metadata or {}).items() if k in {"started_at", "finished_at"}}
+        with flow.dlt_pipeline(spec, "ingest", target, report) as pipeline:
+            for event in DagsterDltResource().run(
+                context,
+                dlt_source=source,
+                dlt_pipeline=pipeline,
+                dagster_dlt_translator=_Translator(data_key),
+            ):
+                dlt_meta = {
+                    k: v for k, v in (event.metadata or {}).items() if k in {"started_at", "finished_at"}
+                }
         counts = _counts(report)
         context.log.info(f"{spec.domain}/{spec.name}: {_summary(report)}")
         yield dg.MaterializeResult(
@@ -174,7 +179,10 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
             yield pii_vault_check(spec, pii_key)
         yield rows_accounted(report, data_key)
         yield quarantine_check(spec, q_key)
-        yield data_quality(spec, keys.ingest_zone, data_key, full=spec.pattern is Pattern.ETL)
+        if spec.pattern is Pattern.ETL:
+            yield data_quality(spec, keys.ingest_zone, data_key, full=True)
+        else:  # raw is append-only: check what this run added, with the declared expectations
+            yield data_quality(spec, keys.ingest_zone, data_key, full=False, run_id=context.run_id)
 
     return ingest
 
@@ -202,17 +210,20 @@ def curate_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
     )
     def curate(context: dg.AssetExecutionContext) -> Iterator[Any]:
         config = load_config()
-        pending = flow.pending_raw(spec, config)
         report = LoadReport()
-        if pending is None or not pending.frame.height:
-            context.log.info(f"{spec.domain}/{spec.name}: curated is up to date with raw")
-        else:
-            target = flow.curate_target(spec, context.run_id, config, pending)
-            pipeline = flow.dlt_pipeline(spec, "curate", target, report)
-            pipeline.run(flow.curate_source(spec, pending))
-            context.log.info(
-                f"{spec.domain}/{spec.name}: {_summary(report)} (raw version {pending.raw_version})"
-            )
+        # Opening the pipeline first loads any package an interrupted curate left behind (with the raw
+        # version it covers), so the raw rows still pending are computed after it.
+        with flow.dlt_pipeline(
+            spec, "curate", flow.curate_target(spec, context.run_id, config), report
+        ) as pipeline:
+            pending = flow.pending_raw(spec, config)
+            if pending is None or not pending.frame.height:
+                context.log.info(f"{spec.domain}/{spec.name}: curated is up to date with raw")
+            else:
+                pipeline.run(flow.curate_source(spec, pending))
+                context.log.info(
+                    f"{spec.domain}/{spec.name}: {_summary(report)} (raw version {pending.raw_version})"
+                )
         yield dg.MaterializeResult(metadata={**_counts(report), **_table_metadata(ZoneName.CURATED, spec)})
         yield data_quality(spec, ZoneName.CURATED, key, full=True)
 

@@ -11,21 +11,36 @@ from dagster_project.spec import PipelineSpec
 from zones import LoadReport, ZoneName, load_config, open_zone
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+_ROW_COUNT = "expect_table_row_count_to_be_between"
 
 
 def expectations_for(spec: PipelineSpec, *, full: bool) -> list[Expectation]:
-    """The standard suite plus declared expectations; append-only raw skips key uniqueness."""
+    """The standard suite plus declared expectations.
+
+    ``full=False`` (one run's rows of append-only raw) drops key uniqueness (resent records are normal
+    in raw) and the row count (a run may bring nothing new).
+    """
     standard = standard_expectations(list(spec.columns), spec.primary_key)
+    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
     if not full:
-        return [e for e in standard if e.type not in _UNIQUE]
-    return standard + [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
+        standard = [e for e in standard if e.type not in _UNIQUE and e.type != _ROW_COUNT]
+    return standard + declared
 
 
-def data_quality(spec: PipelineSpec, zone: ZoneName, key: dg.AssetKey, *, full: bool) -> dg.AssetCheckResult:
-    """Great Expectations over the dataset's table in ``zone`` (declared columns only)."""
+def data_quality(
+    spec: PipelineSpec, zone: ZoneName, key: dg.AssetKey, *, full: bool, run_id: str | None = None
+) -> dg.AssetCheckResult:
+    """Great Expectations over the dataset's table in ``zone`` (declared columns only), or over the rows
+    run ``run_id`` committed."""
     table = open_zone(zone, load_config()).delta_table(spec.domain, spec.name)
     wanted = list(spec.columns) or None
-    frame = pl.DataFrame() if table is None else pl.read_delta(table, columns=_present(table, wanted))
+    if table is None:
+        frame = pl.DataFrame()
+    else:
+        scan = pl.scan_delta(table)
+        if run_id is not None:
+            scan = scan.filter(pl.col("_lakegate_run_id") == run_id)
+        frame = scan.select(_present(table, wanted) or pl.all()).collect()
     try:
         report = validate(
             frame, expectations_for(spec, full=full), suite_name=f"{zone.value}.{spec.domain}.{spec.name}"

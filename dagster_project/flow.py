@@ -6,7 +6,8 @@ transform removes as a quarantine record.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dlt
@@ -17,7 +18,7 @@ from dlt.extract import DltResource, DltSource
 
 from connectors import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, get_connector, plain_strings
 from dagster_project.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
-from transforms import TransformContext, get_transform
+from transforms import CAST_ERRORS, TransformContext, cast_schema, get_transform
 from zones import (
     LakegateConfig,
     LoadReport,
@@ -26,6 +27,7 @@ from zones import (
     committed_position,
     lakegate_pipeline,
     open_zone,
+    record_position,
 )
 
 log = logging.getLogger("lakegate.flow")
@@ -57,8 +59,10 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
     return resolved
 
 
-def dlt_pipeline(spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport) -> dlt.Pipeline:
-    """The write-path dlt pipeline of one step (``ingest`` or ``curate``) of a pipeline."""
+def dlt_pipeline(
+    spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport
+) -> AbstractContextManager[dlt.Pipeline]:
+    """The write-path dlt pipeline of one step (``ingest`` or ``curate``), locked for one run."""
     return lakegate_pipeline(f"lakegate_{spec.domain}_{spec.name}_{step}", target, report)
 
 
@@ -122,6 +126,14 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
     if not frame.height:  # a batch of rejects only: nothing to transform
         return table
     removed: list[pl.DataFrame] = []
+    if ctx.schema:  # transforms compare typed values ("10" < "9" as text), so type first
+        typed = cast_schema(frame.lazy(), ctx).collect()
+        failed = typed[CAST_ERRORS].is_not_null()
+        if failed.any():
+            removed.append(
+                _as_rejects(frame.filter(failed), "cast_schema", typed.filter(failed)[CAST_ERRORS])
+            )
+        frame = typed.filter(~failed).drop(CAST_ERRORS)
     row_id = "__lakegate_row"
     frame = frame.with_row_index(row_id)
     for name in names:
@@ -134,14 +146,13 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
     return plain_strings(pl.concat([p for p in parts if p.width], how="diagonal_relaxed").to_arrow())
 
 
-def _as_rejects(frame: pl.DataFrame, transform: str) -> pl.DataFrame:
+def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None = None) -> pl.DataFrame:
     data = [c for c in frame.columns if not c.startswith("_lakegate_")]
+    default = f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
     return frame.select(
         *[pl.col(c) for c in (SOURCE, POSITION) if c in frame.columns],
         pl.lit(f"transform:{transform}").alias(REJECT_RULE),
-        pl.lit(
-            f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
-        ).alias(REJECT_REASON),
+        (pl.lit(reasons) if reasons is not None else pl.lit(default)).alias(REJECT_REASON),
         pl.struct(data).struct.json_encode().alias(RAW_TEXT),
     )
 
@@ -180,39 +191,40 @@ def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | Non
     options = raw.delta_options() or None
     # Files from before and after a schema change differ in columns: align them by name.
     parts = [pl.read_parquet(uri, storage_options=options) for uri in new_files]
+    frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    order = [c for c in ("_lakegate_load_id", SOURCE, POSITION) if c in frame.columns]
     frame = (
-        pl.concat(parts, how="diagonal_relaxed")
-        .drop([c for c in _LINEAGE_FROM_RAW if c != "_lakegate_load_id"], strict=False)
-        .sort("_lakegate_load_id", SOURCE, POSITION, nulls_last=True)
-        .drop("_lakegate_load_id")
-        if new_files
-        else pl.DataFrame()
+        frame.drop([c for c in _LINEAGE_FROM_RAW if c != "_lakegate_load_id"], strict=False)
+        .sort(order, nulls_last=True, maintain_order=True)
+        .drop("_lakegate_load_id", strict=False)
     )
     return CurateInput(frame=frame, raw_version=table.version(), app_id=app_id)
 
 
 def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
-    """A dlt source yielding the transformed pending raw rows (and the rows transforms removed)."""
+    """A dlt source yielding the transformed pending raw rows (and the rows transforms removed).
+
+    The raw version they reach travels with the load package (``record_position``): whichever run
+    finally loads the package commits it, so the next curate starts right after it.
+    """
     table = transform_keeping_rejects(pending.frame.to_arrow(), spec.transforms, _context(spec))
 
     # No dlt key hints: reject rows carry no key, and the merge by key is the zone destination's job.
     @dlt.resource(name=spec.name)
     def curated() -> Any:
+        record_position(pending.app_id, pending.raw_version)
         yield table
 
     return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
 
 
-def curate_target(
-    spec: PipelineSpec, run_id: str, config: LakegateConfig, pending: CurateInput
-) -> LoadTarget:
-    """Curated, merged by key, recording the raw version applied."""
+def curate_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:
+    """Curated, merged by key. Raw is already PII-protected, so tokens are not tokenized again."""
     return LoadTarget(
-        dataset=spec.dataset(),
+        dataset=replace(spec.dataset(), pii={}),
         zone=ZoneName.CURATED,
         pipeline=f"{spec.name}_curated",
         run_id=run_id,
         config=config,
         merge=True,
-        position=(pending.app_id, pending.raw_version),
     )

@@ -140,6 +140,14 @@ def check_spec(spec: PipelineSpec) -> list[str]:
             problems.append(
                 f"{field}: {', '.join(missing)} not declared under columns; declare them or fix the name"
             )
+    if spec.pii and not spec.columns:
+        problems.append("pii: declare the dataset's columns so a renamed PII column is caught; add 'columns'")
+    for name in spec.pii:
+        declared_type = spec.columns.get(name)
+        if declared_type is not None and declared_type.type != "string":
+            problems.append(
+                f"pii: {name} is declared {declared_type.type}; tokens and masks are text, declare it string"
+            )
     if spec.pattern is not Pattern.EL and not spec.primary_key:
         problems.append(f"primary_key: pattern {spec.pattern} merges curated by key; declare primary_key")
     if spec.pattern is Pattern.EL and spec.transforms:

@@ -24,16 +24,28 @@ def drop(name: str, body: str) -> None:
 def test_failing_blocking_check_stops_curated(
     lakegate_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # An empty order_id is a null key, not a cast error: raw takes it, raw's key check fails.
+    # A negative amount casts fine but breaks the declared expectation (amount >= 0) on this run's raw rows.
     drop(
         "o.csv",
-        "1,7,10.00,new,2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n,8,5.00,new,2026-11-01,2026-11-01\n",
+        "1,7,10.00,new,2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n2,8,-5.00,new,2026-11-01,2026-11-01\n",
     )
     assert main(["run", "orders"]) == 2
     assert "lakegate: error: pipeline 'orders' failed" in capsys.readouterr().err
     config = load_config()
     assert open_zone("raw", config).read("sales", "orders").height == 2  # landed, kept, visible
     assert open_zone("curated", config).delta_table("sales", "orders") is None  # never promoted
+
+
+def test_null_key_is_quarantined_at_ingest_and_the_run_goes_on(lakegate_home: Path) -> None:
+    drop(
+        "o.csv",
+        "1,7,10.00,new,2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n,8,5.00,new,2026-11-01,2026-11-01\n",
+    )
+    assert main(["run", "orders"]) == 0
+    config = load_config()
+    assert open_zone("curated", config).read("sales", "orders")["order_id"].to_list() == [1]
+    rules = open_zone("quarantine", config).read("sales", "orders")["_lakegate_rule"].to_list()
+    assert rules == ["primary_key_null"]
 
 
 def test_landing_sensor_requests_a_run_per_new_drop(lakegate_home: Path) -> None:

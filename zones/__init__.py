@@ -8,9 +8,16 @@ Usable without Dagster::
 from zones._records import DatasetSpec
 from zones.audit import AuditRecord, read_audit
 from zones.config import LakegateConfig, ZoneConfig, ZoneConfigError, ZoneName, lakegate_home, load_config
-from zones.destination import LoadReport, LoadTarget, ZoneWriteError, committed_position, lakegate_destination
+from zones.destination import (
+    LoadReport,
+    LoadTarget,
+    ZoneWriteError,
+    committed_position,
+    lakegate_destination,
+    record_position,
+)
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
-from zones.pipeline import lakegate_pipeline
+from zones.pipeline import PipelineBusyError, lakegate_pipeline
 from zones.storage import Zone, open_zone
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "LoadTarget",
     "PiiKeyError",
     "PiiMethod",
+    "PipelineBusyError",
     "Tokenizer",
     "Zone",
     "ZoneConfig",
@@ -35,4 +43,5 @@ __all__ = [
     "load_config",
     "open_zone",
     "read_audit",
+    "record_position",
 ]

@@ -78,6 +78,7 @@ def upsert(
     txns: list[Transaction],
     *,
     update: bool = True,
+    newer: Sequence[str] = (),
 ) -> Committed:
     """Merge ``data`` by ``keys``: update matches (when ``update``) and insert the rest, in one commit."""
     table = _open(uri, options)
@@ -93,7 +94,9 @@ def upsert(
         commit_properties=CommitProperties(app_transactions=txns),
     )
     if update:
-        merger = merger.when_matched_update_all()
+        # With an ordering column, an older record arriving late never overwrites a newer one.
+        guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
+        merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
     return _committed(uri, options)
 

@@ -38,6 +38,7 @@ class DatasetSpec:
             quarantined. Empty: keep the types as received.
         primary_key: Key columns for merges and uniqueness checks.
         pii: PII columns and how each is protected.
+        order_by: What "latest" means when rows share a key (merges keep the greatest); default arrival.
     """
 
     domain: str
@@ -45,6 +46,7 @@ class DatasetSpec:
     schema: Mapping[str, str] = field(default_factory=dict)
     primary_key: tuple[str, ...] = ()
     pii: Mapping[str, PiiMethod] = field(default_factory=dict)
+    order_by: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -104,6 +106,13 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
         table = table.drop_columns(
             [c for c in (col.REJECT_REASON, col.REJECT_RULE, col.RAW_TEXT) if c in table.column_names]
         )
+    if spec.pii and table.num_rows and (missing := [c for c in spec.pii if c not in table.column_names]):
+        # Fail closed: a renamed PII column would otherwise land in plaintext under its new name.
+        reason = (
+            f"declared PII column(s) {', '.join(missing)} missing; row kept out, values stay in the source"
+        )
+        rejected_parts.append(_withheld(table, spec, "pii_column_missing", reason))
+        table = table.slice(0, 0)
     if spec.pii and tokenizer is not None:
         protected, _ = split_pii(_frame(table), spec.pii, tokenizer)
         table = protected.to_arrow()
@@ -118,12 +127,32 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
             rejected_parts.append(_quarantine_from_cast(frame.filter(failed), typed.filter(failed), spec))
             typed = typed.filter(~failed)
         frame = typed.drop(CAST_ERRORS)
+    if spec.primary_key and frame.height:
+        null_key = frame.select(pl.any_horizontal(pl.col(k).is_null() for k in spec.primary_key)).to_series()
+        if null_key.any():
+            rejected_parts.append(
+                quarantine_rows(frame.filter(null_key), spec, "primary_key_null", "a key column is null")
+            )
+            frame = frame.filter(~null_key)
     rejected = (
         pl.concat(rejected_parts, how="vertical")
         if rejected_parts
         else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
     return SplitBatch(good=frame, rejected=rejected)
+
+
+def _withheld(table: pa.Table, spec: DatasetSpec, rule: str, reason: str) -> pl.DataFrame:
+    """Quarantine records for rows whose values must not be stored anywhere (no raw text)."""
+    frame = _frame(table.select([c for c in (col.SOURCE, col.POSITION) if c in table.column_names]))
+    return frame.select(
+        pl.lit(rule).alias(col.RULE),
+        pl.lit(f"{spec.path}: {reason}").alias(col.REASON),
+        pl.lit(spec.path).alias(col.DATASET),
+        _or_null(frame, col.SOURCE, pl.String),
+        _or_null(frame, col.POSITION, pl.Int64),
+        pl.lit(None, pl.String).alias(col.RAW_TEXT),
+    ).cast(QUARANTINE_SCHEMA)
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -48,7 +48,7 @@ def stage(
     current: tuple[str, str, int] | None = None  # (relative path, partition value, rows)
     for batch in batches:
         value = _partition_value(batch, partition_column)
-        data = batch.drop_columns([partition_column])
+        data = _delta_compatible(batch.drop_columns([partition_column]))
         if (
             writer is not None
             and current is not None
@@ -120,6 +120,7 @@ def commit(
     txns: list[Transaction],
 ) -> None:
     """Add the staged files to the table (created when missing) in one commit carrying ``txns``."""
+    schema = delta_schema(schema)
     now = int(time.time() * 1000)
     actions = [AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files]
     properties = CommitProperties(app_transactions=txns)
@@ -136,13 +137,48 @@ def commit(
             commit_properties=properties,
         )
         return
-    merged = _merged_schema(pa.schema(table.schema().to_arrow()), schema)
+    existing = pa.schema(table.schema().to_arrow())
+    added = _new_columns(existing, schema)
+    if added:
+        # An append carries no metadata action: new columns must be added to the table first.
+        table.alter.add_columns([Field.from_arrow(f) for f in added])
+    merged = pa.schema([*existing, *added])
     table.create_write_transaction(
         actions, mode="append", schema=merged, partition_by=[partition_column], commit_properties=properties
     )
 
 
-def _merged_schema(existing: pa.Schema, incoming: pa.Schema) -> pa.Schema:
-    """The table schema plus the incoming columns it lacks (schema evolution by addition only)."""
-    names = set(existing.names)
-    return pa.schema([*existing, *(f.with_nullable(True) for f in incoming if f.name not in names)])
+class SchemaChangeError(ValueError):
+    """Incoming data changes the type of an existing column (names the column, never a value)."""
+
+
+def _new_columns(existing: pa.Schema, incoming: pa.Schema) -> list[pa.Field]:
+    """Incoming columns the table lacks; raises when a shared column changed type."""
+    known = {f.name: f for f in existing}
+    for field in incoming:
+        old = known.get(field.name)
+        if old is not None and not _same_delta_type(old.type, field.type):
+            raise SchemaChangeError(
+                f"column '{field.name}' is {old.type} in the table but {field.type} in this load; "
+                "declare the column's type in defs.yaml (changing it needs a new table or a migration)"
+            )
+    return [f.with_nullable(True) for f in incoming if f.name not in known]
+
+
+def _same_delta_type(a: pa.DataType, b: pa.DataType) -> bool:
+    text = (pa.string(), pa.large_string(), pa.string_view())
+    return a == b or (a in text and b in text) or (pa.types.is_timestamp(a) and pa.types.is_timestamp(b))
+
+
+_WIDER = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+
+
+def delta_schema(schema: pa.Schema) -> pa.Schema:
+    """Delta has no unsigned integers: the schema with each widened to a signed type holding every value."""
+    return pa.schema([f.with_type(_WIDER.get(f.type, f.type)) for f in schema])
+
+
+def _delta_compatible(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(f.type in _WIDER for f in batch.schema):
+        return batch
+    return batch.cast(delta_schema(batch.schema))  # a uint64 beyond int64 raises instead of wrapping

@@ -29,6 +29,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import Transaction
+from deltalake.exceptions import CommitFailedError, DeltaError
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
 from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
@@ -44,6 +45,7 @@ from zones._records import (
     stamp,
     vault_rows,
 )
+from zones._staged import SchemaChangeError
 from zones.audit import AuditRecord, record
 from zones.config import LakegateConfig, ZoneName
 from zones.pii import Tokenizer
@@ -68,8 +70,6 @@ class LoadTarget:
         run_id: Orchestrator run id stamped on every row.
         config: Zone configuration.
         merge: Merge by primary key instead of appending.
-        position: ``(app_id, version)`` of the source position this load covers (offset, LSN, upstream
-            table version); recorded with its data and quarantine commits so the caller can resume from it.
     """
 
     dataset: DatasetSpec
@@ -78,7 +78,6 @@ class LoadTarget:
     run_id: str
     config: LakegateConfig
     merge: bool = False
-    position: tuple[str, int] | None = None
 
 
 @dataclass
@@ -99,6 +98,18 @@ class LoadReport:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
             self.rules.update(rules or [])
+
+
+_PACKAGE_KEY = "lakegate"
+
+
+def record_position(app_id: str, version: int) -> None:
+    """Call while extracting (inside a dlt resource): the package covers source position ``version`` of
+    ``app_id`` (an offset, an LSN, an upstream table version). It travels with the load package and is
+    committed with the package's data and quarantine commits, even when the package is loaded by a later
+    run, so :func:`committed_position` tells where to resume."""
+    state = dlt.current.load_package_state()["state"]
+    state.setdefault(_PACKAGE_KEY, {})["position"] = [app_id, version]
 
 
 def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
@@ -176,12 +187,16 @@ class _JobWriter:
                 self._commit(
                     "quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage
                 )
-        except OSError as exc:  # storage or network trouble: dlt retries the job, replays are skipped
+        except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
-        except (ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-            raise ZoneWriteError(
-                f"{spec.path}: load job {job.file_id} could not be committed: {exc}"
-            ) from exc
+        except _DATA_ERRORS as exc:
+            if not todo["data"] or not todo["quarantine"]:
+                raise ZoneWriteError(f"{spec.path}: load job {job.file_id}: {_safe(exc)}") from exc
+            # Rows that cannot be stored at all (a type change, names the table refuses) are kept as
+            # quarantine records pointing at their source position, so the package completes and the
+            # pipeline is not blocked behind one bad drop.
+            committed, rejected = 0, _unloadable(parquet, spec, _safe(exc))
+            self._commit("quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage)
         if committed + rejected.height != rows:
             raise ZoneWriteError(
                 f"{spec.path}: {rows} input rows but {committed} committed + {rejected.height} quarantined"
@@ -261,15 +276,20 @@ class _JobWriter:
                         yield stamp(split.good, lineage)
 
         if self.target.merge:
-            frame = (
-                pl.concat(list(good()), how="diagonal_relaxed")
-                if parquet.metadata.num_rows
-                else pl.DataFrame()
-            )
+            parts = list(good())
+            frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
             frame, duplicates = _unique_keys(frame, spec)
             rejected.extend(duplicates)
             if write and frame.height:
-                self._commit("data", uri, frame.to_arrow(), txn, lineage, keys=spec.primary_key)
+                self._commit(
+                    "data",
+                    uri,
+                    frame.to_arrow(),
+                    txn,
+                    lineage,
+                    keys=spec.primary_key,
+                    newer=spec.order_by[:1],
+                )
             return frame.height, _concat(rejected)
         committed = 0
         frames = good()
@@ -301,14 +321,16 @@ class _JobWriter:
         lineage: Lineage,
         keys: tuple[str, ...] = (),
         update: bool = True,
+        newer: tuple[str, ...] = (),
     ) -> None:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = [txn]
-        if self.target.position is not None and zone_key != "pii":
-            txns.append(Transaction(*self.target.position))
+        position = dlt.current.load_package_state()["state"].get(_PACKAGE_KEY, {}).get("position")
+        if position is not None and zone_key != "pii":
+            txns.append(Transaction(position[0], int(position[1])))
         if keys:
-            done = _delta.upsert(uri, data, keys, options, txns, update=update)  # type: ignore[arg-type]
+            done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)  # type: ignore[arg-type]
         elif isinstance(data, pa.RecordBatchReader):
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
         else:
@@ -330,16 +352,51 @@ class _JobWriter:
         )
 
 
+_DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
+
+
+def _safe(exc: BaseException) -> str:
+    """The reason to record: lakegate's own messages (which never hold values) or the error's type."""
+    if isinstance(exc, (ZoneWriteError, SchemaChangeError)):
+        return str(exc)
+    return f"{type(exc).__name__} while writing (details in the run log)"
+
+
+def _unloadable(parquet: pq.ParquetFile, spec: DatasetSpec, reason: str) -> pl.DataFrame:
+    """One quarantine record per row of a job that could not be stored; values stay in the landing file."""
+    parts = []
+    for batch in parquet.iter_batches(
+        batch_size=_READ_BATCH_ROWS, columns=_present(parquet, col.SOURCE, col.POSITION)
+    ):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        parts.append(
+            frame.select(
+                pl.lit("load_failed").alias(col.RULE),
+                pl.lit(f"{spec.path}: {reason}").alias(col.REASON),
+                pl.lit(spec.path).alias(col.DATASET),
+                *[
+                    pl.col(c) if c in frame.columns else pl.lit(None).alias(c)
+                    for c in (col.SOURCE, col.POSITION)
+                ],
+                pl.lit(None, pl.String).alias(col.RAW_TEXT),
+            ).cast(QUARANTINE_SCHEMA)
+        )
+    return _concat(parts)
+
+
+def _present(parquet: pq.ParquetFile, *names: str) -> list[str]:
+    return [n for n in names if n in parquet.schema_arrow.names]
+
+
 def _unique_keys(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Keep the last row per primary key; quarantine null keys and superseded duplicates."""
+    """Keep the latest row per primary key (by ``order_by``, then arrival); quarantine the others."""
     if not spec.primary_key or not frame.height:
         return frame, []
-    null_key = pl.any_horizontal(pl.col(k).is_null() for k in spec.primary_key)
+    if spec.order_by:  # stable: rows equal on order_by keep their arrival order
+        frame = frame.sort(list(spec.order_by), nulls_last=False, maintain_order=True)
     superseded = pl.int_range(pl.len()).over(spec.primary_key) < pl.len().over(spec.primary_key) - 1
     bad = []
-    if (n := frame.filter(null_key)).height:
-        bad.append(quarantine_rows(n, spec, "primary_key_null", "primary key column is null"))
-    frame = frame.filter(~null_key)
     if (d := frame.filter(superseded)).height:
         bad.append(
             quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key")

@@ -10,7 +10,10 @@ Every caller (the Dagster assets, scripts, benchmarks) builds its pipeline here 
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dlt
@@ -20,10 +23,14 @@ from zones.destination import LoadReport, LoadTarget, lakegate_destination
 log = logging.getLogger("lakegate.zones.pipeline")
 
 
+@contextmanager
 def lakegate_pipeline(
     name: str, target: LoadTarget, report: LoadReport, pipelines_dir: Path | None = None
-) -> dlt.Pipeline:
-    """A dlt pipeline named ``name`` committing into ``target``'s zones.
+) -> Iterator[dlt.Pipeline]:
+    """A dlt pipeline named ``name`` committing into ``target``'s zones, held for one run.
+
+    Only one run of a pipeline at a time: its working folder (state, pending packages) is locked while
+    the context is open, and a second run fails at once with :class:`PipelineBusyError`.
 
     Args:
         name: dlt pipeline name; its working folder keeps the connector's state between runs.
@@ -31,16 +38,29 @@ def lakegate_pipeline(
         report: Filled with the run's counts.
         pipelines_dir: dlt working folders (default ``$LAKEGATE_HOME/dlt``).
     """
-    dlt.config["load.delete_completed_jobs"] = True
-    dlt.config["data_writer.compression"] = "none"
-    pipeline = dlt.pipeline(
-        pipeline_name=name,
-        pipelines_dir=str(pipelines_dir or Path(target.config.home) / "dlt"),
-        destination=lakegate_destination(target, report),
-        dataset_name=target.dataset.domain,
-    )
-    pipeline.config.restore_from_destination = False
-    if pipeline.has_pending_data:
-        log.info("%s: loading the pending packages of an earlier run first", name)
-        pipeline.run()
-    return pipeline
+    folder = pipelines_dir or Path(target.config.home) / "dlt"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineBusyError(
+                f"pipeline '{name}' is already running (lock {lock.name}); try again later"
+            ) from None
+        dlt.config["load.delete_completed_jobs"] = True
+        dlt.config["data_writer.compression"] = "none"
+        pipeline = dlt.pipeline(
+            pipeline_name=name,
+            pipelines_dir=str(folder),
+            destination=lakegate_destination(target, report),
+            dataset_name=target.dataset.domain,
+        )
+        pipeline.config.restore_from_destination = False
+        if pipeline.has_pending_data:
+            log.info("%s: loading the pending packages of an earlier run first", name)
+            pipeline.run()
+        yield pipeline
+
+
+class PipelineBusyError(RuntimeError):
+    """Another run of the same pipeline holds its working folder."""

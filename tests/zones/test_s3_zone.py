@@ -56,7 +56,8 @@ def test_raw_commit_on_s3_is_typed_audited_and_idempotent(s3_zones: str, lakegat
         def items() -> Iterator[pa.Table]:
             yield table
 
-        lakegate_pipeline("s3_items", target, report, lakegate_home / "dlt").run(items())
+        with lakegate_pipeline("s3_items", target, report, lakegate_home / "dlt") as pipeline:
+            pipeline.run(items())
         return report
 
     report = run("r1")
