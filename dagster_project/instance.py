@@ -22,7 +22,8 @@ concurrency:
 def prepare() -> Path:
     """Point ``LAKEGATE_HOME`` and ``DAGSTER_HOME`` at absolute folders and write ``dagster.yaml`` once."""
     home = lakegate_home()
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # dlt's own logger: warnings only on failure
+    # dlt logs each failed job with its traceback; lakegate reports the failure itself, in one line.
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     os.environ["LAKEGATE_HOME"] = str(home)
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)

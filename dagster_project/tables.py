@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+from deltalake.exceptions import DeltaError
 
 from zones import load_config, open_zone
 
@@ -19,7 +20,12 @@ def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[s
     if not sep or not domain or not name or "/" in name:
         raise ValueError(f"dataset '{dataset}' must be DOMAIN/DATASET, e.g. sales/orders")
     zone = open_zone(zone_name, load_config())
-    table = zone.delta_table(domain, name, version=version)
+    try:
+        table = zone.delta_table(domain, name, version=version)
+    except DeltaError:
+        latest = zone.delta_table(domain, name)
+        newest = "no table" if latest is None else f"the latest is {latest.version()}"
+        raise ValueError(f"{zone_name}/{dataset} has no version {version}; {newest}") from None
     if table is None:
         raise ValueError(
             f"no table {zone_name}/{dataset} at {zone.table_uri(domain, name)} (run its pipeline first)"

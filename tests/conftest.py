@@ -21,7 +21,7 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Path:
     mp.setenv("LAKEGATE_HOME", str(home))
     mp.setenv("DAGSTER_HOME", str(root / "dagster"))
     mp.setenv("LAKEGATE_PII_KEY", PII_KEY)
-    mp.setenv("RUNTIME__LOG_LEVEL", "ERROR")  # what instance.prepare() sets, undone after the test
+    mp.setenv("RUNTIME__LOG_LEVEL", "CRITICAL")  # what instance.prepare() sets, undone after the test
     mp.delenv("LAKEGATE_CONFIG", raising=False)
     for zone in ("LANDING", "RAW", "CURATED", "PII", "QUARANTINE"):
         mp.delenv(f"LAKEGATE_ZONE_{zone}_URL", raising=False)

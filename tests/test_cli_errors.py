@@ -108,6 +108,7 @@ def test_missing_pii_key_is_one_line_and_nothing_is_lost(lakegate_home: Path) ->
         (["table", "raw", "sales"], "lakegate: error: dataset 'sales' must be DOMAIN/DATASET"),
         (["table", "lake", "sales/orders"], "lakegate: error: unknown zone 'lake'; zones are: landing, raw"),
         (["table", "raw", "sales/nothing"], "lakegate: error: no table raw/sales/nothing"),
+        (["table", "raw", "sales/nothing", "--version", "3"], "lakegate: error: no table raw/sales/nothing"),
         (["new", "connector", "Bad-Name", "--kind", "batch"], "lakegate: error: "),
     ],
 )
@@ -127,3 +128,13 @@ def test_unknown_zone_in_config_file(
     monkeypatch.setenv("LAKEGATE_CONFIG", str(config))
     assert main(["table", "raw", "sales/orders"]) == 2
     assert f"{config}: zones.lake: unknown zone" in capsys.readouterr().err
+
+
+def test_a_version_that_does_not_exist(lakegate_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_demo(load_config(), rows=20)
+    assert main(["run", "events"]) == 0
+    capsys.readouterr()
+    assert main(["table", "raw", "web/events", "--version", "99"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "lakegate: error: raw/web/events has no version 99; the latest is 0"
+    )
