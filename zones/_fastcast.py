@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from transforms import dtype_of
 
 _NAIVE_TIMESTAMP = pa.timestamp("us")
+# The forms cast_schema reads: a date, or a date and hh:mm[:ss[.ffffff]] with an optional offset.
+_ISO_8601 = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
 _OFFSET = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$")
 
 
@@ -70,6 +72,8 @@ def _timestamp(values: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
 
     A failed parse costs as much as a good one, so the first value picks which form to try first.
     """
+    if not pc.all(pc.match_substring_regex(values, _ISO_8601)).as_py():
+        raise pa.ArrowInvalid("not the ISO 8601 forms cast_schema reads")  # e.g. hours without minutes
     first = next(iter(pc.drop_null(values.slice(0, 16)).to_pylist()), "")
     first_form, second_form = (_aware, _naive) if _OFFSET.search(first) else (_naive, _aware)
     try:
