@@ -11,11 +11,15 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms import CAST_ERRORS, TransformContext, get_transform
 from zones import _columns as col
 from zones._fastcast import fast_cast
 from zones.pii import PiiMethod, Tokenizer, split_pii
+
+READ_BATCH_ROWS = 100_000
+"""Rows read from a load file at a time: bounds the write path's memory."""
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     col.RULE: pl.String(),
@@ -205,3 +209,49 @@ def _or_null(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Exp
 def stamp(frame: pl.DataFrame, lineage: Lineage) -> pl.DataFrame:
     """Add the load's lineage columns."""
     return frame.with_columns(lineage.columns())
+
+
+def unloadable_rows(parquet: pq.ParquetFile, spec: DatasetSpec, reason: str) -> pl.DataFrame:
+    """One quarantine record per row of a job that could not be stored; values stay in the landing file."""
+    parts = []
+    for batch in parquet.iter_batches(
+        batch_size=READ_BATCH_ROWS, columns=_columns_present(parquet, col.SOURCE, col.POSITION)
+    ):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        parts.append(
+            frame.select(
+                pl.lit("load_failed").alias(col.RULE),
+                pl.lit(f"{spec.path}: {reason}").alias(col.REASON),
+                pl.lit(spec.path).alias(col.DATASET),
+                *[
+                    pl.col(c) if c in frame.columns else pl.lit(None).alias(c)
+                    for c in (col.SOURCE, col.POSITION)
+                ],
+                pl.lit(None, pl.String).alias(col.RAW_TEXT),
+            ).cast(QUARANTINE_SCHEMA)
+        )
+    return concat_rejects(parts)
+
+
+def _columns_present(parquet: pq.ParquetFile, *names: str) -> list[str]:
+    return [n for n in names if n in parquet.schema_arrow.names]
+
+
+def latest_per_key(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Keep the latest row per primary key (by ``order_by``, then arrival); quarantine the others."""
+    if not spec.primary_key or not frame.height:
+        return frame, []
+    if spec.order_by:  # stable: rows equal on order_by keep their arrival order
+        frame = frame.sort(list(spec.order_by), nulls_last=False, maintain_order=True)
+    superseded = pl.int_range(pl.len()).over(spec.primary_key) < pl.len().over(spec.primary_key) - 1
+    bad = []
+    if (d := frame.filter(superseded)).height:
+        bad.append(
+            quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key")
+        )
+    return frame.filter(~superseded), bad
+
+
+def concat_rejects(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)

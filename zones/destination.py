@@ -37,12 +37,14 @@ from dlt.common.storages.load_package import ParsedLoadJobFileName
 from zones import _columns as col
 from zones import _delta
 from zones._records import (
-    QUARANTINE_SCHEMA,
+    READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
-    quarantine_rows,
+    concat_rejects,
+    latest_per_key,
     split_batch,
     stamp,
+    unloadable_rows,
     vault_rows,
 )
 from zones._staged import SchemaChangeError
@@ -52,7 +54,6 @@ from zones.pii import Tokenizer
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
-_READ_BATCH_ROWS = 100_000
 
 
 class ZoneWriteError(RuntimeError):
@@ -195,7 +196,7 @@ class _JobWriter:
             # Rows that cannot be stored at all (a type change, names the table refuses) are kept as
             # quarantine records pointing at their source position, so the package completes and the
             # pipeline is not blocked behind one bad drop.
-            committed, rejected = 0, _unloadable(parquet, spec, _safe(exc))
+            committed, rejected = 0, unloadable_rows(parquet, spec, _safe(exc))
             self._commit("quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage)
         if committed + rejected.height != rows:
             raise ZoneWriteError(
@@ -233,7 +234,7 @@ class _JobWriter:
         wanted = [c for c in (*spec.pii, col.RAW_TEXT) if c in parquet.schema_arrow.names]
         parts = [
             vault_rows(pl.from_arrow(b), spec, self.tokenizer)  # type: ignore[arg-type]
-            for b in parquet.iter_batches(batch_size=_READ_BATCH_ROWS, columns=wanted)
+            for b in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted)
         ]
         vault = pl.concat(parts).unique(subset=["token", "column"]) if parts else pl.DataFrame()
         if vault.height:
@@ -265,7 +266,7 @@ class _JobWriter:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-split") as pool:
                 splits = (
                     pool.submit(split_batch, batch, spec, self.tokenizer)
-                    for batch in parquet.iter_batches(batch_size=_READ_BATCH_ROWS)
+                    for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS)
                 )
                 ahead = next(splits, None)
                 while ahead is not None:
@@ -278,7 +279,7 @@ class _JobWriter:
         if self.target.merge:
             parts = list(good())
             frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-            frame, duplicates = _unique_keys(frame, spec)
+            frame, duplicates = latest_per_key(frame, spec)
             rejected.extend(duplicates)
             if write and frame.height:
                 self._commit(
@@ -290,12 +291,12 @@ class _JobWriter:
                     keys=spec.primary_key,
                     newer=spec.order_by[:1],
                 )
-            return frame.height, _concat(rejected)
+            return frame.height, concat_rejects(rejected)
         committed = 0
         frames = good()
         first = next(frames, None)
         if first is None:
-            return 0, _concat(rejected)
+            return 0, concat_rejects(rejected)
         schema = first.to_arrow().schema
 
         def stream() -> Iterator[pa.RecordBatch]:
@@ -310,7 +311,7 @@ class _JobWriter:
         else:  # the rows are already committed; only their rejects are still to be written
             for _ in reader:
                 pass
-        return committed, _concat(rejected)
+        return committed, concat_rejects(rejected)
 
     def _commit(
         self,
@@ -360,52 +361,6 @@ def _safe(exc: BaseException) -> str:
     if isinstance(exc, (ZoneWriteError, SchemaChangeError)):
         return str(exc)
     return f"{type(exc).__name__} while writing (details in the run log)"
-
-
-def _unloadable(parquet: pq.ParquetFile, spec: DatasetSpec, reason: str) -> pl.DataFrame:
-    """One quarantine record per row of a job that could not be stored; values stay in the landing file."""
-    parts = []
-    for batch in parquet.iter_batches(
-        batch_size=_READ_BATCH_ROWS, columns=_present(parquet, col.SOURCE, col.POSITION)
-    ):
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
-        parts.append(
-            frame.select(
-                pl.lit("load_failed").alias(col.RULE),
-                pl.lit(f"{spec.path}: {reason}").alias(col.REASON),
-                pl.lit(spec.path).alias(col.DATASET),
-                *[
-                    pl.col(c) if c in frame.columns else pl.lit(None).alias(c)
-                    for c in (col.SOURCE, col.POSITION)
-                ],
-                pl.lit(None, pl.String).alias(col.RAW_TEXT),
-            ).cast(QUARANTINE_SCHEMA)
-        )
-    return _concat(parts)
-
-
-def _present(parquet: pq.ParquetFile, *names: str) -> list[str]:
-    return [n for n in names if n in parquet.schema_arrow.names]
-
-
-def _unique_keys(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Keep the latest row per primary key (by ``order_by``, then arrival); quarantine the others."""
-    if not spec.primary_key or not frame.height:
-        return frame, []
-    if spec.order_by:  # stable: rows equal on order_by keep their arrival order
-        frame = frame.sort(list(spec.order_by), nulls_last=False, maintain_order=True)
-    superseded = pl.int_range(pl.len()).over(spec.primary_key) < pl.len().over(spec.primary_key) - 1
-    bad = []
-    if (d := frame.filter(superseded)).height:
-        bad.append(
-            quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key")
-        )
-    return frame.filter(~superseded), bad
-
-
-def _concat(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 
 def _version_of(load_id: str) -> int:
