@@ -21,38 +21,26 @@ from zones import load_config, open_zone
 CANARIES = ["canary.alpha@leak-test.example", "+44 7700 900123", "canary.broken@leak-test.example"]
 
 
+def customer(customer_id: int, email: str, phone: str, country: str, signed_up_at: str) -> str:
+    return json.dumps(
+        {
+            "customer_id": customer_id,
+            "name": "A",
+            "email": email,
+            "phone": phone,
+            "country": country,
+            "signed_up_at": signed_up_at,
+        }
+    )
+
+
 def seed(home: Path) -> None:
     landing = open_zone("landing", load_config())
     lines = [
-        json.dumps(
-            {
-                "customer_id": 1,
-                "name": "A",
-                "email": CANARIES[0],
-                "phone": CANARIES[1],
-                "country": "GB",
-                "signed_up_at": "2026-11-01T00:00:00Z",
-            }
-        ),
-        json.dumps(
-            {
-                "customer_id": 2,
-                "name": "B",
-                "email": "b@example.com",
-                "phone": "+49 1",
-                "country": "DEU",
-                "signed_up_at": "not a time",
-            }
-        ),  # typing fails: quarantined with raw text
-        json.dumps(
-            {
-                "customer_id": 1,
-                "name": "A",
-                "email": CANARIES[0],
-                "phone": CANARIES[1],
-                "country": "GB",
-                "signed_up_at": "2026-10-01T00:00:00Z",
-            }
+        customer(1, CANARIES[0], CANARIES[1], "GB", "2026-11-01T00:00:00Z"),
+        customer(2, "b@example.com", "+49 1", "DEU", "not a time"),  # typing fails: quarantined
+        customer(
+            1, CANARIES[0], CANARIES[1], "GB", "2026-10-01T00:00:00Z"
         ),  # older duplicate: removed in flight
         '{"customer_id": 3, "email": "' + CANARIES[2] + '",',  # unparseable line holding PII
     ]
