@@ -83,3 +83,37 @@ def test_a_second_run_of_the_same_pipeline_is_refused_while_one_runs(lakegate_ho
         flow.dlt_pipeline(spec, "ingest", target, LoadReport()),
     ):
         pass
+
+
+def test_a_curate_interrupted_by_an_outage_is_finished_by_the_next_run(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zones.destination as destination
+
+    spec = PipelineSpec.model_validate({**ELT_WITH_PII, "pii": {}, "transforms": ["dedupe_latest"]})
+    put("crm/leads/l.csv", "lead_id,email,phone\n1,a@x.io,1\n1,b@x.io,2\n2,c@x.io,3\n")
+    config = load_config()
+    with flow.dlt_pipeline(spec, "ingest", flow.ingest_target(spec, "r1", config), LoadReport()) as pipeline:
+        pipeline.run(flow.ingest_source(spec, config))
+
+    def outage(*_: object, **__: object) -> None:
+        raise OSError("curated zone unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(destination._delta, "upsert", outage)
+        with (
+            pytest.raises(Exception, match="curated zone unreachable"),
+            flow.dlt_pipeline(
+                spec, "curate", flow.curate_target(spec, "r1", config), LoadReport()
+            ) as pipeline,
+        ):
+            pending = flow.pending_raw(spec, config)
+            assert pending is not None
+            pipeline.run(flow.curate_source(spec, pending))
+    # The storage is back: opening the curate pipeline loads the interrupted package first.
+    with flow.dlt_pipeline(spec, "curate", flow.curate_target(spec, "r2", config), LoadReport()):
+        assert flow.pending_raw(spec, config) is None
+    curated = open_zone(ZoneName.CURATED, config).read("crm", "leads").sort("lead_id")
+    assert curated["lead_id"].to_list() == [1, 2]
+    quarantined = open_zone(ZoneName.QUARANTINE, config).read("crm", "leads")["_lakegate_rule"].to_list()
+    assert quarantined == ["transform:dedupe_latest"]  # once: the retry did not quarantine it again
