@@ -48,11 +48,7 @@ def fast_cast(table: pa.Table, schema: Mapping[str, str]) -> tuple[pa.Table, dic
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(arrow_type)
-        or pa.types.is_large_string(arrow_type)
-        or pa.types.is_string_view(arrow_type)
-    )
+    return arrow_type in (pa.string(), pa.large_string(), pa.string_view())
 
 
 def _try(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:

@@ -21,14 +21,16 @@ from zones.pii import PiiMethod, Tokenizer, split_pii
 READ_BATCH_ROWS = 100_000
 """Rows read from a load file at a time: bounds the write path's memory."""
 
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    col.RULE: pl.String(),
-    col.REASON: pl.String(),
-    col.DATASET: pl.String(),
-    col.SOURCE: pl.String(),
-    col.POSITION: pl.Int64(),
-    col.RAW_TEXT: pl.String(),
-}
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        col.RULE: pl.String(),
+        col.REASON: pl.String(),
+        col.DATASET: pl.String(),
+        col.SOURCE: pl.String(),
+        col.POSITION: pl.Int64(),
+        col.RAW_TEXT: pl.String(),
+    }
+)
 
 
 @dataclass(frozen=True)

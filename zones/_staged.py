@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 _ROWS_PER_FILE = 2_000_000
 _ROW_GROUP_ROWS = 100_000
@@ -43,33 +44,49 @@ def stage(
 
     The partition column is stored in the Delta log, not in the files, as the protocol expects.
     """
-    writer: pq.ParquetWriter | None = None
-    handle = None
-    current: tuple[str, str, int] | None = None  # (relative path, partition value, rows)
+    current: _OpenFile | None = None
     for batch in batches:
         value = _partition_value(batch, partition_column)
         data = _delta_compatible(batch.drop_columns([partition_column]))
-        if (
-            writer is not None
-            and current is not None
-            and (current[1] != value or current[2] >= _ROWS_PER_FILE)
-        ):
-            writer.close()
-            handle.close()  # type: ignore[union-attr]
-            yield _staged(fs, root, current, partition_column)
-            writer = None
-        if writer is None:
-            relative = f"{partition_column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
-            fs.makedirs(f"{root}/{partition_column}={value}", exist_ok=True)
-            handle = fs.open(f"{root}/{relative}", "wb")
-            writer = pq.ParquetWriter(handle, data.schema, compression="snappy")
-            current = (relative, value, 0)
-        writer.write_batch(data, row_group_size=_ROW_GROUP_ROWS)
-        current = (current[0], current[1], current[2] + data.num_rows)  # type: ignore[index]
-    if writer is not None and current is not None:
-        writer.close()
-        handle.close()  # type: ignore[union-attr]
-        yield _staged(fs, root, current, partition_column)
+        if current is not None and (current.value != value or current.rows >= _ROWS_PER_FILE):
+            yield current.close(fs, root, partition_column)
+            current = None
+        if current is None:
+            current = _OpenFile.create(fs, root, partition_column, value, data.schema)
+        current.writer.write_batch(data, row_group_size=_ROW_GROUP_ROWS)
+        current.rows += data.num_rows
+    if current is not None:
+        yield current.close(fs, root, partition_column)
+
+
+@dataclass
+class _OpenFile:
+    relative: str
+    value: str
+    handle: IO[bytes]
+    writer: pq.ParquetWriter
+    rows: int = 0
+
+    @classmethod
+    def create(
+        cls, fs: fsspec.AbstractFileSystem, root: str, column: str, value: str, schema: pa.Schema
+    ) -> _OpenFile:
+        relative = f"{column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
+        fs.makedirs(f"{root}/{column}={value}", exist_ok=True)
+        handle = fs.open(f"{root}/{relative}", "wb")
+        return cls(relative, value, handle, pq.ParquetWriter(handle, schema, compression="snappy"))
+
+    def close(self, fs: fsspec.AbstractFileSystem, root: str, column: str) -> StagedFile:
+        self.writer.close()
+        self.handle.close()
+        metadata = pq.read_metadata(fs.open(f"{root}/{self.relative}", "rb"))
+        return StagedFile(
+            path=self.relative,
+            rows=self.rows,
+            size=fs.size(f"{root}/{self.relative}"),
+            partition={column: self.value},
+            stats=json.dumps({"numRecords": self.rows, "nullCount": _null_counts(metadata)}),
+        )
 
 
 def _partition_value(batch: pa.RecordBatch, column: str) -> str:
@@ -77,20 +94,6 @@ def _partition_value(batch: pa.RecordBatch, column: str) -> str:
     if len(values) != 1:
         raise ValueError(f"a staged batch must hold one value of {column}, found {len(values)}")
     return str(values[0].as_py())
-
-
-def _staged(
-    fs: fsspec.AbstractFileSystem, root: str, current: tuple[str, str, int], column: str
-) -> StagedFile:
-    relative, value, rows = current
-    metadata = pq.read_metadata(fs.open(f"{root}/{relative}", "rb"))
-    return StagedFile(
-        path=relative,
-        rows=rows,
-        size=fs.size(f"{root}/{relative}"),
-        partition={column: value},
-        stats=json.dumps({"numRecords": rows, "nullCount": _null_counts(metadata)}),
-    )
 
 
 def _null_counts(metadata: pq.FileMetaData) -> dict[str, int]:
@@ -122,7 +125,9 @@ def commit(
     """Add the staged files to the table (created when missing) in one commit carrying ``txns``."""
     schema = delta_schema(schema)
     now = int(time.time() * 1000)
-    actions = [AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files]
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files
+    ]
     properties = CommitProperties(app_transactions=txns)
     try:
         table = DeltaTable(uri, storage_options=options)
@@ -130,7 +135,7 @@ def commit(
         create_table_with_add_actions(
             uri,
             Schema.from_arrow(schema),
-            actions,
+            [a for a in actions if isinstance(a, AddAction)],
             mode="append",
             partition_by=[partition_column],
             storage_options=options,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import polars as pl
@@ -109,8 +109,12 @@ def record_position(app_id: str, version: int) -> None:
     ``app_id`` (an offset, an LSN, an upstream table version). It travels with the load package and is
     committed with the package's data and quarantine commits, even when the package is loaded by a later
     run, so :func:`committed_position` tells where to resume."""
-    state = dlt.current.load_package_state()["state"]
-    state.setdefault(_PACKAGE_KEY, {})["position"] = [app_id, version]
+    _package_state().setdefault(_PACKAGE_KEY, {})["position"] = [app_id, version]
+
+
+def _package_state() -> dict[str, Any]:
+    """The current load package's state, where lakegate keeps what travels with the package."""
+    return cast(dict[str, Any], dlt.current.load_package_state()["state"])
 
 
 def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
@@ -132,7 +136,7 @@ def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -
     )
     writer = _JobWriter(target, tokenizer, report or LoadReport())
 
-    def lakegate(items: str, table: TTableSchema) -> None:
+    def lakegate(items: Any, table: TTableSchema) -> None:  # batch_size=0: items is the job's file path
         try:
             writer.load(Path(items), table)
         except ZoneWriteError as exc:
@@ -160,7 +164,7 @@ class _JobWriter:
     def load(self, path: Path, table: TTableSchema) -> None:
         load_id = dlt.current.load_package_state()["load_id"]
         job = ParsedLoadJobFileName.parse(path.name)
-        spec = self._spec_for(table["name"])
+        spec = self._spec_for(str(table["name"]))
         txn = Transaction(f"lakegate:{self.target.pipeline}:{spec.name}:{job.file_id}", _version_of(load_id))
         lineage = Lineage(load_id=load_id, run_id=self.target.run_id, ingested_at=datetime.now(UTC))
         # pre_buffer keeps every column chunk read so far alive until the file closes (measured: the
@@ -327,11 +331,12 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = [txn]
-        position = dlt.current.load_package_state()["state"].get(_PACKAGE_KEY, {}).get("position")
+        position = _package_state().get(_PACKAGE_KEY, {}).get("position")
         if position is not None and zone_key != "pii":
             txns.append(Transaction(position[0], int(position[1])))
         if keys:
-            done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)  # type: ignore[arg-type]
+            assert isinstance(data, pa.Table)  # merges are built in memory
+            done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)
         elif isinstance(data, pa.RecordBatchReader):
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
         else:
