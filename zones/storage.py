@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -73,11 +72,6 @@ class Zone:
             }
             return {k: v for k, v in mapped.items() if v}
         return {}
-
-    def filesystem(self) -> fsspec.AbstractFileSystem:
-        """An fsspec filesystem for the zone's URL."""
-        fs, _ = fsspec.core.url_to_fs(self.config.url, **self.fsspec_options())
-        return fs
 
     def delta_table(self, domain: str, dataset: str, version: int | None = None) -> DeltaTable | None:
         """The dataset's Delta table, or ``None`` when nothing was ever committed to it."""
