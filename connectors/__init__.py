@@ -4,48 +4,44 @@ Usable from plain Python::
 
     from connectors import get_connector
     resource = get_connector("files").build({"url": "file:///drops/*.csv"})
+
+The reserved columns connectors add live in :mod:`lakegate.columns`.
 """
 
 from connectors._contract import (
-    POSITION,
-    RAW_TEXT,
-    REJECT_REASON,
-    REJECT_RULE,
-    SOURCE,
     Connector,
     ConnectorConfig,
     ConnectorConfigError,
+    ConnectorError,
     Kind,
+    StorageDialect,
     plain_strings,
 )
 from connectors._registry import (
     ENTRY_POINT_GROUP,
+    REGISTRY,
     ConnectorRegistrationError,
     UnknownConnectorError,
     connector,
     connector_names,
     get_connector,
     register_connector,
-    registered,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "POSITION",
-    "RAW_TEXT",
-    "REJECT_REASON",
-    "REJECT_RULE",
-    "SOURCE",
+    "REGISTRY",
     "Connector",
     "ConnectorConfig",
     "ConnectorConfigError",
+    "ConnectorError",
     "ConnectorRegistrationError",
     "Kind",
+    "StorageDialect",
     "UnknownConnectorError",
     "connector",
     "connector_names",
     "get_connector",
     "plain_strings",
     "register_connector",
-    "registered",
 ]

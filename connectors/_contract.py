@@ -1,8 +1,13 @@
 """The connector contract: what every lakegate connector is and what it yields.
 
 A connector is a named factory of a dlt source or resource. Built-in connectors yield Arrow tables
-(never per-row dicts on hot paths). Besides the data columns they may add the reserved columns below;
-the lakegate zone destination reads them (the names are a wire protocol, mirrored in ``zones``).
+(never per-row dicts on hot paths). Besides the data columns they may add the reserved columns of
+:mod:`lakegate.columns` (source, position and, on rows they cannot parse, reject rule, reason and raw
+text); the lakegate zone destination reads them.
+
+A connector also describes itself, so generic code (the Dagster component, sensors, the CLI) never
+branches on a connector's name: the kinds it shows in the UI, a one-line description of a configured
+source, how to probe the source for sensors, and which storage-option dialect it takes.
 """
 
 from __future__ import annotations
@@ -10,23 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import pyarrow as pa
 from dlt.extract import DltResource, DltSource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-# Reserved columns a connector may add to the Arrow tables it yields.
-SOURCE = "_lakegate_source"
-"""Where a row came from: a file URL, ``topic/partition``, a replication slot or table."""
-POSITION = "_lakegate_position"
-"""The row's position within its source: data-row number, offset or LSN (int64)."""
-REJECT_RULE = "_lakegate_reject_rule"
-"""Set on a row the connector could not parse: the rule it broke (e.g. ``csv_field_count``)."""
-REJECT_REASON = "_lakegate_reject_reason"
-"""Human-readable reason a row was rejected; never contains the row's values."""
-RAW_TEXT = "_lakegate_raw"
-"""The rejected record exactly as received (the destination vaults it when the dataset holds PII)."""
+from lakegate.errors import LakegateError
+
+StorageDialect = Literal["fsspec", "object_store"]
+"""How a connector names storage options: fsspec's (``key``, ``secret``, ``token``) or object_store's
+(``aws_access_key_id``, ... as deltalake and polars take them)."""
 
 
 def plain_strings(table: pa.Table) -> pa.Table:
@@ -55,7 +54,11 @@ class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class ConnectorConfigError(ValueError):
+class ConnectorError(LakegateError):
+    """Base of every error the connectors package raises for a user's config, source or plug-in."""
+
+
+class ConnectorConfigError(ConnectorError, ValueError):
     """A connector config that does not validate; the message names each field and the fix."""
 
 
@@ -72,7 +75,14 @@ class Connector(Generic[C]):
         config_model: Strict pydantic model of the connector's ``config`` block.
         factory: Builds the dlt source/resource from a validated config.
         description: One line shown by ``lakegate`` tooling.
-        probe: Optional cheap look at what is waiting at the source, for sensors.
+        probe: Optional cheap look at what is waiting at the source: identities of the units waiting
+            (files, partitions with lag); sensors compare them between ticks to decide on a run.
+        kinds: Technology tags shown on the source's asset in the UI (e.g. ``{"fsspec"}``); the
+            connector's name when empty.
+        describe_source: One line naming where a configured source is (never a credential), e.g.
+            ``"files at s3://drops/*.csv"``.
+        storage_options: The dialect of a ``storage_options`` config field, when the connector takes
+            one: callers then pass the zone's credentials for ``lakegate://<zone>/...`` URLs.
     """
 
     name: str
@@ -81,8 +91,23 @@ class Connector(Generic[C]):
     factory: Callable[[C], DltSource | DltResource]
     description: str = ""
     probe: Callable[[C], Sequence[str]] | None = None
-    """Optional: identities of the units waiting at the source (files, partitions with lag); sensors
-    compare them between ticks to decide whether to start a run."""
+    kinds: frozenset[str] = frozenset()
+    describe_source: Callable[[C], str] | None = None
+    storage_options: StorageDialect | None = None
+
+    @property
+    def ui_kinds(self) -> set[str]:
+        """The kinds the UI shows for the source (at most three, as Dagster allows)."""
+        return set(sorted(self.kinds)[:3]) or {self.name}
+
+    def source_line(self, raw: Mapping[str, Any]) -> str:
+        """A one-line description of the configured source, safe to show (no credentials)."""
+        try:
+            config = self.parse_config(raw)
+        except ConnectorConfigError:
+            return f"{self.name} connector"
+        where = self.describe_source(config) if self.describe_source else ""
+        return f"{self.name} connector: {where}" if where else f"{self.name} connector"
 
     def parse_config(self, raw: Mapping[str, Any]) -> C:
         """Validate a raw config mapping.

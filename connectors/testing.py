@@ -1,29 +1,31 @@
-"""Conformance kit: the checks every lakegate connector passes, reused by each connector's tests.
+"""Conformance kit: the checks every lakegate connector passes, by capability.
 
-Like fsspec's abstract test suite, a connector's test module subclasses :class:`ConnectorConformance`,
-names the connector and prepares a source holding a few rows; pytest then collects the kit's
-``test_*`` methods on the subclass::
+Like fsspec's abstract test suites, a connector's test module subclasses the class of its kind —
+:class:`BatchTests`, :class:`ReplicationTests` or :class:`StreamingTests` — and implements its hooks;
+pytest then collects the kit's ``test_*`` methods on the subclass::
 
-    from pathlib import Path
-    from typing import Any
-
-    from connectors.testing import ConnectorConformance
-
-
-    class TestOrdersConformance(ConnectorConformance):
+    class TestOrdersConformance(BatchTests):
         connector_name = "orders"
 
         def make_config(self, tmp_path: Path) -> dict[str, Any]:
             (tmp_path / "orders.csv").write_text("id\\n1\\n2\\n")
             return {"url": (tmp_path / "orders.csv").as_uri()}
 
+        def make_bad_config(self, tmp_path: Path) -> tuple[dict[str, Any], int, int]:
+            (tmp_path / "bad.csv").write_text("id,name\\n1,a\\n2\\n")  # line 3 is ragged
+            return {"url": (tmp_path / "bad.csv").as_uri()}, 1, 1  # config, good rows, rejects
+
 Everything runs for real: the connector is looked up in the registry, its resource is iterated directly
 and run through real dlt pipelines (state under a temporary ``pipelines_dir``) into a tiny in-test
-destination. :func:`load` and :func:`assert_lineage` are public so connector-specific tests reuse them.
+destination. :func:`load`, :func:`assert_lineage` and :func:`positions` are public so connector-specific
+tests reuse them. Each :func:`load` runs an isolated pipeline (deactivated afterwards) and re-raises the
+connector's own exception, not dlt's wrapper.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,31 +38,42 @@ from dlt.common.schema import TTableSchema
 from dlt.common.typing import TDataItems
 from dlt.extract import DltResource, DltSource
 
-from connectors._contract import (
-    POSITION,
-    REJECT_REASON,
-    REJECT_RULE,
-    SOURCE,
-    Connector,
-    ConnectorConfigError,
-    Kind,
-)
-from connectors._registry import connector_names, get_connector, registered
+from connectors._contract import Connector, ConnectorConfigError, Kind
+from connectors._registry import REGISTRY, connector_names, get_connector
+from lakegate.columns import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE
 
-__all__ = ["ConnectorConformance", "assert_lineage", "data_rows", "load"]
+__all__ = [
+    "BatchTests",
+    "ConnectorConformance",
+    "ReplicationTests",
+    "StreamingTests",
+    "assert_lineage",
+    "data_rows",
+    "load",
+    "positions",
+    "rejects",
+]
 
 _UNKNOWN_KEY = "conformance_unknown_key"
 
 
 def load(
-    data: DltSource | DltResource, pipelines_dir: Path, pipeline_name: str = "conformance"
+    data: DltSource | DltResource,
+    pipelines_dir: Path,
+    pipeline_name: str = "conformance",
+    *,
+    extract_only: bool = False,
 ) -> list[pa.Table]:
     """Run ``data`` through a real dlt pipeline and return the Arrow tables the destination received.
 
     The destination is a ``@dlt.destination`` with ``batch_size=0`` and parquet load files, the way the
     lakegate zone destination receives them. dlt keeps the pipeline state (and so the connector's
     resource state) under ``pipelines_dir``: calling ``load`` again with the same directory and name is
-    the next scheduled run.
+    the next scheduled run; it first loads what an earlier ``extract_only`` call (a run that crashed
+    before its load) left pending.
+
+    Raises:
+        Exception: whatever the connector raised while extracting, unwrapped from dlt's step errors.
     """
     loaded: list[pa.Table] = []
 
@@ -71,8 +84,25 @@ def load(
     pipeline = dlt.pipeline(
         pipeline_name, destination=capture, pipelines_dir=str(pipelines_dir), dataset_name=pipeline_name
     )
-    pipeline.run(data)
+    try:
+        if extract_only:
+            pipeline.extract(data)
+        else:
+            if pipeline.has_pending_data:
+                pipeline.run()
+            pipeline.run(data)
+    except Exception as exc:
+        raise _root_cause(exc) from None
+    finally:
+        pipeline.deactivate()  # a later direct iteration must not resume from this pipeline's state
     return loaded
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The connector's own exception inside dlt's ``PipelineStepFailed``/``ResourceExtractionError``."""
+    while exc.__cause__ is not None and type(exc).__module__.startswith("dlt."):
+        exc = exc.__cause__
+    return exc
 
 
 def _rejected(table: pa.Table) -> pa.ChunkedArray | pa.Array:
@@ -87,11 +117,32 @@ def data_rows(tables: list[pa.Table]) -> int:
     return sum(t.num_rows - pc.sum(_rejected(t), min_count=0).as_py() for t in tables)
 
 
+def rejects(tables: list[pa.Table]) -> list[dict[str, Any]]:
+    """The reject rows of ``tables`` as dicts of their reserved columns."""
+    found: list[dict[str, Any]] = []
+    for table in tables:
+        rows = table.filter(_rejected(table))
+        columns = [
+            c for c in (SOURCE, POSITION, REJECT_RULE, REJECT_REASON, RAW_TEXT) if c in rows.schema.names
+        ]
+        found += rows.select(columns).to_pylist()
+    return found
+
+
+def positions(tables: list[pa.Table]) -> Counter[tuple[str, int]]:
+    """How often each ``(source, position)`` of a data row occurs in ``tables``."""
+    seen: Counter[tuple[str, int]] = Counter()
+    for table in tables:
+        rows = table.filter(pc.invert(_rejected(table)))
+        seen.update(zip(rows[SOURCE].to_pylist(), rows[POSITION].to_pylist(), strict=True))
+    return seen
+
+
 def assert_lineage(table: pa.Table) -> None:
     """Assert ``table`` carries the reserved columns of the connector contract.
 
-    Every table has ``_lakegate_source`` (string) and ``_lakegate_position`` (int64), both set on every
-    data row; reject rows carry ``_lakegate_reject_rule`` and a non-empty ``_lakegate_reject_reason``.
+    Every table has the source (string) and position (int64) columns, both set on every data row;
+    reject rows carry a reject rule and a non-empty reject reason.
     """
     schema = table.schema
     assert SOURCE in schema.names and POSITION in schema.names, f"lineage columns missing: {schema.names}"
@@ -104,11 +155,11 @@ def assert_lineage(table: pa.Table) -> None:
         f"{REJECT_RULE} and {REJECT_REASON} go together: {schema.names}"
     )
     rejected = _rejected(table)
-    rejects = table.filter(rejected)
-    if rejects.num_rows:
-        reasons = pc.utf8_length(pc.utf8_trim_whitespace(rejects[REJECT_REASON]))
+    reject_rows = table.filter(rejected)
+    if reject_rows.num_rows:
+        reasons = pc.utf8_length(pc.utf8_trim_whitespace(reject_rows[REJECT_REASON]))
         assert reasons.null_count == 0 and pc.min(reasons).as_py() > 0, "a reject row has no reason"
-        assert rejects[SOURCE].null_count == 0, f"a reject row has no {SOURCE}"
+        assert reject_rows[SOURCE].null_count == 0, f"a reject row has no {SOURCE}"
     data = table.filter(pc.invert(rejected))
     assert data[SOURCE].null_count == 0 and data[POSITION].null_count == 0, (
         f"a data row lacks {SOURCE} or {POSITION}"
@@ -116,17 +167,15 @@ def assert_lineage(table: pa.Table) -> None:
 
 
 class ConnectorConformance:
-    """Base class of a connector's conformance tests; subclass it as ``Test<Name>Conformance``.
+    """What every connector passes, whatever its kind. Subclass the class of your connector's kind.
 
     Attributes:
-        connector_name: Registry name of the connector under test (its module must be imported, or
-            registered by entry point, before the tests run).
-        expects_incremental: Whether a second run over unchanged input must load nothing. True for
-            every kind by default; a ``streaming``/``replication`` connector may set it to False.
+        connector_name: Registry name of the connector under test.
+        kind: The kind the subclass tests (set by the kind's class).
     """
 
     connector_name: ClassVar[str]
-    expects_incremental: ClassVar[bool] = True
+    kind: ClassVar[Kind]
 
     def make_config(self, tmp_path: Path) -> dict[str, Any]:
         """Prepare a source holding some rows under ``tmp_path`` and return a valid raw config for it."""
@@ -145,10 +194,15 @@ class ConnectorConformance:
     def test_registered_under_its_name(self, connector: Connector[Any]) -> None:
         assert connector.name == self.connector_name
         assert self.connector_name in connector_names()
-        assert registered()[self.connector_name] is connector
+        assert REGISTRY.loaded()[self.connector_name] is connector
 
-    def test_kind_is_a_kind(self, connector: Connector[Any]) -> None:
-        assert isinstance(connector.kind, Kind)
+    def test_kind_matches_the_kit(self, connector: Connector[Any]) -> None:
+        assert connector.kind is self.kind, f"a {connector.kind} connector tested with the {self.kind} kit"
+
+    def test_describes_its_source(self, connector: Connector[Any], raw_config: dict[str, Any]) -> None:
+        line = connector.source_line(raw_config)
+        assert line.startswith(connector.name) and "\n" not in line
+        assert connector.ui_kinds and len(connector.ui_kinds) <= 3
 
     def test_config_refuses_unknown_keys(self, connector: Connector[Any], raw_config: dict[str, Any]) -> None:
         connector.parse_config(raw_config)
@@ -170,7 +224,7 @@ class ConnectorConformance:
             assert_lineage(item)
         assert data_rows(items) > 0, "the prepared source yielded no data rows"
 
-    def test_pipeline_run_loads_lineage(
+    def test_pipeline_run_loads_lineage_and_each_position_once(
         self,
         connector: Connector[Any],
         raw_config: dict[str, Any],
@@ -180,6 +234,21 @@ class ConnectorConformance:
         assert data_rows(loaded) > 0, "the pipeline loaded no data rows"
         for table in loaded:
             assert_lineage(table)
+        assert max(positions(loaded).values()) == 1, "a (source, position) was loaded twice"
+
+
+class BatchTests(ConnectorConformance):
+    """A batch connector: each unit of input (file, extract) is loaded once; bad records are rejects."""
+
+    kind = Kind.BATCH
+
+    def make_bad_config(self, tmp_path: Path) -> tuple[dict[str, Any], int, int]:
+        """Prepare a source holding good and malformed records.
+
+        Returns:
+            The raw config, how many good records it holds, and how many records must be rejected.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define make_bad_config(self, tmp_path)")
 
     def test_second_run_loads_nothing(
         self,
@@ -187,9 +256,95 @@ class ConnectorConformance:
         raw_config: dict[str, Any],
         tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
-        if not self.expects_incremental:
-            pytest.skip(f"{self.connector_name} re-reads its input on every run (expects_incremental=False)")
         pipelines_dir = tmp_path_factory.mktemp("pipelines")
         assert data_rows(load(connector.build(raw_config), pipelines_dir)) > 0
         again = load(connector.build(raw_config), pipelines_dir)
         assert sum(t.num_rows for t in again) == 0, "a second run over unchanged input loaded rows again"
+
+    def test_bad_records_become_rejects_and_the_rest_loads(
+        self, connector: Connector[Any], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        raw_config, good, bad = self.make_bad_config(tmp_path)
+        loaded = load(connector.build(raw_config), tmp_path_factory.mktemp("pipelines"))
+        found = rejects(loaded)
+        assert data_rows(loaded) == good, f"expected {good} good rows, loaded {data_rows(loaded)}"
+        assert len(found) == bad, f"expected {bad} reject rows, got {len(found)}"
+        for row in found:
+            assert row[REJECT_RULE] and row[REJECT_REASON] and row[SOURCE], row
+            assert row.get(RAW_TEXT) is not None, "a rejected record must keep its raw text"
+
+
+class ReplicationTests(ConnectorConformance):
+    """A replication connector: resumes from the committed source position, nothing lost or repeated."""
+
+    kind = Kind.REPLICATION
+
+    def change_source(self, raw_config: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any], int]:
+        """Apply new changes at the source (inserts, updates, deletes).
+
+        Returns:
+            The raw config to read with next (often the same) and how many change records were added.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define change_source(self, raw_config, ...)")
+
+    def test_resumes_after_the_committed_position(
+        self,
+        connector: Connector[Any],
+        raw_config: dict[str, Any],
+        tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        pipelines_dir = tmp_path_factory.mktemp("pipelines")
+        first = load(connector.build(raw_config), pipelines_dir)
+        assert data_rows(first) > 0
+        config, added = self.change_source(raw_config, tmp_path)
+        second = load(connector.build(config), pipelines_dir)
+        assert data_rows(second) == added, f"{added} changes made, {data_rows(second)} loaded"
+        before, after = positions(first), positions(second)
+        assert not before.keys() & after.keys(), "a change was loaded again"
+        assert sum(t.num_rows for t in load(connector.build(config), pipelines_dir)) == 0
+
+    def test_a_crash_before_the_load_loses_and_repeats_nothing(
+        self,
+        connector: Connector[Any],
+        raw_config: dict[str, Any],
+        tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        pipelines_dir = tmp_path_factory.mktemp("pipelines")
+        expected = data_rows(list(connector.build(raw_config)))
+        assert not load(connector.build(raw_config), pipelines_dir, extract_only=True)  # died before loading
+        config, added = self.change_source(raw_config, tmp_path)
+        loaded = load(connector.build(config), pipelines_dir)
+        assert data_rows(loaded) == expected + added
+        assert max(positions(loaded).values()) == 1, "a change was loaded twice"
+
+
+class StreamingTests(ConnectorConformance):
+    """A streaming connector: each run is bounded, and every message is loaded exactly once."""
+
+    kind = Kind.STREAMING
+    max_run_seconds: ClassVar[float] = 60.0
+
+    def produce(self, raw_config: dict[str, Any], tmp_path: Path, count: int) -> dict[str, Any]:
+        """Publish ``count`` new messages to the source; return the raw config to read with next."""
+        raise NotImplementedError(f"{type(self).__name__} must define produce(self, raw_config, ...)")
+
+    def test_runs_are_bounded_and_exactly_once(
+        self,
+        connector: Connector[Any],
+        raw_config: dict[str, Any],
+        tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        pipelines_dir = tmp_path_factory.mktemp("pipelines")
+        started = time.monotonic()
+        first = load(connector.build(raw_config), pipelines_dir)
+        config = self.produce(raw_config, tmp_path, 7)
+        second = load(connector.build(config), pipelines_dir)
+        idle = load(connector.build(config), pipelines_dir)
+        assert time.monotonic() - started < 3 * self.max_run_seconds, "a run did not stop by itself"
+        assert data_rows(second) == 7, f"7 messages produced, {data_rows(second)} loaded"
+        assert sum(t.num_rows for t in idle) == 0, "a run with nothing new loaded rows"
+        seen = positions(first) + positions(second)
+        assert max(seen.values()) == 1, "a message was loaded twice"

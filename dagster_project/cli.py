@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dagster_project import instance
+from lakegate.errors import LakegateError
 
 log = logging.getLogger("lakegate")
 DEFS_FOLDER = Path(__file__).parent / "defs"
@@ -19,8 +20,8 @@ WORKSPACE = Path(__file__).parent / "workspace.yaml"
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-class CliError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+class CliError(LakegateError):
+    """A user mistake found by the CLI itself: printed as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.captureWarnings(True)  # library deprecation chatter goes to the (silent) root logger
     try:
         return int(args.func(args) or 0)
-    except (CliError, ValueError, LookupError, OSError) as exc:
+    except LakegateError as exc:  # only problems lakegate explained; a bug keeps its traceback
         print(f"lakegate: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dagster_project.demo import write_demo
+    from pipelines.demo import write_demo
     from zones import load_config
 
     manifest = write_demo(load_config(), rows=args.rows)
@@ -99,20 +100,19 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from dagster_project._runs import config_error_line, explain_failure, resolve_job
     from dagster_project.definitions import defs
 
     instance.prepare()
-    definitions = defs()
-    try:
-        job = definitions.resolve_job_def(f"{args.pipeline}_job")
-    except dg.DagsterInvariantViolationError:
-        known = sorted(
-            j.name.removesuffix("_job") for j in definitions.resolve_all_job_defs() if j.name != "__ASSET_JOB"
-        )
-        raise CliError(f"unknown pipeline '{args.pipeline}'; pipelines: {', '.join(known)}") from None
+    job = resolve_job(defs(), args.pipeline)
     log.info("running %s", args.pipeline)
     with dg.DagsterInstance.get() as dagster_instance:
-        result = job.execute_in_process(instance=dagster_instance, raise_on_error=False, run_config=_QUIET)
+        try:
+            result = job.execute_in_process(
+                instance=dagster_instance, raise_on_error=False, run_config=_QUIET
+            )
+        except dg.DagsterInvalidConfigError as exc:
+            raise CliError(f"pipeline '{args.pipeline}' failed: {config_error_line(exc)}") from None
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
@@ -127,18 +127,21 @@ def _run(args: argparse.Namespace) -> int:
                 getattr(rows, "value", "?"),
             )
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        error = failure.step_failure_data.error if failure and failure.step_failure_data else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        reason = error.message.strip().splitlines()[-1] if error else "a blocking check failed"
+        reason, trace = explain_failure(result)
+        if trace is not None:  # a bug, not a user mistake: show where it happened
+            print(trace, file=sys.stderr)
+            print(
+                f"lakegate: pipeline '{args.pipeline}' crashed (run {result.run_id}): {reason}",
+                file=sys.stderr,
+            )
+            return 1
         raise CliError(f"pipeline '{args.pipeline}' failed (run {result.run_id}): {reason}")
     log.info("run %s succeeded", result.run_id)
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
-    from dagster_project.tables import describe
+    from pipelines.tables import describe
 
     info = describe(args.zone, args.dataset, version=args.version)
     if args.json:
@@ -154,7 +157,7 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dagster_project.validation import check_defs_folder
+    from pipelines.validation import check_defs_folder
 
     problems, count = check_defs_folder(args.defs)
     if not count:
@@ -168,7 +171,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _new_connector(args: argparse.Namespace) -> int:
-    from dagster_project.scaffold import scaffold_connector
+    from pipelines.scaffold import scaffold_connector
 
     for path in scaffold_connector(args.name, args.kind, args.dir):
         print(f"created {path}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.cli import DEFS_FOLDER, main
-from dagster_project.demo import write_demo
+from pipelines.demo import write_demo
 from zones import load_config
 
 LAKEGATE = str(Path(sys.executable).parent / "lakegate")
@@ -40,12 +40,14 @@ def defs_copy(tmp_path: Path, edit: str, replacement: str, pipeline: str = "orde
         (
             "type: files",
             "type: fils",
-            r"attributes\.connector: unknown connector 'fils'; known connectors: files",
+            r"attributes\.connector: unknown connector 'fils' \(did you mean 'files'\?\); "
+            r"known connectors: files",
         ),
         (
             "[normalize_strings, dedupe_latest]",
             "[normalize_strings, dedupe_lastest]",
-            r"attributes\.transforms: unknown transform 'dedupe_lastest'; known transforms: cast_schema",
+            r"attributes\.transforms: unknown transform 'dedupe_lastest' \(did you mean 'dedupe_latest'\?\); "
+            r"known transforms: cast_schema",
         ),
         ("pattern: ELT", "pattern: ELTT", r"attributes\.pattern: Input should be 'EL', 'ELT' or 'ETL'"),
         (
@@ -104,7 +106,11 @@ def test_missing_pii_key_is_one_line_and_nothing_is_lost(lakegate_home: Path) ->
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["run", "nope"], "lakegate: error: unknown pipeline 'nope'; pipelines: customers, events, orders"),
+        (
+            ["run", "nope"],
+            "lakegate: error: unknown pipeline 'nope'; pipelines: crm/customers, sales/orders, web/events",
+        ),
+        (["run", "ordrs"], "lakegate: error: unknown pipeline 'ordrs' (did you mean 'orders'?)"),
         (["table", "raw", "sales"], "lakegate: error: dataset 'sales' must be DOMAIN/DATASET"),
         (["table", "lake", "sales/orders"], "lakegate: error: unknown zone 'lake'; zones are: landing, raw"),
         (["table", "raw", "sales/nothing"], "lakegate: error: no table raw/sales/nothing"),
@@ -138,3 +144,19 @@ def test_a_version_that_does_not_exist(lakegate_home: Path, capsys: pytest.Captu
     assert capsys.readouterr().err.strip() == (
         "lakegate: error: raw/web/events has no version 99; the latest is 0"
     )
+
+
+def test_a_bug_in_a_step_keeps_its_traceback(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only lakegate's own errors become one line: a KeyError is a bug, and its traceback is shown."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("deliberate")
+
+    write_demo(load_config(), rows=20)
+    monkeypatch.setattr("pipelines._flow.ingest_source", broken)
+    assert main(["run", "events"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError" in err and "deliberate" in err
+    assert "lakegate: pipeline 'events' crashed" in err

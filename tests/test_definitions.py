@@ -22,17 +22,38 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
 
-def inventory() -> dict[str, Any]:
-    built = defs()
+def _asset(graph: Any, key: dg.AssetKey) -> dict[str, Any]:
+    node = graph.get(key)
+    return {
+        "group": node.group_name,
+        "deps": sorted(d.to_user_string() for d in node.parent_keys),
+        "kinds": sorted(node.kinds),
+        "tags": {k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/kind/")},
+        "owners": sorted(node.owners),
+        "metadata_keys": sorted(node.metadata),
+        "pii_columns": sorted(
+            c.name
+            for c in getattr(node.metadata.get("dagster/column_schema"), "columns", [])
+            if c.tags.get("pii")
+        ),
+    }
+
+
+def inventory(built: dg.Definitions | None = None) -> dict[str, Any]:
+    built = built or defs()
     graph = built.resolve_asset_graph()
     return {
-        "assets": sorted(k.to_user_string() for k in built.resolve_all_asset_keys()),
+        "assets": {k.to_user_string(): _asset(graph, k) for k in sorted(built.resolve_all_asset_keys())},
         "checks": sorted(
             f"{key.asset_key.to_user_string()}:{key.name}:"
             f"{'blocking' if graph.get_check_spec(key).blocking else 'warn'}"
             for key in graph.asset_check_keys
         ),
-        "jobs": sorted(j.name for j in built.resolve_all_job_defs() if not j.name.startswith("__")),
+        "jobs": sorted(
+            f"{j.name}:{j.tags.get('lakegate/pipeline')}"
+            for j in built.resolve_all_job_defs()
+            if not j.name.startswith("__")
+        ),
         "schedules": sorted(f"{s.name}:{s.cron_schedule}" for s in built.schedules or []),
         "sensors": sorted(s.name for s in built.sensors or []),
     }

@@ -8,10 +8,10 @@ import fsspec
 import polars as pl
 import pytest
 
-from dagster_project import flow
 from dagster_project.cli import main
-from dagster_project.demo import write_demo
-from dagster_project.spec import PipelineSpec
+from pipelines import _flow as flow
+from pipelines.demo import write_demo
+from pipelines.spec import PipelineSpec
 from zones import LoadReport, PipelineBusyError, ZoneName, load_config, open_zone
 
 

@@ -1,4 +1,4 @@
-"""Tests for dagster_project.quality against real Great Expectations (no mocks)."""
+"""Tests for pipelines.quality against real Great Expectations (no mocks)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import polars as pl
 import pytest
 
-from dagster_project import quality
-from dagster_project._ge_frames import to_pandas_for_ge
-from dagster_project.quality import (
+from pipelines import quality
+from pipelines._ge_frames import to_pandas_for_ge
+from pipelines.quality import (
     Expectation,
     ExpectationOutcome,
     QualityConfigError,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import os
+import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from connectors import Kind, _registry, get_connector
-from dagster_project.scaffold import ScaffoldError, scaffold_connector
+from connectors import REGISTRY, Kind, connector_names, get_connector
+from pipelines.scaffold import ScaffoldError, scaffold_connector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,12 +26,27 @@ def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("kind", [k.value for k in Kind])
-def test_scaffolded_connector_passes_its_conformance_tests(tmp_path: Path, kind: str) -> None:
-    written = scaffold_connector("crm_api", kind, tmp_path)
+@pytest.fixture
+def in_connectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A unique connector name scaffolded into the real ``connectors/`` folder, removed afterwards."""
+    name = f"zz_scaffold_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(REGISTRY, "_loaded", dict(REGISTRY._loaded))
+    try:
+        yield name
+    finally:
+        shutil.rmtree(ROOT / "connectors" / name, ignore_errors=True)
+        for module in [m for m in sys.modules if m.startswith(f"connectors.{name}")]:
+            del sys.modules[module]
 
-    package = tmp_path / "crm_api"
-    test_file = package / "tests" / "test_crm_api.py"
+
+@pytest.mark.parametrize("kind", [k.value for k in Kind])
+def test_scaffolded_connector_passes_its_conformance_tests_in_the_suite(
+    in_connectors: str, tmp_path: Path, kind: str
+) -> None:
+    written = scaffold_connector(in_connectors, kind, ROOT / "connectors")
+
+    package = ROOT / "connectors" / in_connectors
+    test_file = package / "tests" / f"test_{in_connectors}.py"
     assert set(written) == {
         package / "__init__.py",
         package / "config.py",
@@ -37,6 +54,11 @@ def test_scaffolded_connector_passes_its_conformance_tests(tmp_path: Path, kind:
         package / "tests" / "__init__.py",
         test_file,
     }
+    # `make test` runs pytest with the project's testpaths: the new tests are part of the suite.
+    collected = run(
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-m", "not ui"], tmp_path
+    )
+    assert f"connectors/{in_connectors}/tests/test_{in_connectors}.py::" in collected.stdout, collected.stdout
     inner = run(
         ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 't'}", str(test_file)],
         tmp_path,
@@ -46,27 +68,18 @@ def test_scaffolded_connector_passes_its_conformance_tests(tmp_path: Path, kind:
 
 
 def test_scaffolded_code_is_ruff_clean(tmp_path: Path) -> None:
-    scaffold_connector("crm_api", "batch", tmp_path)
+    for kind in Kind:
+        scaffold_connector(f"crm_{kind.value}", kind.value, tmp_path)
 
-    lint = run(
-        ["-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"), str(tmp_path / "crm_api")], tmp_path
-    )
+    lint = run(["-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"), str(tmp_path)], tmp_path)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-def test_scaffolded_connector_registers_with_its_kind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_registry, "_registered", dict(_registry._registered))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    scaffold_connector("orders_cdc", "replication", tmp_path)
+def test_scaffolded_connector_is_found_by_name_with_its_kind(in_connectors: str) -> None:
+    scaffold_connector(in_connectors, "replication", ROOT / "connectors")
 
-    try:
-        importlib.import_module("orders_cdc")
-        assert get_connector("orders_cdc").kind is Kind.REPLICATION
-    finally:
-        for module in [m for m in sys.modules if m == "orders_cdc" or m.startswith("orders_cdc.")]:
-            del sys.modules[module]
+    assert in_connectors in connector_names()
+    assert get_connector(in_connectors).kind is Kind.REPLICATION
 
 
 def test_readme_names_the_entry_point_of_the_enclosing_package(tmp_path: Path) -> None:

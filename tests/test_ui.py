@@ -62,9 +62,9 @@ EXPECTED_CHECKS: dict[str, set[str]] = {
     "web/events/raw": {"quality", "rows_accounted"},
     "web/events/quarantine": {"records_explained"},
 }
-EXPECTED_JOBS = {"orders_job", "customers_job", "events_job"}
-EXPECTED_SCHEDULES = {"orders_schedule": "*/15 * * * *", "events_schedule": "0 * * * *"}
-EXPECTED_SENSORS = {"customers_landing_sensor"}
+EXPECTED_JOBS = {"sales_orders_job", "crm_customers_job", "web_events_job"}
+EXPECTED_SCHEDULES = {"sales_orders_schedule": "*/15 * * * *", "web_events_schedule": "0 * * * *"}
+EXPECTED_SENSORS = {"crm_customers_landing_sensor"}
 GROUPS = ("crm_customers", "sales_orders", "web_events")
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName isMaterializable description jobNames
@@ -146,7 +146,7 @@ def test_assets_checks_jobs_schedules_and_sensors(dagster: DagsterDev) -> None:
             assert checks[key], f"materializable {key} has no asset check"
             assert len(node["jobNames"]) > 1, f"{key} is in no pipeline job"  # besides __ASSET_JOB
 
-    repo = _repository(dagster, "orders_job")
+    repo = _repository(dagster, "sales_orders_job")
     assert {j["name"] for j in repo["jobs"]} - {"__ASSET_JOB"} == EXPECTED_JOBS
     assert {s["name"]: s["cronSchedule"] for s in repo["schedules"]} == EXPECTED_SCHEDULES
     assert {s["name"] for s in repo["sensors"]} == EXPECTED_SENSORS
@@ -173,10 +173,10 @@ def _run_errors(dev: DagsterDev, run_id: str) -> str:
     return "\n".join(lines) or "(no error events)"
 
 
-def test_launch_orders_job_and_checks_pass(dagster: DagsterDev) -> None:
-    repo = _repository(dagster, "orders_job")
+def test_launch_sales_orders_job_and_checks_pass(dagster: DagsterDev) -> None:
+    repo = _repository(dagster, "sales_orders_job")
     selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
-    params = {"selector": {**selector, "jobName": "orders_job"}}
+    params = {"selector": {**selector, "jobName": "sales_orders_job"}}
     launch = dagster.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
     assert launch["__typename"] == "LaunchRunSuccess", launch
     run_id = launch["run"]["runId"]
@@ -229,7 +229,7 @@ def _assert_rendered(png: Path, dom: str, *, expect: tuple[str, ...]) -> None:
 def test_lineage_and_catalog_screenshots(dagster: DagsterDev) -> None:
     chromium = _chromium()
     assert dagster.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True  # else a popup hides the graph
-    repo = _repository(dagster, "orders_job")
+    repo = _repository(dagster, "sales_orders_job")
 
     # Global lineage, every group expanded: the `expanded` query parameter takes group ids, which are
     # `global@global:<group>` while the flagAssetGraphGroupsPerCodeLocation feature flag is off (default).

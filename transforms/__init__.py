@@ -6,6 +6,7 @@ through the ``lakegate.transforms`` entry-point group.
 
 from transforms._registry import (
     ENTRY_POINT_GROUP,
+    REGISTRY,
     TransformLoadError,
     UnknownTransformError,
     apply_transforms,
@@ -13,7 +14,14 @@ from transforms._registry import (
     register_transform,
     transform_names,
 )
-from transforms._types import TYPE_NAMES, Transform, TransformContext, dtype_of
+from transforms._types import (
+    TYPE_NAMES,
+    Transform,
+    TransformContext,
+    TransformError,
+    UnknownTypeError,
+    dtype_of,
+)
 from transforms.casting import CAST_ERRORS, cast_schema
 from transforms.cleaning import normalize_strings
 from transforms.dedupe import dedupe_latest
@@ -21,11 +29,14 @@ from transforms.dedupe import dedupe_latest
 __all__ = [
     "CAST_ERRORS",
     "ENTRY_POINT_GROUP",
+    "REGISTRY",
     "TYPE_NAMES",
     "Transform",
     "TransformContext",
+    "TransformError",
     "TransformLoadError",
     "UnknownTransformError",
+    "UnknownTypeError",
     "apply_transforms",
     "cast_schema",
     "dedupe_latest",

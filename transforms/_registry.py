@@ -1,112 +1,79 @@
-"""The name -> transform registry: built-ins register by decorator, third parties by entry point."""
+"""The name -> transform registry (see :mod:`lakegate.registry`): built-ins, in-process registrations and
+the ``lakegate.transforms`` entry points of other distributions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
-from types import MappingProxyType
-from typing import Final, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar, cast
 
 import polars as pl
 
-from transforms._types import Transform, TransformContext
+from lakegate.registry import Reference, RegistrationError, Registry, UnknownNameError
+from transforms._types import Transform, TransformContext, TransformError
 
 ENTRY_POINT_GROUP: Final = "lakegate.transforms"
 """Entry-point group in which other distributions publish transforms (``name = "module:function"``)."""
 
 _T = TypeVar("_T", bound=Transform)
 
-# Transforms registered in this process, built-ins included.
-_transforms: dict[str, Transform] = {}
 
-
-class UnknownTransformError(ValueError):
+class UnknownTransformError(TransformError, UnknownNameError, ValueError):
     """No transform, built-in or from an entry point, has the requested name."""
 
 
-class TransformLoadError(RuntimeError):
-    """A ``lakegate.transforms`` entry point is broken: it cannot be imported, is not callable, or its name
-    is taken."""
+class TransformLoadError(TransformError, RegistrationError):
+    """A transform plug-in is broken (cannot be imported, is not callable) or its name is taken."""
+
+
+def _validate(name: str, obj: object) -> Transform:
+    if not callable(obj):
+        raise TransformLoadError(
+            f"transform '{name}' resolves to a {type(obj).__name__} object, not a callable transform"
+        )
+    return cast(Transform, obj)
+
+
+REGISTRY: Registry[Transform] = Registry(
+    "transform",
+    _validate,
+    builtins={
+        "cast_schema": Reference("transforms.casting:cast_schema"),
+        "normalize_strings": Reference("transforms.cleaning:normalize_strings"),
+        "dedupe_latest": Reference("transforms.dedupe:dedupe_latest"),
+    },
+    entry_point_group=ENTRY_POINT_GROUP,
+    unknown_error=UnknownTransformError,
+    broken_error=TransformLoadError,
+)
 
 
 def register_transform(name: str) -> Callable[[_T], _T]:
     """Return a decorator that registers a transform under ``name`` and returns it unchanged.
 
     Raises:
-        ValueError: ``name`` is already registered; built-ins can't be overridden.
+        TransformLoadError: ``name`` is already registered; built-ins can't be overridden.
     """
 
     def decorator(transform: _T) -> _T:
-        if name in _transforms:
-            raise ValueError(f"transform {name!r} is already registered; pick another name")
-        _transforms[name] = transform
+        REGISTRY.register(name, transform)
         return transform
 
     return decorator
 
 
-@cache
-def _discover() -> Mapping[str, EntryPoint]:
-    # Reading entry-point metadata imports nothing, so one scan per process is cheap; the modules themselves
-    # are imported only when their transform is asked for.
-    found: dict[str, EntryPoint] = {}
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        previous = found.setdefault(entry_point.name, entry_point)
-        if previous.value != entry_point.value:
-            raise TransformLoadError(
-                f"entry point {entry_point.name!r} in group {ENTRY_POINT_GROUP!r} is declared twice: "
-                f"{previous.value} and {entry_point.value}"
-            )
-    return MappingProxyType(found)
-
-
-def _entry_points() -> Mapping[str, EntryPoint]:
-    found = _discover()
-    # Checked on every lookup rather than at discovery, so it also catches transforms registered afterwards.
-    clashes = sorted(found.keys() & _transforms.keys())
-    if clashes:
-        raise TransformLoadError(
-            f"entry points in group {ENTRY_POINT_GROUP!r} reuse names of registered transforms: "
-            f"{', '.join(clashes)}"
-        )
-    return found
-
-
 def transform_names() -> tuple[str, ...]:
     """Return the names of all known transforms, registered and from entry points, sorted."""
-    return tuple(sorted(_transforms.keys() | _entry_points().keys()))
+    return REGISTRY.names()
 
 
 def get_transform(name: str) -> Transform:
-    """Return the transform called ``name``, importing it from its entry point on first use.
+    """Return the transform called ``name``, importing it on first use.
 
     Raises:
         UnknownTransformError: No transform has that name; the message lists the known ones.
-        TransformLoadError: The entry point providing ``name`` (or sharing a name) is broken.
+        TransformLoadError: The entry point providing ``name`` is broken.
     """
-    third_party = _entry_points()
-    registered = _transforms.get(name)
-    if registered is not None:
-        return registered
-    entry_point = third_party.get(name)
-    if entry_point is None:
-        raise UnknownTransformError(
-            f"unknown transform {name!r}; known transforms: {', '.join(transform_names())}"
-        )
-    try:
-        transform: Transform = entry_point.load()
-    except Exception as exc:  # a plugin's import can fail in any way; report which plugin it was
-        raise TransformLoadError(
-            f"cannot load transform {name!r} from entry point {entry_point.value!r} "
-            f"in group {ENTRY_POINT_GROUP!r}: {exc!r}"
-        ) from exc
-    if not callable(transform):
-        raise TransformLoadError(
-            f"entry point {name!r} ({entry_point.value}) in group {ENTRY_POINT_GROUP!r} "
-            f"loads a {type(transform).__name__} object, not a callable transform"
-        )
-    return transform
+    return REGISTRY.get(name)
 
 
 def apply_transforms(lf: pl.LazyFrame, names: Sequence[str], ctx: TransformContext) -> pl.LazyFrame:

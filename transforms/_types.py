@@ -10,6 +10,8 @@ from typing import Final
 
 import polars as pl
 
+from lakegate.errors import LakegateError
+
 _SIMPLE_TYPES: Final[Mapping[str, pl.DataType]] = MappingProxyType(
     {
         "string": pl.String(),
@@ -35,6 +37,14 @@ def canonical_type_name(type_name: str) -> str:
     return "".join(type_name.split()).lower()
 
 
+class TransformError(LakegateError):
+    """Base of every error the transforms package raises for a user's declaration or plug-in."""
+
+
+class UnknownTypeError(TransformError, ValueError):
+    """A declared column type lakegate does not know; the message lists the allowed ones."""
+
+
 def dtype_of(type_name: str) -> pl.DataType:
     """Return the polars dtype for a declared type name.
 
@@ -42,7 +52,7 @@ def dtype_of(type_name: str) -> pl.DataType:
     ``decimal(P,S)`` needs ``1 <= P <= 38`` and ``0 <= S <= P``.
 
     Raises:
-        ValueError: ``type_name`` is not one of ``TYPE_NAMES``; the message names it and lists the
+        UnknownTypeError: ``type_name`` is not one of ``TYPE_NAMES``; the message names it and lists the
             allowed ones.
     """
     name = canonical_type_name(type_name)
@@ -54,7 +64,7 @@ def dtype_of(type_name: str) -> pl.DataType:
         precision, scale = int(match[1]), int(match[2])
         if 1 <= precision <= _MAX_DECIMAL_PRECISION and scale <= precision:
             return pl.Decimal(precision, scale)
-    raise ValueError(
+    raise UnknownTypeError(
         f"unsupported type {type_name!r}; allowed types: {', '.join(TYPE_NAMES)} "
         f"(with 1 <= P <= {_MAX_DECIMAL_PRECISION} and 0 <= S <= P)"
     )

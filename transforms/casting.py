@@ -6,10 +6,10 @@ from typing import Final
 
 import polars as pl
 
-from transforms._registry import register_transform
+from lakegate import columns
 from transforms._types import TransformContext, canonical_type_name, dtype_of
 
-CAST_ERRORS: Final = "_lakegate_cast_errors"
+CAST_ERRORS: Final = columns.CAST_ERRORS
 """String column listing, per row, the declared columns whose value failed to cast; null when none failed."""
 
 _BOOL_WORDS: Final = {
@@ -23,7 +23,7 @@ _BOOL_WORDS: Final = {
     "0": False,
 }
 # Prefix of the scratch columns that live only while cast_schema runs.
-_SCRATCH: Final = "_lakegate_cast_scratch_"
+_SCRATCH: Final = f"{columns.PREFIX}cast_scratch_"
 # What may follow the fixed-width date and time: a fraction of a second, then "Z" or an offset of ±HH[[:]MM].
 _ISO_TAIL: Final = r"^(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$"
 # Length and format of each fixed-width head: "YYYY-MM-DD", "YYYY-MM-DDTHH:MM", "YYYY-MM-DDTHH:MM:SS".
@@ -96,7 +96,6 @@ def _cast(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     return value.cast(target, strict=False)
 
 
-@register_transform("cast_schema")
 def cast_schema(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Cast every column declared in ``ctx.schema`` to its type and add the ``CAST_ERRORS`` column.
 

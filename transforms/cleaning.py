@@ -6,18 +6,17 @@ from typing import Final
 
 import polars as pl
 
-from transforms._registry import register_transform
+from lakegate import columns
 from transforms._types import TransformContext
 
 # Columns lakegate adds itself (such as the cast errors) are bookkeeping, not data to clean.
-_INTERNAL_PREFIX: Final = "_lakegate_"
+_INTERNAL_PREFIX: Final = columns.PREFIX
 
 
-@register_transform("normalize_strings")
 def normalize_strings(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Strip leading and trailing whitespace from every String column and make empty results null.
 
-    Columns whose name starts with ``_lakegate_`` and columns of other types are left untouched; ``ctx`` is
+    Reserved ``_lakegate_*`` columns and columns of other types are left untouched; ``ctx`` is
     not used.
     """
     columns = [

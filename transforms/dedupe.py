@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms._registry import register_transform
+from lakegate import columns
 from transforms._types import TransformContext
 
 
-@register_transform("dedupe_latest")
 def dedupe_latest(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Keep the latest row for each ``ctx.primary_key``.
 
@@ -28,7 +27,7 @@ def dedupe_latest(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
         raise ValueError(f"dedupe_latest: columns {missing} are not in the frame (columns: {list(schema)})")
 
     # The input position breaks ties and defines "last" without order_by; the name only needs to be unused.
-    row = "_lakegate_row"
+    row = columns.ROW_ID
     while row in schema:
         row += "_"
     latest_row = pl.col(row).sort_by([*ctx.order_by, row]).last().over(ctx.primary_key)

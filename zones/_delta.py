@@ -15,9 +15,10 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from lakegate import columns
 from zones import _staged
 
-PARTITION_COLUMN = "_lakegate_ingest_date"
+PARTITION_COLUMN = columns.INGEST_DATE
 
 
 def _open(uri: str, options: dict[str, str]) -> DeltaTable | None:

@@ -13,8 +13,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakegate import columns as col
 from transforms import CAST_ERRORS, TransformContext, get_transform
-from zones import _columns as col
 from zones._fastcast import fast_cast
 from zones.pii import PiiMethod, Tokenizer, split_pii
 

@@ -22,6 +22,8 @@ from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from zones.errors import ZoneError
+
 _ROWS_PER_FILE = 2_000_000
 _ROW_GROUP_ROWS = 100_000
 
@@ -153,7 +155,7 @@ def commit(
     )
 
 
-class SchemaChangeError(ValueError):
+class SchemaChangeError(ZoneError, ValueError):
     """Incoming data changes the type of an existing column (names the column, never a value)."""
 
 

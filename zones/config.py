@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zones.errors import ZoneError
 
 
 class ZoneName(StrEnum):
@@ -32,7 +34,7 @@ class ZoneName(StrEnum):
     QUARANTINE = "quarantine"
 
 
-class ZoneConfigError(ValueError):
+class ZoneConfigError(ZoneError, ValueError):
     """The zone configuration is invalid or incomplete; the message names the place and the fix."""
 
 
@@ -52,14 +54,18 @@ _CLASSIFICATION = {
 }
 
 
+_NOT_ENFORCED = {
+    "retention_days": "per-zone retention arrives with the retention sensors",
+    "region": "residency checks arrive with the zone policies; a storage region goes under 'storage'",
+}
+
+
 class ZoneConfig(BaseModel):
     """One zone.
 
     Attributes:
         url: ``file://``, ``s3://`` or ``gs://`` URL of the zone's root.
         classification: ``external``, ``internal`` or ``restricted``; policies key on it.
-        region: Where the data must reside (checked by residency policies).
-        retention_days: Default retention of the zone's tables; ``None`` keeps data forever.
         storage: Storage options (``key``, ``secret``, ``endpoint_url``, ``region``, ``token``),
             each a literal or ``{env: VARIABLE}``.
     """
@@ -67,9 +73,18 @@ class ZoneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     url: str
     classification: str = "internal"
-    region: str | None = None
-    retention_days: int | None = Field(default=None, ge=1)
     storage: dict[str, str | EnvRef] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_yet_enforced(cls, data: Any) -> Any:
+        # Accepting a setting that does nothing would let people believe data is expired or kept in a
+        # region: refuse it until it is enforced.
+        if isinstance(data, dict):
+            for key, why in _NOT_ENFORCED.items():
+                if key in data:
+                    raise ValueError(f"'{key}' is not enforced yet ({why}); remove it")
+        return data
 
     @field_validator("url")
     @classmethod

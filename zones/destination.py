@@ -34,7 +34,7 @@ from dlt.common.destination.exceptions import DestinationTerminalException, Dest
 from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
-from zones import _columns as col
+from lakegate import columns as col
 from zones import _delta
 from zones._records import (
     READ_BATCH_ROWS,
@@ -50,13 +50,14 @@ from zones._records import (
 from zones._staged import SchemaChangeError
 from zones.audit import AuditRecord, record
 from zones.config import LakegateConfig, ZoneName
+from zones.errors import ZoneError
 from zones.pii import Tokenizer
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
 
 
-class ZoneWriteError(RuntimeError):
+class ZoneWriteError(ZoneError, RuntimeError):
     """A load job could not be committed; the message names the dataset, the file and the cause."""
 
 
@@ -71,6 +72,7 @@ class LoadTarget:
         run_id: Orchestrator run id stamped on every row.
         config: Zone configuration.
         merge: Merge by primary key instead of appending.
+        pii_key: The key of the PII tokens (``$LAKEGATE_PII_KEY`` when ``None``); never printed.
     """
 
     dataset: DatasetSpec
@@ -79,6 +81,7 @@ class LoadTarget:
     run_id: str
     config: LakegateConfig
     merge: bool = False
+    pii_key: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -92,6 +95,14 @@ class LoadReport:
     replayed_jobs: int = 0
     rules: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def summary(self) -> str:
+        """One line: rows in, committed, quarantined by rule, replayed jobs."""
+        rules = ", ".join(f"{rule}: {n}" for rule, n in sorted(self.rules.items())) or "none"
+        return (
+            f"{self.input_rows} row(s) in, {self.committed_rows} committed, "
+            f"{self.quarantined_rows} quarantined ({rules}), {self.replayed_jobs} replayed job(s) skipped"
+        )
 
     def add(self, rules: list[str] | None = None, **counts: int) -> None:
         """Add ``counts`` (by field name) and one quarantine record per entry of ``rules``."""
@@ -127,13 +138,11 @@ def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -
     """A dlt destination committing every load job of ``target``'s pipeline into its zones.
 
     Raises:
-        PiiKeyError: PII is declared and ``$LAKEGATE_PII_KEY`` is missing (checked before any load).
+        PiiKeyError: PII is declared and the key (``target.pii_key`` or ``$LAKEGATE_PII_KEY``) is missing
+            or too short (checked before any load).
     """
-    tokenizer = (
-        Tokenizer.from_env(f"{target.dataset.path}: {', '.join(target.dataset.pii)}")
-        if target.dataset.pii
-        else None
-    )
+    purpose = f"{target.dataset.path}: {', '.join(target.dataset.pii)}"
+    tokenizer = Tokenizer.from_key(target.pii_key, purpose) if target.dataset.pii else None
     writer = _JobWriter(target, tokenizer, report or LoadReport())
 
     def lakegate(items: Any, table: TTableSchema) -> None:  # batch_size=0: items is the job's file path

@@ -16,6 +16,8 @@ from enum import StrEnum
 
 import polars as pl
 
+from zones.errors import ZoneError
+
 PII_KEY_ENV = "LAKEGATE_PII_KEY"
 _MIN_KEY_CHARS = 16
 _MASK_MIN_CHARS = 8
@@ -32,7 +34,7 @@ class PiiMethod(StrEnum):
     kept in the pii zone too."""
 
 
-class PiiKeyError(ValueError):
+class PiiKeyError(ZoneError, ValueError):
     """The tokenization key is missing or too short."""
 
 
@@ -46,16 +48,17 @@ class Tokenizer:
         return "Tokenizer(key=***)"
 
     @classmethod
-    def from_env(cls, purpose: str) -> Tokenizer:
-        """Read the key from ``$LAKEGATE_PII_KEY``.
+    def from_key(cls, key: str | None, purpose: str) -> Tokenizer:
+        """A tokenizer keyed by ``key``, or by ``$LAKEGATE_PII_KEY`` when ``key`` is ``None``.
 
         Args:
+            key: The secret (e.g. from a Dagster resource bound to ``EnvVar("LAKEGATE_PII_KEY")``).
             purpose: What needs the key, quoted in the error (e.g. ``crm/customers: email, phone``).
 
         Raises:
-            PiiKeyError: the variable is unset or shorter than 16 characters.
+            PiiKeyError: the key is missing or shorter than 16 characters (never quoted).
         """
-        key = os.environ.get(PII_KEY_ENV, "")
+        key = os.environ.get(PII_KEY_ENV, "") if key is None else key
         if len(key) < _MIN_KEY_CHARS:
             state = "is not set" if not key else f"is shorter than {_MIN_KEY_CHARS} characters"
             raise PiiKeyError(

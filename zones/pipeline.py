@@ -19,6 +19,7 @@ from pathlib import Path
 import dlt
 
 from zones.destination import LoadReport, LoadTarget, lakegate_destination
+from zones.errors import ZoneError
 
 log = logging.getLogger("lakegate.zones.pipeline")
 
@@ -62,5 +63,5 @@ def lakegate_pipeline(
         yield pipeline
 
 
-class PipelineBusyError(RuntimeError):
+class PipelineBusyError(ZoneError, RuntimeError):
     """Another run of the same pipeline holds its working folder."""

@@ -18,7 +18,6 @@ import pyarrow as pa
 from dlt.extract import DltResource
 
 from connectors._contract import Connector, Kind
-from connectors._registry import register_connector
 from connectors.files._readers import read_csv, read_json, read_parquet
 from connectors.files.config import FilesConfig
 
@@ -82,13 +81,14 @@ def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
     return files
 
 
-connector: Connector[FilesConfig] = register_connector(
-    Connector(
-        name="files",
-        kind=Kind.BATCH,
-        config_model=FilesConfig,
-        factory=files_resource,
-        description="CSV, NDJSON/JSON and Parquet files from any fsspec URL, each file ingested once",
-        probe=lambda config: [identity for _, identity in discover(config)],
-    )
+connector: Connector[FilesConfig] = Connector(
+    name="files",
+    kind=Kind.BATCH,
+    config_model=FilesConfig,
+    factory=files_resource,
+    description="CSV, NDJSON/JSON and Parquet files from any fsspec URL, each file ingested once",
+    probe=lambda config: [identity for _, identity in discover(config)],
+    kinds=frozenset({"fsspec"}),
+    describe_source=lambda config: f"files at {config.url}",
+    storage_options="fsspec",
 )

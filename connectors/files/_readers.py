@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from connectors._contract import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, plain_strings
-
-RESERVED_PREFIX = "_lakegate_"
+from connectors._contract import plain_strings
+from lakegate.columns import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE
+from lakegate.columns import PREFIX as RESERVED_PREFIX
 
 _CSV_BLOCK_BYTES = 1 << 20  # 1 MiB blocks measured fastest here, single-threaded, at the lowest RSS
 _JSON_CHUNK_LINES = 50_000

@@ -13,28 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from dlt.extract.exceptions import ResourceExtractionError
 
-from connectors import (
-    POSITION,
-    RAW_TEXT,
-    REJECT_REASON,
-    REJECT_RULE,
-    SOURCE,
-    ConnectorConfigError,
-    get_connector,
-)
+from connectors import ConnectorConfigError, get_connector
 from connectors.files._readers import _CSV_BLOCK_BYTES
-from connectors.testing import ConnectorConformance, load
-
-
-class TestFilesConformance(ConnectorConformance):
-    connector_name = "files"
-
-    def make_config(self, tmp_path: Path) -> dict[str, Any]:
-        drop = tmp_path / "drop"
-        drop.mkdir()
-        (drop / "orders_1.csv").write_text("id,amount\n1,10\n2,20\n3,30,oops\n")
-        (drop / "orders_2.csv").write_text("id,amount\n4,40\n")
-        return {"url": f"{drop.as_uri()}/*.csv"}
+from connectors.testing import load
+from lakegate.columns import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE
 
 
 def write(path: Path, content: str | bytes) -> str:

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from dagster_project._ge_frames import to_pandas_for_ge
+from pipelines._ge_frames import to_pandas_for_ge
+from pipelines.errors import PipelineError
 
 if TYPE_CHECKING:
     import pandas as pd
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
-    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
     from great_expectations.expectations.expectation import Expectation as GxExpectation
 
 __all__ = [
@@ -61,7 +62,7 @@ _lock = threading.Lock()
 _context: AbstractDataContext | None = None
 
 
-class QualityConfigError(ValueError):
+class QualityConfigError(PipelineError, ValueError):
     """A declared expectation is invalid (unknown type, missing or unknown argument...)."""
 
 
@@ -224,7 +225,7 @@ def _build(
     """Turn declarations into GE expectation objects, deduplicated, or raise listing every problem."""
     _import_gx()
     from great_expectations.compatibility.pydantic import ValidationError
-    from great_expectations.exceptions import InvalidExpectationConfigurationError
+    from great_expectations.exceptions.exceptions import InvalidExpectationConfigurationError
     from great_expectations.expectations.registry import (
         get_expectation_impl,
         list_registered_expectation_implementations,
@@ -355,7 +356,8 @@ def _run(
 
     ordered: list[ExpectationValidationResult | None] = [None] * len(expectations)
     for res in suite_result.results:
-        ordered[res.expectation_config.meta[_INDEX_KEY]] = res
+        if res.expectation_config is not None:
+            ordered[res.expectation_config.meta[_INDEX_KEY]] = res
     if any(res is None for res in ordered):
         raise RuntimeError(f"great_expectations returned no result for some expectations ({suite_name})")
     return ordered  # type: ignore[return-value]

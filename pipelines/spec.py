@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connectors import ConnectorConfigError, UnknownConnectorError, get_connector
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
-from zones import DatasetSpec, PiiMethod
+from zones import DatasetSpec, PiiMethod, ZoneName
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
@@ -104,6 +104,21 @@ class PipelineSpec(_Strict):
         if not _NAME.match(value):
             raise ValueError(f"'{value}' must be lowercase letters, digits and _ (starting with a letter)")
         return value
+
+    @property
+    def key(self) -> str:
+        """``<domain>_<name>``: unique across the project, the prefix of every job, schedule and sensor."""
+        return f"{self.domain}_{self.name}"
+
+    @property
+    def path(self) -> str:
+        """``<domain>/<name>``, as zones and the CLI name the dataset."""
+        return f"{self.domain}/{self.name}"
+
+    @property
+    def ingest_zone(self) -> ZoneName:
+        """Where the ingest step commits: curated for ETL (transformed in flight), raw otherwise."""
+        return ZoneName.CURATED if self.pattern is Pattern.ETL else ZoneName.RAW
 
     def dataset(self) -> DatasetSpec:
         """The zone-level contract of this pipeline's dataset."""

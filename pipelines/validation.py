@@ -1,4 +1,4 @@
-"""``lakegate check``: validate every ``defs.yaml`` without loading Dagster definitions."""
+"""Read and validate ``defs.yaml`` files without Dagster (``lakegate check``, scripts, benchmarks)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from dagster_project.spec import PipelineSpec, check_spec
+from pipelines.errors import PipelineSpecError
+from pipelines.spec import PipelineSpec, check_spec
 
 COMPONENT_TYPE = "dagster_project.components.IngestionPipeline"
 
@@ -41,3 +42,19 @@ def check_defs_file(file: Path) -> list[str]:
             f"{file}: attributes.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         ]
     return [f"{file}: attributes.{problem}" for problem in check_spec(spec)]
+
+
+def load_spec(file: Path | str) -> PipelineSpec:
+    """The pipeline a ``defs.yaml`` declares, fully checked.
+
+    Raises:
+        PipelineSpecError: every problem, each naming the file, the field and the fix.
+    """
+    path = Path(file)
+    if not path.is_file():
+        raise PipelineSpecError(f"{path}: no such defs.yaml")
+    problems = check_defs_file(path)
+    if problems:
+        raise PipelineSpecError("; ".join(problems))
+    document = yaml.safe_load(path.read_text())
+    return PipelineSpec.model_validate(document.get("attributes") or {})

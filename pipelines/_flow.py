@@ -1,6 +1,6 @@
-"""The data flow of one pipeline, without Dagster: build the dlt pipeline that loads a spec's connector
-through the lakegate destination, apply transforms (in flight or raw -> curated) and keep every row a
-transform removes as a quarantine record.
+"""The wiring of one pipeline's steps: the dlt pipeline that loads a spec's connector through the lakegate
+destination, the transforms (in flight or raw -> curated), and every row a transform removes kept as a
+quarantine record. :mod:`pipelines.steps` runs them.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -16,8 +17,20 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from dlt.extract import DltResource, DltSource
 
-from connectors import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE, get_connector, plain_strings
-from dagster_project.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
+from connectors import get_connector, plain_strings
+from lakegate.columns import (
+    LINEAGE_COLUMNS,
+    LOAD_ID,
+    POSITION,
+    PREFIX,
+    RAW_TEXT,
+    REJECT_REASON,
+    REJECT_RULE,
+    ROW_ID,
+    SOURCE,
+)
+from pipelines.errors import PipelineSpecError
+from pipelines.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
 from transforms import CAST_ERRORS, TransformContext, cast_schema, get_transform
 from zones import (
     LakegateConfig,
@@ -31,19 +44,14 @@ from zones import (
 )
 
 log = logging.getLogger("lakegate.flow")
-_LINEAGE_FROM_RAW = (
-    "_lakegate_load_id",
-    "_lakegate_run_id",
-    "_lakegate_ingested_at",
-    "_lakegate_ingest_date",
-)
 
 
 def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]:
     """The connector config with ``lakegate://<zone>/<path>`` URLs resolved to the zone's real URL.
 
-    The zone's storage options are passed along when the connector takes ``storage_options``.
+    The zone's storage options are passed along, in the connector's dialect, when it takes them.
     """
+    connector = get_connector(spec.connector.type)
     resolved: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for key, value in spec.connector.config.items():
@@ -51,19 +59,18 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
             zone_name, _, path = value.removeprefix(ZONE_URL_PREFIX).partition("/")
             zone = open_zone(zone_name, config)
             value = f"{zone.config.url}/{path}"
-            options = zone.fsspec_options()
+            options = zone.fsspec_options() if connector.storage_options == "fsspec" else zone.delta_options()
         resolved[key] = value
-    connector = get_connector(spec.connector.type)
-    if options and "storage_options" in connector.config_model.model_fields:
+    if options and connector.storage_options:
         resolved.setdefault("storage_options", options)
     return resolved
 
 
 def dlt_pipeline(
-    spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport
+    spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport, pipelines_dir: Path | None = None
 ) -> AbstractContextManager[dlt.Pipeline]:
     """The write-path dlt pipeline of one step (``ingest`` or ``curate``), locked for one run."""
-    return lakegate_pipeline(f"lakegate_{spec.domain}_{spec.name}_{step}", target, report)
+    return lakegate_pipeline(f"lakegate_{spec.key}_{step}", target, report, pipelines_dir)
 
 
 def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
@@ -83,20 +90,25 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
 def _single_resource(source: DltSource, spec: PipelineSpec) -> DltResource:
     resources = list(source.selected_resources.values())
     if len(resources) != 1:
-        raise ValueError(f"connector '{spec.connector.type}' yields {len(resources)} resources; select one")
+        raise PipelineSpecError(
+            f"connector '{spec.connector.type}' yields {len(resources)} resources; select one"
+        )
     return resources[0]
 
 
-def ingest_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:
+def ingest_target(
+    spec: PipelineSpec, run_id: str, config: LakegateConfig, pii_key: str | None = None
+) -> LoadTarget:
     """Where the ingest step commits: raw (EL, ELT) or curated by key (ETL)."""
     etl = spec.pattern is Pattern.ETL
     return LoadTarget(
         dataset=spec.dataset(),
-        zone=ZoneName.CURATED if etl else ZoneName.RAW,
+        zone=spec.ingest_zone,
         pipeline=spec.name,
         run_id=run_id,
         config=config,
         merge=etl,
+        pii_key=pii_key,
     )
 
 
@@ -134,7 +146,7 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
                 _as_rejects(frame.filter(failed), "cast_schema", typed.filter(failed)[CAST_ERRORS])
             )
         frame = typed.filter(~failed).drop(CAST_ERRORS)
-    row_id = "__lakegate_row"
+    row_id = f"_{ROW_ID}"  # not the dedupe transform's own scratch column
     frame = frame.with_row_index(row_id)
     for name in names:
         before = frame
@@ -147,7 +159,7 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
 
 
 def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None = None) -> pl.DataFrame:
-    data = [c for c in frame.columns if not c.startswith("_lakegate_")]
+    data = [c for c in frame.columns if not c.startswith(PREFIX)]
     default = f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
     return frame.select(
         *[pl.col(c) for c in (SOURCE, POSITION) if c in frame.columns],
@@ -192,11 +204,11 @@ def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | Non
     # Files from before and after a schema change differ in columns: align them by name.
     parts = [pl.read_parquet(uri, storage_options=options) for uri in new_files]
     frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-    order = [c for c in ("_lakegate_load_id", SOURCE, POSITION) if c in frame.columns]
+    order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
     frame = (
-        frame.drop([c for c in _LINEAGE_FROM_RAW if c != "_lakegate_load_id"], strict=False)
+        frame.drop([c for c in LINEAGE_COLUMNS if c != LOAD_ID], strict=False)
         .sort(order, nulls_last=True, maintain_order=True)
-        .drop("_lakegate_load_id", strict=False)
+        .drop(LOAD_ID, strict=False)
     )
     return CurateInput(frame=frame, raw_version=table.version(), app_id=app_id)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from string import Template
 
 from connectors import Kind, connector_names
+from pipelines.errors import PipelineError
 
 __all__ = ["ScaffoldError", "scaffold_connector"]
 
@@ -27,18 +28,24 @@ _POSITION_MEANING = {
 }
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(PipelineError, ValueError):
     """The scaffold cannot be created; the message is one line naming the problem and the fix."""
 
 
 _INIT = Template('''\
 """The ``$name`` connector ($kind), built on the lakegate connector contract.
 
-This example reads an in-memory source of ``config.rows`` records: replace ``_fetch`` with reads from
-the real source. The cursor is the last $position handed to dlt.
-It lives in the dlt resource state, which dlt saves with the load package, so each run resumes after the
-last position loaded and a second run over unchanged input yields nothing. See README.md beside this
-module for operations.
+This example reads an in-memory source of ``config.rows`` records: replace ``_fetch`` with reads
+from the real source. Every ``config.bad_every``-th record is "malformed" to show how a record that
+cannot be parsed is yielded as a reject row (rule, reason, raw text) instead of being dropped or
+failing the run.
+
+The cursor is the last $position handed to dlt. It lives in the dlt resource
+state, which dlt saves with the load package, so each run resumes after the last position loaded
+and a second run over unchanged input yields nothing.
+
+lakegate finds this connector by name (``type: $name``) because its package exposes
+``connector``. See README.md beside this module for operations.
 """
 
 from __future__ import annotations
@@ -47,11 +54,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import dlt
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract import DltResource
 
-from connectors import POSITION, SOURCE, Connector, Kind, register_connector
+from connectors import Connector, Kind
+from lakegate.columns import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE
 
 from .config import ${cls}Config
 
@@ -60,13 +69,23 @@ __all__ = [$exports]
 
 def _fetch(config: ${cls}Config, after: int) -> pa.Table:
     """The source's records after position ``after``, as one Arrow table with the lineage columns."""
-    ids = pa.array(range(after + 1, config.rows + 1), pa.int64())
+    ids = np.arange(after + 1, config.rows + 1, dtype=np.int64)
+    bad = (ids % config.bad_every == 0) if config.bad_every else np.zeros(len(ids), dtype=bool)
+    pairs = list(zip(ids.tolist(), (~bad).tolist(), strict=True))
     return pa.table(
         {
-            "id": ids,
-            "value": pc.multiply(ids, 10),
+            "id": pa.array(ids, mask=bad),
+            "value": pa.array(ids * 10, mask=bad),
             SOURCE: pa.repeat(pa.scalar(config.source), len(ids)),
-            POSITION: ids,
+            POSITION: pa.array(ids),
+            # A record that cannot be parsed: the rule it broke, a reason without its values, and the
+            # record exactly as received (the zone destination quarantines it, vaulted if PII).
+            REJECT_RULE: pa.array(np.where(bad, "example_malformed", None), pa.string()),
+            REJECT_REASON: pa.array(
+                [None if ok else f"{config.source} record {i}: not a valid record" for i, ok in pairs],
+                pa.string(),
+            ),
+            RAW_TEXT: pa.array([None if ok else f"{i};???" for i, ok in pairs], pa.string()),
         }
     )
 
@@ -86,14 +105,13 @@ def ${name}_resource(config: ${cls}Config) -> DltResource:
     return records
 
 
-connector: Connector[${cls}Config] = register_connector(
-    Connector(
-        name="$name",
-        kind=Kind.$kind_member,
-        config_model=${cls}Config,
-        factory=${name}_resource,
-        description="Example $kind connector; replace with what $name reads",
-    )
+connector: Connector[${cls}Config] = Connector(
+    name="$name",
+    kind=Kind.$kind_member,
+    config_model=${cls}Config,
+    factory=${name}_resource,
+    description="Example $kind connector; replace with what $name reads",
+    describe_source=lambda config: f"example source {config.source}",
 )
 ''')
 
@@ -113,10 +131,12 @@ class ${cls}Config(ConnectorConfig):
     Attributes:
         source: Name of the source, recorded in ``_lakegate_source`` on every row.
         rows: How many records the example source holds; replace with the real source's settings.
+        bad_every: Every n-th example record is malformed (0: none), to show reject rows.
     """
 
     source: str = Field(default="$name", min_length=1)
     rows: int = Field(default=3, ge=0)
+    bad_every: int = Field(default=0, ge=0)
 ''')
 
 _README = Template("""\
@@ -136,6 +156,7 @@ connector: {type: $name, config: {source: $name, rows: 3}}
 |---|---|---|---|
 | `source` | string | `$name` | recorded in `_lakegate_source` on every row |
 | `rows` | integer >= 0 | `3` | records the example source holds (*TODO*: the real settings) |
+| `bad_every` | integer >= 0 | `0` | every n-th example record is malformed, to show reject rows |
 
 The config is strict: an unknown key or a wrong type fails at load time with a `ConnectorConfigError`
 naming the field. Secrets never go in the config; pass them by environment variable (`{env: NAME}`).
@@ -163,8 +184,8 @@ the $position). A record that cannot be parsed is yielded as a reject row (`_lak
 
 ## Registering
 
-The connector registers itself when `$module` is imported. To make lakegate discover it by name,
-declare the entry point in the `pyproject.toml` of the distribution that ships it:
+lakegate finds the connector by name because `$module` exposes `connector`. To ship it in another
+distribution instead, declare the entry point in that distribution's `pyproject.toml`:
 
 ```toml
 [project.entry-points."lakegate.connectors"]
@@ -173,29 +194,48 @@ $name = "$module:connector"
 
 ## Tests
 
-`tests/test_$name.py` runs the shared conformance kit (`connectors.testing.ConnectorConformance`);
-run `pytest` on it from the project root. Add tests for the source's own failure modes beside it.
+`tests/test_$name.py` runs the shared conformance kit of its kind (`connectors.testing.$kit`);
+`make test` collects it with the rest of the suite. Add tests for the source's own failure modes beside it.
 """)
 
 _TEST = Template('''\
-"""Conformance tests of the ``$name`` connector: run ``pytest`` on this file from the project root."""
+"""Conformance tests of the ``$name`` connector ($kind kit); ``make test`` runs them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from connectors.testing import ConnectorConformance
+from connectors.testing import $kit
 
 from .. import connector
 
 
-class Test${cls}Conformance(ConnectorConformance):
+class Test${cls}Conformance($kit):
     connector_name = connector.name
 
     def make_config(self, tmp_path: Path) -> dict[str, Any]:
         return {"source": "$name-test", "rows": 5}
-''')
+$hooks''')
+
+_HOOKS = {
+    Kind.BATCH: """
+    def make_bad_config(self, tmp_path: Path) -> tuple[dict[str, Any], int, int]:
+        # Records 3 and 6 of 7 are malformed: 5 good rows, 2 rejects with their raw text.
+        return {"source": "$name-test", "rows": 7, "bad_every": 3}, 5, 2
+""",
+    Kind.REPLICATION: """
+    def change_source(self, raw_config: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any], int]:
+        # The example source grows by two records; a real test writes to the source database here.
+        return {**raw_config, "rows": raw_config["rows"] + 2}, 2
+""",
+    Kind.STREAMING: """
+    def produce(self, raw_config: dict[str, Any], tmp_path: Path, count: int) -> dict[str, Any]:
+        # The example source grows by ``count`` messages; a real test produces to the topic here.
+        return {**raw_config, "rows": raw_config["rows"] + count}
+""",
+}
+_KITS = {Kind.BATCH: "BatchTests", Kind.REPLICATION: "ReplicationTests", Kind.STREAMING: "StreamingTests"}
 
 
 def _module_path(package_dir: Path) -> str:
@@ -252,7 +292,9 @@ def scaffold_connector(name: str, kind: str, target_dir: Path) -> list[Path]:
         "kind_member": chosen.name,
         "position": _POSITION_MEANING[chosen],
         "module": _module_path(package),
+        "kit": _KITS[chosen],
     }
+    values["hooks"] = Template(_HOOKS[chosen]).substitute(values)
     files = {
         package / "__init__.py": _INIT.substitute(values),
         package / "config.py": _CONFIG.substitute(values),

@@ -1,0 +1,108 @@
+"""What ``lakegate run`` needs besides executing the job: find a pipeline's job by the name people type,
+and explain a failed run — one line for a problem lakegate explained, the traceback for a bug."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from lakegate.errors import LakegateError
+from lakegate.registry import suggest
+from pipelines import UnknownPipelineError
+
+_JOB_SUFFIX = "_job"
+PIPELINE_TAG = "lakegate/pipeline"
+"""Job (and so run) tag holding the pipeline's ``<domain>/<name>``."""
+_ENV_NOT_SET = re.compile(r'environment variable "?(\w+)"? which is not set')
+
+
+def resolve_job(definitions: dg.Definitions, requested: str) -> dg.JobDefinition:
+    """The job of pipeline ``requested``: ``orders``, ``sales/orders`` or ``sales_orders``.
+
+    Raises:
+        UnknownPipelineError: no pipeline, or several domains, have that name (lists them).
+    """
+    pipelines = {  # "<domain>/<name>" -> job name
+        job.tags[PIPELINE_TAG]: job.name
+        for job in definitions.resolve_all_job_defs()
+        if PIPELINE_TAG in job.tags
+    }
+    matches = [
+        path
+        for path, job_name in pipelines.items()
+        if requested in (path, job_name.removesuffix(_JOB_SUFFIX), path.split("/", 1)[1])
+    ]
+    if len(matches) == 1:
+        return definitions.resolve_job_def(pipelines[matches[0]])
+    known = sorted(pipelines)
+    if matches:
+        raise UnknownPipelineError(
+            f"pipeline name '{requested}' is taken in several domains: {', '.join(sorted(matches))}; "
+            "name one as DOMAIN/NAME"
+        )
+    names = sorted({p.split("/", 1)[1] for p in known} | set(known))
+    raise UnknownPipelineError(
+        f"unknown pipeline '{requested}'{suggest(requested, names)}; pipelines: {', '.join(known)}"
+    )
+
+
+def _lakegate_error_names() -> set[str]:
+    def walk(cls: type[BaseException]) -> Iterator[str]:
+        yield cls.__name__
+        for sub in cls.__subclasses__():
+            yield from walk(sub)
+
+    return set(walk(LakegateError))
+
+
+def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
+    """``(one line, traceback)`` of a failed run; the traceback is ``None`` for a lakegate error.
+
+    A failure lakegate raised on purpose (bad input, missing key, busy pipeline, ...) is explained by
+    its own message. Anything else is a bug and keeps its whole traceback.
+    """
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    error = failure.step_failure_data.error if failure and failure.step_failure_data else None
+    failed_checks = list(_failed_checks(result))
+    if error is None or (failed_checks and _root(error).cls_name == "DagsterAssetCheckFailedError"):
+        return "blocking check(s) failed: " + ("; ".join(failed_checks) or "see the check lines above"), None
+    chain = [error]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    known = _lakegate_error_names()
+    for link in reversed(chain):  # the root cause first
+        if link.cls_name in known:
+            return " ".join(link.message.strip().split(": ", 1)[-1].split()), None
+    root = chain[-1]
+    return f"{root.cls_name}: {' '.join(root.message.split())}", error.to_string()
+
+
+def _root(error: Any) -> Any:
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+def _failed_checks(result: dg.ExecuteInProcessResult) -> Iterator[str]:
+    """``asset:check (failures)`` of each failed blocking check; failures name expectations, never values."""
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        data = event.event_specific_data
+        if data.passed or data.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        failures = data.metadata.get("failures")
+        detail = ", ".join(failures.value) if failures is not None and failures.value else ""
+        name = f"{data.asset_key.to_user_string()}:{data.check_name}"
+        yield f"{name} ({detail})" if detail else name
+
+
+def config_error_line(exc: dg.DagsterInvalidConfigError) -> str:
+    """One line for a run whose resources cannot be configured (e.g. an unset environment variable)."""
+    for err in exc.errors:
+        if match := _ENV_NOT_SET.search(err.message):
+            return f"environment variable {match[1]} is not set; export it (see README: Secrets)"
+    return "; ".join(" ".join(err.message.split()) for err in exc.errors) or str(exc)

@@ -1,0 +1,43 @@
+"""The pipeline core: what a pipeline declares and how its steps run, usable without Dagster.
+
+Usable from a plain Python script::
+
+    from pipelines import curate, ingest, load_spec
+    spec = load_spec("dagster_project/defs/orders/defs.yaml")
+    ingest(spec, run_id="manual-1")
+    curate(spec, run_id="manual-1")
+
+``dagster_project`` turns the same specs, steps and checks into Dagster definitions.
+"""
+
+from pipelines._flow import connector_config
+from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
+from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
+from pipelines.spec import Pattern, PipelineSpec, check_spec
+from pipelines.steps import CurateResult, curate, ingest
+from pipelines.validation import check_defs_file, check_defs_folder, load_spec
+
+__all__ = [
+    "CHECKS",
+    "CheckDef",
+    "CheckInput",
+    "CheckOutcome",
+    "CurateResult",
+    "Pattern",
+    "PipelineError",
+    "PipelineSpec",
+    "PipelineSpecError",
+    "Step",
+    "TableRequestError",
+    "Target",
+    "UnknownPipelineError",
+    "check_defs_file",
+    "check_defs_folder",
+    "check_spec",
+    "checks_for",
+    "connector_config",
+    "curate",
+    "ingest",
+    "load_spec",
+    "zone_of",
+]

@@ -1,0 +1,239 @@
+"""The checks every pipeline's zones carry, declared once.
+
+Each :class:`CheckDef` names the check, the zone table it watches (relative to the pipeline's step),
+whether a failure blocks what is downstream, and the function that evaluates it. The Dagster layer
+turns the list into asset check specs and results; a plain script calls ``check.evaluate`` directly.
+Adding a check is one entry in :data:`CHECKS`.
+
+Outcomes hold counts, rule names and expectation names only — never a data value (PII must not leak
+through check results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import polars as pl
+from deltalake import DeltaTable
+
+from lakegate.columns import REASON, RULE, RUN_ID
+from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
+from pipelines.spec import Pattern, PipelineSpec
+from zones import LakegateConfig, LoadReport, ZoneName, open_zone
+
+_UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+class Step(StrEnum):
+    """The steps of a pipeline: ``ingest`` (source -> raw, or curated for ETL) and ``curate`` (ELT)."""
+
+    INGEST = "ingest"
+    CURATE = "curate"
+
+
+class Target(StrEnum):
+    """Which of a step's tables a check watches."""
+
+    DATA = "data"  # the table the step commits rows to
+    QUARANTINE = "quarantine"
+    PII = "pii"
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """What a check may look at: the pipeline, its zones, the run and what the step reported."""
+
+    spec: PipelineSpec
+    config: LakegateConfig
+    run_id: str
+    report: LoadReport
+    step: Step
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A check's result: passed or not, and value-free metadata (counts, names)."""
+
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """One declared check.
+
+    Attributes:
+        name: Check name, unique per asset.
+        step: The step whose tables it watches.
+        target: The table of that step it watches.
+        description: What it verifies, shown in the UI.
+        evaluate: Computes the outcome after the step ran.
+        blocking: Whether a failure stops downstream materialization, given the pipeline.
+        applies: Whether the pipeline has this check at all.
+    """
+
+    name: str
+    step: Step
+    target: Target
+    description: str
+    evaluate: Callable[[CheckInput], CheckOutcome]
+    blocking: Callable[[PipelineSpec], bool] = lambda spec: True
+    applies: Callable[[PipelineSpec], bool] = lambda spec: True
+
+
+def zone_of(spec: PipelineSpec, step: Step, target: Target) -> ZoneName:
+    """The zone holding ``target`` of ``step`` for this pipeline."""
+    if target is Target.DATA:
+        return spec.ingest_zone if step is Step.INGEST else ZoneName.CURATED
+    return ZoneName(target.value)
+
+
+def expectations_for(spec: PipelineSpec, *, full: bool) -> list[Expectation]:
+    """The standard suite plus declared expectations.
+
+    ``full=False`` (one run's rows of append-only raw) drops key uniqueness (resent records are normal
+    in raw) and the row count (a run may bring nothing new).
+    """
+    standard = standard_expectations(list(spec.columns), spec.primary_key)
+    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
+    if not full:
+        standard = [e for e in standard if e.type not in _UNIQUE and e.type != _ROW_COUNT]
+    return standard + declared
+
+
+def _quality(check: CheckInput) -> CheckOutcome:
+    """Great Expectations over the step's data table (declared columns only).
+
+    Raw is append-only: there only the rows this run committed are checked, so one old bad row does
+    not block promotion forever. ETL's curated and ELT's curated are checked whole.
+    """
+    spec = check.spec
+    zone = zone_of(spec, check.step, Target.DATA)
+    whole = check.step is Step.CURATE or spec.pattern is Pattern.ETL
+    table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
+    frame = (
+        pl.DataFrame() if table is None else _read(table, list(spec.columns), None if whole else check.run_id)
+    )
+    try:
+        report = validate(
+            frame, expectations_for(spec, full=whole), suite_name=f"{zone.value}.{spec.domain}.{spec.name}"
+        )
+    except QualityConfigError as exc:
+        return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
+    summary = report.summary()
+    return CheckOutcome(
+        passed=report.success,
+        metadata={
+            "rows": frame.height,
+            "evaluated": summary["evaluated"],
+            "failed": summary["failed"],
+            "failures": summary["failures"],
+        },
+        failures=tuple(summary["failures"]),
+    )
+
+
+def _read(table: DeltaTable, wanted: list[str], run_id: str | None) -> pl.DataFrame:
+    scan = pl.scan_delta(table)
+    if run_id is not None:
+        scan = scan.filter(pl.col(RUN_ID) == run_id)
+    present = {f.name for f in table.schema().fields}
+    columns = [c for c in wanted if c in present]
+    return scan.select(columns or pl.all()).collect()
+
+
+def _rows_accounted(check: CheckInput) -> CheckOutcome:
+    """Guarantee 3: every input row of this run was committed or quarantined."""
+    report = check.report
+    counts = {
+        "input_rows": report.input_rows,
+        "committed_rows": report.committed_rows,
+        "quarantined_rows": report.quarantined_rows,
+    }
+    balanced = report.input_rows == report.committed_rows + report.quarantined_rows
+    return CheckOutcome(passed=balanced, metadata=counts)
+
+
+def _records_explained(check: CheckInput) -> CheckOutcome:
+    """Every quarantined record names its rule and reason."""
+    counts = _aggregate(
+        check,
+        ZoneName.QUARANTINE,
+        records=pl.len(),
+        unexplained=(pl.col(RULE).is_null() | pl.col(REASON).is_null()).sum(),
+    )
+    return CheckOutcome(passed=counts["unexplained"] == 0, metadata=counts)
+
+
+def _vault_consistent(check: CheckInput) -> CheckOutcome:
+    """The vault holds exactly one non-empty value per (token, column)."""
+    counts = _aggregate(
+        check,
+        ZoneName.PII,
+        tokens=pl.len(),
+        duplicated=pl.len() - pl.struct("token", "column").n_unique(),
+        empty=pl.col("value").is_null().sum(),
+    )
+    return CheckOutcome(passed=counts["duplicated"] == 0 and counts["empty"] == 0, metadata=counts)
+
+
+def _aggregate(check: CheckInput, zone: ZoneName, **measures: pl.Expr) -> dict[str, int]:
+    """Counts over a zone table, computed by polars on the columns they need (0 when no table yet)."""
+    table = open_zone(zone, check.config).delta_table(check.spec.domain, check.spec.name)
+    if table is None:
+        return dict.fromkeys(measures, 0)
+    row = pl.scan_delta(table).select(**measures).collect().row(0, named=True)
+    return {name: int(value or 0) for name, value in row.items()}
+
+
+CHECKS: tuple[CheckDef, ...] = (
+    CheckDef(
+        "quality",
+        Step.INGEST,
+        Target.DATA,
+        "Great Expectations: schema, key, row count and declared expectations",
+        _quality,
+        blocking=lambda spec: spec.quality.blocking,
+    ),
+    CheckDef(
+        "rows_accounted",
+        Step.INGEST,
+        Target.DATA,
+        "input rows = committed rows + quarantined rows",
+        _rows_accounted,
+    ),
+    CheckDef(
+        "records_explained",
+        Step.INGEST,
+        Target.QUARANTINE,
+        "every quarantined record has rule and reason",
+        _records_explained,
+        blocking=lambda spec: False,
+    ),
+    CheckDef(
+        "vault_consistent",
+        Step.INGEST,
+        Target.PII,
+        "one value per token and column; no empty values",
+        _vault_consistent,
+        applies=lambda spec: bool(spec.pii),
+    ),
+    CheckDef(
+        "quality",
+        Step.CURATE,
+        Target.DATA,
+        "Great Expectations on the whole curated table",
+        _quality,
+        blocking=lambda spec: spec.quality.blocking,
+    ),
+)
+
+
+def checks_for(spec: PipelineSpec, step: Step) -> list[CheckDef]:
+    """The checks ``spec``'s ``step`` carries, in declaration order."""
+    return [c for c in CHECKS if c.step is step and c.applies(spec)]

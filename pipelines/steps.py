@@ -1,0 +1,89 @@
+"""Run a pipeline's steps from plain Python: ``ingest`` (source -> raw, or curated for ETL) and
+``curate`` (ELT: raw -> transforms -> curated, merged by key).
+
+The Dagster assets, the ``lakegate`` CLI and the benchmarks all call these, so every entry point
+runs the same code::
+
+    from pipelines import load_spec, ingest, curate
+    spec = load_spec("dagster_project/defs/orders/defs.yaml")
+    report = ingest(spec, run_id="manual-1")
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines import _flow as flow
+from pipelines.spec import PipelineSpec
+from zones import LakegateConfig, LoadReport, load_config
+
+log = logging.getLogger("lakegate.pipelines")
+
+
+@dataclass(frozen=True)
+class CurateResult:
+    """What a curate step did: its counts, and the raw version curated now reaches (``None``: none yet)."""
+
+    report: LoadReport
+    raw_version: int | None
+
+
+def ingest(
+    spec: PipelineSpec,
+    *,
+    run_id: str,
+    config: LakegateConfig | None = None,
+    pii_key: str | None = None,
+    pipelines_dir: Path | None = None,
+) -> LoadReport:
+    """Extract the spec's connector and commit it through the lakegate destination.
+
+    Pending load packages of an interrupted run are loaded first; only one run of a pipeline at a time.
+
+    Args:
+        spec: The pipeline.
+        run_id: Stamped on every committed row and audit record.
+        config: Zone configuration (default: :func:`zones.load_config`).
+        pii_key: Key of the PII tokens (default ``$LAKEGATE_PII_KEY``); needed when PII is declared.
+        pipelines_dir: dlt's working folders (default ``$LAKEGATE_HOME/dlt``): a cache, not the record.
+
+    Raises:
+        zones.PipelineBusyError: another run of the pipeline is in progress.
+        zones.PiiKeyError: PII is declared and the key is missing.
+    """
+    config = config or load_config()
+    report = LoadReport()
+    target = flow.ingest_target(spec, run_id, config, pii_key)
+    source = flow.ingest_source(spec, config)
+    with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
+        pipeline.run(source)
+    log.info("%s ingest: %s", spec.path, report.summary())
+    return report
+
+
+def curate(
+    spec: PipelineSpec,
+    *,
+    run_id: str,
+    config: LakegateConfig | None = None,
+    pipelines_dir: Path | None = None,
+) -> CurateResult:
+    """Transform the raw rows curated has not applied yet and merge them into curated by key.
+
+    Opening the pipeline first loads any package an interrupted curate left behind (with the raw
+    version it covers), so the raw rows still pending are computed after it.
+    """
+    config = config or load_config()
+    report = LoadReport()
+    target = flow.curate_target(spec, run_id, config)
+    with flow.dlt_pipeline(spec, "curate", target, report, pipelines_dir) as pipeline:
+        pending = flow.pending_raw(spec, config)
+        if pending is None or not pending.frame.height:
+            log.info("%s curate: curated is up to date with raw", spec.path)
+            return CurateResult(report=report, raw_version=None)
+        pipeline.run(flow.curate_source(spec, pending))
+    log.info("%s curate: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
+    return CurateResult(report=report, raw_version=pending.raw_version)
