@@ -193,17 +193,10 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    from connectors import get_connector
+    import pipelines
+    from pipelines import PipelineSpec
     from transforms import dtype_of
-    from zones import (
-        DatasetSpec,
-        LoadReport,
-        LoadTarget,
-        ZoneName,
-        lakegate_pipeline,
-        load_config,
-        open_zone,
-    )
+    from zones import ZoneName, load_config, open_zone
 
     rss_after_imports = _rss_now()
     profiler = _AllThreadsProfiler() if profile else None
@@ -215,12 +208,19 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
     if profiler:
         profiler.start()
     config = load_config()
-    spec = DatasetSpec(domain="bench", name="orders", schema=SCHEMA, primary_key=("id",))
-    report = LoadReport()
-    target = LoadTarget(dataset=spec, zone=ZoneName.RAW, pipeline="bench", run_id="bench", config=config)
-    source = get_connector("files").build({"url": "file://" + str(csv_path)}).with_name("orders")
-    with lakegate_pipeline("bench", target, report, workdir / "dlt") as pipeline:
-        pipeline.run(source)
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "orders",
+            "domain": "bench",
+            "pattern": "EL",
+            "connector": {"type": "files", "config": {"url": "file://" + str(csv_path)}},
+            "primary_key": ["id"],
+            "columns": {name: {"type": type_name} for name, type_name in SCHEMA.items()},
+        }
+    )
+    problems = pipelines.check_spec(spec)
+    assert not problems, problems
+    report = pipelines.ingest(spec, run_id="bench", config=config, pipelines_dir=workdir / "dlt")
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if profiler:
         profiler.stop()
@@ -229,13 +229,10 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
 
     steps = {}
     step_peaks = {}
-    trace = pipeline.last_trace
-    for step in trace.steps if trace else []:
-        if step.started_at and step.finished_at:
-            steps[step.step] = round((step.finished_at - step.started_at).total_seconds(), 2)
-            if sampler:
-                window = (step.started_at.timestamp(), step.finished_at.timestamp())
-                step_peaks[step.step] = round(sampler.peak(*window) / 1e9, 2)
+    for name, (step_start, step_end) in report.steps.items():
+        steps[name] = round(step_end - step_start, 2)
+        if sampler:
+            step_peaks[name] = round(sampler.peak(step_start, step_end) / 1e9, 2)
 
     balanced = report.input_rows == report.committed_rows + report.quarantined_rows
     print(

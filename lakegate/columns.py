@@ -41,8 +41,3 @@ ROW_ID: Final = "_lakegate_row"
 CONNECTOR_COLUMNS: Final = (SOURCE, POSITION, REJECT_RULE, REJECT_REASON, RAW_TEXT)
 LINEAGE_COLUMNS: Final = (LOAD_ID, RUN_ID, INGESTED_AT, INGEST_DATE)
 REJECT_COLUMNS: Final = (REJECT_RULE, REJECT_REASON, RAW_TEXT)
-
-
-def is_reserved(name: str) -> bool:
-    """Whether ``name`` is a reserved lakegate column (data columns may not start with the prefix)."""
-    return name.startswith(PREFIX)

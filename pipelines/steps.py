@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import dlt
+
 from pipelines import _flow as flow
 from pipelines.spec import PipelineSpec
 from zones import LakegateConfig, LoadReport, load_config
@@ -60,6 +62,7 @@ def ingest(
     source = flow.ingest_source(spec, config)
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
         pipeline.run(source)
+        _record_steps(pipeline, report)
     log.info("%s ingest: %s", spec.path, report.summary())
     return report
 
@@ -85,5 +88,13 @@ def curate(
             log.info("%s curate: curated is up to date with raw", spec.path)
             return CurateResult(report=report, raw_version=None)
         pipeline.run(flow.curate_source(spec, pending))
+        _record_steps(pipeline, report)
     log.info("%s curate: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
     return CurateResult(report=report, raw_version=pending.raw_version)
+
+
+def _record_steps(pipeline: dlt.Pipeline, report: LoadReport) -> None:
+    trace = pipeline.last_trace
+    for step in trace.steps if trace else []:
+        if step.started_at and step.finished_at:
+            report.steps[step.step] = (step.started_at.timestamp(), step.finished_at.timestamp())

@@ -94,6 +94,8 @@ class LoadReport:
     vaulted_values: int = 0
     replayed_jobs: int = 0
     rules: Counter[str] = field(default_factory=Counter)
+    steps: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> str:
