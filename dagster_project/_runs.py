@@ -11,7 +11,7 @@ import dagster as dg
 
 from lakegate.errors import LakegateError
 from lakegate.registry import suggest
-from pipelines import UnknownPipelineError
+from pipelines import PipelineSpecError, UnknownPipelineError
 
 _JOB_SUFFIX = "_job"
 PIPELINE_TAG = "lakegate/pipeline"
@@ -38,6 +38,9 @@ def resolve_job(definitions: dg.Definitions, requested: str) -> dg.JobDefinition
     if len(matches) == 1:
         return definitions.resolve_job_def(pipelines[matches[0]])
     known = sorted(pipelines)
+    broken = _broken(definitions, requested)
+    if broken:
+        raise PipelineSpecError(f"pipeline '{requested}' is not defined correctly: {broken}")
     if matches:
         raise UnknownPipelineError(
             f"pipeline name '{requested}' is taken in several domains: {', '.join(sorted(matches))}; "
@@ -47,6 +50,16 @@ def resolve_job(definitions: dg.Definitions, requested: str) -> dg.JobDefinition
     raise UnknownPipelineError(
         f"unknown pipeline '{requested}'{suggest(requested, names)}; pipelines: {', '.join(known)}"
     )
+
+
+def _broken(definitions: dg.Definitions, folder: str) -> str:
+    """The problems of ``defs/<folder>/defs.yaml`` when it is loaded as a broken placeholder, else ''."""
+    graph = definitions.resolve_asset_graph()
+    key = dg.AssetKey(["broken_definitions", folder])
+    if not graph.has(key):
+        return ""
+    problems = graph.get(key).metadata.get("problems")
+    return " | ".join(problems.value) if problems is not None else "see lakegate check"
 
 
 def _lakegate_error_names() -> set[str]:

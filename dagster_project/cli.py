@@ -20,6 +20,10 @@ WORKSPACE = Path(__file__).parent / "workspace.yaml"
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+_HANDLER = logging.StreamHandler()
+_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+
+
 class CliError(LakegateError):
     """A user mistake found by the CLI itself: printed as one line, exit status 2."""
 
@@ -28,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lakegate`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
+    _HANDLER.stream = sys.stderr  # the current stderr, also when main() runs again in one process
+    if _HANDLER not in log.handlers:
+        log.addHandler(_HANDLER)
     log.setLevel(logging.INFO)
     logging.captureWarnings(True)  # library deprecation chatter goes to the (silent) root logger
     try:

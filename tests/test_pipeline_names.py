@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from dagster_project.cli import DEFS_FOLDER, main
@@ -52,3 +53,39 @@ def test_run_names_the_domain_when_a_name_is_ambiguous(
     curated = open_zone("curated", load_config())
     assert curated.delta_table("sales", "orders") is not None
     assert curated.delta_table("finance", "orders") is None  # only the pipeline asked for ran
+
+
+@pytest.fixture
+def broken_products() -> Iterator[Path]:
+    """A ``products`` pipeline whose connector name has a typo, beside the shipped ones."""
+    folder = DEFS_FOLDER / "products"
+    folder.mkdir()
+    text = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
+    (folder / "defs.yaml").write_text(
+        text.replace("name: orders", "name: products").replace("type: files", "type: fils")
+    )
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_broken_defs_yaml_never_breaks_the_other_pipelines(
+    broken_products: Path, lakegate_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = defs()
+    assert "sales_orders_job" in {j.name for j in built.resolve_all_job_defs()}
+    graph = built.resolve_asset_graph()
+    placeholder = dg.AssetKey(["broken_definitions", "products"])
+    assert graph.has(placeholder)  # visible in the UI as broken, with a failing check
+    assert any(k.asset_key == placeholder for k in graph.asset_check_keys)
+
+    write_demo(load_config(), rows=20)
+    assert main(["run", "orders"]) == 0
+    capsys.readouterr()
+    assert main(["run", "products"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "pipeline 'products' is not defined correctly" in err[0]
+    assert "attributes.connector: unknown connector 'fils' (did you mean 'files'?)" in err[0]
+    assert str(broken_products / "defs.yaml") in err[0]
