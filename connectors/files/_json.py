@@ -153,7 +153,9 @@ class _Objects:
 def read_json(handle: IO[bytes], source: str, *, encoding: str, batch_rows: int) -> Iterator[pa.Table]:
     """Read newline-delimited JSON (or one JSON array) into text columns plus reject rows.
 
-    A JSON *array* file has to be parsed whole; newline-delimited files stream in bounded chunks.
+    A file whose first non-blank character is ``[`` is a JSON array, unless it is named ``.ndjson`` or
+    ``.jsonl``. A JSON *array* file has to be parsed whole; newline-delimited files stream in bounded
+    chunks.
     """
     regions = Regions(handle, encoding, _BLOCK_BYTES)
     text = ""
@@ -166,7 +168,7 @@ def read_json(handle: IO[bytes], source: str, *, encoding: str, batch_rows: int)
         else:
             yield reject_table(source, [(None, "empty_file", f"{source}: the file is empty", None)])
         return
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith("[") and not _lines_only(source):
         while (region := regions.next()) is not None:
             text += region.text
         yield from _json_array(text, source, regions.problem)
@@ -195,6 +197,12 @@ def read_json(handle: IO[bytes], source: str, *, encoding: str, batch_rows: int)
     if regions.problem:
         problem = f"{source} line {line}: the file cannot be read from this line on ({regions.problem})"
         yield reject_table(source, [(line, "file_unreadable", problem, None)])
+
+
+def _lines_only(source: str) -> bool:
+    """Whether the file's name says newline-delimited, so a first line ``[...]`` is a bad record rather
+    than the start of a JSON array file."""
+    return source.lower().removesuffix(".gz").removesuffix(".zst").endswith((".ndjson", ".jsonl"))
 
 
 def _json_array(document: str, source: str, read_problem: str | None) -> Iterator[pa.Table]:
