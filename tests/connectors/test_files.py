@@ -431,3 +431,64 @@ def test_truncated_parquet_is_one_file_reject_and_other_files_load(tmp_path: Pat
     assert rejects.select([SOURCE, POSITION, REJECT_RULE]).to_pylist() == [
         {SOURCE: cut, POSITION: None, REJECT_RULE: "file_unreadable"}
     ]
+
+
+def test_bad_records_reach_quarantine_alone_through_the_zone_destination(lakegate_home: Path) -> None:
+    """End to end: files connector -> dlt -> zone destination; raw text of a PII dataset is tokenized."""
+    import dlt
+    import polars as pl
+
+    from zones import (
+        DatasetSpec,
+        LoadReport,
+        LoadTarget,
+        PiiMethod,
+        ZoneName,
+        lakegate_destination,
+        load_config,
+        open_zone,
+    )
+
+    drop = lakegate_home / "drop"
+    drop.mkdir(parents=True)
+    csv_url = write(
+        drop / "people.csv",
+        b"id,email,age\n1,a@x.io,30\n2,b@x.io,forty\n3,c@x.io,50\n4,d\xe9@x.io,60\n5,e@x.io,70,9\n6,f@x.io,80\n",
+    )
+    write(drop / "broken.csv.gz", b"id,email,age\n7,g@x.io,1\n")  # named .gz, not gzip
+    spec = DatasetSpec(
+        domain="crm",
+        name="people",
+        schema={"id": "int64", "email": "string", "age": "int64"},
+        primary_key=("id",),
+        pii={"email": PiiMethod.TOKENIZE},
+    )
+    report = LoadReport()
+    target = LoadTarget(
+        dataset=spec, zone=ZoneName.RAW, pipeline="people", run_id="run-1", config=load_config(), merge=False
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="people",
+        pipelines_dir=str(lakegate_home / "dlt"),
+        destination=lakegate_destination(target, report),
+        dataset_name="crm",
+    )
+    pipeline.run(get_connector("files").build({"url": f"{drop.as_uri()}/*"}).with_name("people"))
+
+    assert (report.input_rows, report.committed_rows, report.quarantined_rows) == (7, 3, 4)
+    config = load_config()
+    raw = open_zone("raw", config).read("crm", "people").sort("id")
+    assert raw["id"].to_list() == [1, 3, 6]
+    quarantine = (
+        open_zone("quarantine", config).read("crm", "people").sort("_lakegate_position", nulls_last=True)
+    )
+    assert quarantine.select("_lakegate_position", "_lakegate_rule").rows() == [
+        (3, quarantine["_lakegate_rule"][0]),  # 'forty' does not cast: the destination's rule
+        (5, "invalid_encoding"),
+        (6, "csv_field_count"),
+        (None, "file_unreadable"),
+    ]
+    assert quarantine["_lakegate_rule"][0] != "invalid_encoding"
+    assert quarantine.filter(pl.col("_lakegate_position") == 5)["_lakegate_source"].to_list() == [csv_url]
+    everything = quarantine.write_csv()
+    assert "@x.io" not in everything  # raw text of rejects is tokenized like the PII column itself
