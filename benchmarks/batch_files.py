@@ -343,13 +343,14 @@ class _PhaseTimers:
         import pyarrow.parquet as pq
 
         import connectors.files as files
+        import connectors.files._csv as csv_reader
         import connectors.files._readers as readers
         import zones._delta as delta
         import zones.destination as destination
 
         timers = cls()
         timers.wrap(files, "read_csv", "extract  read_csv: pyarrow CSV parse + lineage (connector)", gen=True)
-        timers.wrap(readers, "with_positions", "extract    with_positions: source/position columns")
+        timers.wrap(csv_reader, "with_positions", "extract    with_positions: source/position columns")
         timers.wrap(readers, "with_lineage", "extract    with_lineage: source/position columns")
         timers.wrap(pq.ParquetWriter, "write_table", "extract  ParquetWriter.write_table: dlt's load file")
         timers.wrap(delta, "is_replay", "load     is_replay: open the 3 zone tables")

@@ -89,8 +89,11 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     for link in reversed(chain):  # the root cause first
         if link.cls_name in known:
             return " ".join(link.message.strip().split(": ", 1)[-1].split()), None
-    root = chain[-1]
-    return f"{root.cls_name}: {' '.join(root.message.split())}", error.to_string()
+    tracebacks = [
+        "Traceback (most recent call last):\n" + "".join(link.stack) + link.message for link in reversed(chain)
+    ]
+    causes = "\nThe above exception was the direct cause of the following exception:\n\n"
+    return " ".join(chain[-1].message.split()), causes.join(tracebacks)
 
 
 def _root(error: Any) -> Any:

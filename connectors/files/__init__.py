@@ -56,7 +56,13 @@ def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
         elif fmt == "parquet":
             yield from read_parquet(handle, url, batch_rows=config.batch_rows)
         else:
-            yield from read_json(handle, url, encoding=config.encoding, batch_rows=config.batch_rows)
+            yield from read_json(
+                handle,
+                url,
+                encoding=config.encoding,
+                batch_rows=config.batch_rows,
+                lines_only=fmt == "ndjson",
+            )
 
 
 def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
