@@ -22,6 +22,7 @@ from dlt.extract import DltResource, DltSource
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lakegate.errors import LakegateError
+from lakegate.registry import suggest
 
 StorageDialect = Literal["fsspec", "object_store"]
 """How a connector names storage options: fsspec's (``key``, ``secret``, ``token``) or object_store's
@@ -118,11 +119,16 @@ class Connector(Generic[C]):
         try:
             return self.config_model.model_validate(dict(raw))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"config.{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(self._explain(err) for err in exc.errors())
             raise ConnectorConfigError(f"connector '{self.name}': {problems}") from None
+
+    def _explain(self, err: Any) -> str:
+        where = f"config.{'.'.join(str(p) for p in err['loc']) or '<root>'}"
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            valid = list(self.config_model.model_fields)
+            hint = suggest(str(err["loc"][0]), valid)
+            return f"{where}: unknown key{hint}; valid keys: {', '.join(valid)}"
+        return f"{where}: {err['msg']}"
 
     def build(self, raw_config: Mapping[str, Any]) -> DltSource | DltResource:
         """Validate ``raw_config`` and return the dlt source/resource it describes."""

@@ -90,7 +90,8 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
         if link.cls_name in known:
             return " ".join(link.message.strip().split(": ", 1)[-1].split()), None
     tracebacks = [
-        "Traceback (most recent call last):\n" + "".join(link.stack) + link.message for link in reversed(chain)
+        "Traceback (most recent call last):\n" + "".join(link.stack) + link.message
+        for link in reversed(chain)
     ]
     causes = "\nThe above exception was the direct cause of the following exception:\n\n"
     return " ".join(chain[-1].message.split()), causes.join(tracebacks)

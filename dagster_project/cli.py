@@ -169,7 +169,7 @@ def _check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        return 1
+        return 2  # like every user mistake (README)
     print(f"ok: {count} pipeline(s) valid")
     return 0
 

@@ -35,6 +35,7 @@ __all__ = [
     "ExpectationOutcome",
     "QualityConfigError",
     "QualityReport",
+    "expectation_problems",
     "standard_expectations",
     "validate",
 ]
@@ -206,6 +207,31 @@ def validate(df: pl.DataFrame, expectations: Sequence[Expectation], *, suite_nam
     results = _run(to_pandas_for_ge(df), gx_expectations, suite_name)
     outcomes = tuple(_outcome(exp, res, set(df.columns)) for exp, res in zip(declared, results, strict=True))
     return QualityReport(success=all(o.success for o in outcomes), outcomes=outcomes)
+
+
+def expectation_problems(expectations: Sequence[Expectation], columns: Sequence[str]) -> list[str]:
+    """Problems of declared expectations, checked before any run: one line each, ``[i] type: problem``.
+
+    Each expectation is resolved against Great Expectations' catalogue (unknown types get a "did you
+    mean") and built with its arguments; the columns it names must be among the declared ``columns``
+    (when any are declared), with the closest declared name suggested.
+    """
+    problems: list[str] = []
+    for i, exp in enumerate(expectations):
+        try:
+            _build([exp], suite_name="declared")
+        except QualityConfigError as exc:
+            problems.append(f"[{i}] {str(exc).replace(' (suite declared)', '')}")
+            continue
+        unknown = [c for c in _columns(exp.kwargs) if columns and c not in columns]
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(columns), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(
+                f"[{i}] {exp.type}: column '{name}' is not declared under columns{hint}; "
+                "declare it or fix the name"
+            )
+    return problems
 
 
 def _import_gx() -> None:

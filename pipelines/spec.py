@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors import ConnectorConfigError, UnknownConnectorError, get_connector
+from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName
 
@@ -163,6 +164,11 @@ def check_spec(spec: PipelineSpec) -> list[str]:
             problems.append(
                 f"pii: {name} is declared {declared_type.type}; tokens and masks are text, declare it string"
             )
+    declared_expectations = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
+    problems += [
+        f"quality.expectations{problem}"
+        for problem in expectation_problems(declared_expectations, list(declared))
+    ]
     if spec.pattern is not Pattern.EL and not spec.primary_key:
         problems.append(f"primary_key: pattern {spec.pattern} merges curated by key; declare primary_key")
     if spec.pattern is Pattern.EL and spec.transforms:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from lakegate.registry import suggest
 from pipelines.errors import PipelineSpecError
 from pipelines.spec import PipelineSpec, check_spec
 
@@ -38,10 +40,48 @@ def check_defs_file(file: Path) -> list[str]:
     try:
         spec = PipelineSpec.model_validate(document.get("attributes") or {})
     except ValidationError as exc:
-        return [
-            f"{file}: attributes.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        return [f"{file}: attributes.{_explain(err)}" for err in exc.errors()]
     return [f"{file}: attributes.{problem}" for problem in check_spec(spec)]
+
+
+def _explain(err: Any) -> str:
+    """``field.path: message``; an unknown key also gets the valid keys and the closest one."""
+    loc = [str(p) for p in err["loc"]]
+    where = ".".join(loc)
+    if err["type"] != "extra_forbidden":
+        return f"{where}: {err['msg']}"
+    valid = _keys_at(PipelineSpec, loc[:-1])
+    if not valid:
+        return f"{where}: unknown key; remove it"
+    return f"{where}: unknown key{suggest(loc[-1], valid)}; valid keys: {', '.join(valid)}"
+
+
+def _keys_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The field names of the model found at ``path`` inside ``model`` ([] when it is not a model)."""
+    current: Any = model
+    for part in path:
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is None:  # a mapping key (e.g. a column name) or a list index: keep the value type
+            continue
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields) if _is_model(current) else []
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``Model``, ``Model | None``, ``dict[str, Model]``...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_spec(file: Path | str) -> PipelineSpec:

@@ -63,7 +63,24 @@ def defs_copy(tmp_path: Path, edit: str, replacement: str, pipeline: str = "orde
         (
             'config: {url: "lakegate://landing/sales/orders/*.csv"}',
             'config: {url: "x", delimter: ";"}',
-            r"config\.delimter: Extra inputs are not permitted",
+            r"config\.delimter: unknown key \(did you mean 'delimiter'\?\); valid keys: url, format",
+        ),
+        (
+            "order_by: [updated_at]",
+            "orderby: [updated_at]",
+            r"attributes\.orderby: unknown key \(did you mean 'order_by'\?\)",
+        ),
+        (
+            "type: expect_column_values_to_be_between",
+            "type: expect_column_values_between",
+            r"quality\.expectations\[0\] unknown expectation 'expect_column_values_between': "
+            r"did you mean 'expect_column_values_to_be_between'\?",
+        ),
+        (
+            "kwargs: {column: amount, min_value: 0}",
+            "kwargs: {column: amout, min_value: 0}",
+            r"quality\.expectations\[0\] expect_column_values_to_be_between: column 'amout' is not declared "
+            r"under columns \(did you mean 'amount'\?\)",
         ),
     ],
 )
@@ -71,7 +88,7 @@ def test_lakegate_check_names_file_field_and_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, replacement: str, expected: str
 ) -> None:
     folder = defs_copy(tmp_path, edit, replacement)
-    assert main(["check", "--defs", str(folder)]) == 1
+    assert main(["check", "--defs", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(folder / "orders" / "defs.yaml") in err
     assert re.search(expected, err), err
@@ -82,7 +99,7 @@ def test_lakegate_check_reports_broken_yaml_with_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = defs_copy(tmp_path, "  domain: sales", "  domain: [sales")
-    assert main(["check", "--defs", str(folder)]) == 1
+    assert main(["check", "--defs", str(folder)]) == 2
     assert "orders/defs.yaml: line" in capsys.readouterr().err
 
 
