@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from lakegate.errors import LakegateError
 from lakegate.registry import suggest
 from pipelines import PipelineSpecError, UnknownPipelineError
+from zones import ZoneName, load_config, open_zone
 
 _JOB_SUFFIX = "_job"
 PIPELINE_TAG = "lakegate/pipeline"
@@ -50,6 +52,19 @@ def resolve_job(definitions: dg.Definitions, requested: str) -> dg.JobDefinition
     raise UnknownPipelineError(
         f"unknown pipeline '{requested}'{suggest(requested, names)}; pipelines: {', '.join(known)}"
     )
+
+
+def tables_now(job: dg.JobDefinition) -> str:
+    """One line with the row count of each of the pipeline's zone tables after the run."""
+    path = job.tags[PIPELINE_TAG]
+    domain, name = path.split("/")
+    config = load_config()
+    counts = []
+    for zone in ZoneName:
+        table = open_zone(zone, config).delta_table(domain, name)
+        if table is not None:
+            counts.append(f"{zone.value} {pl.scan_delta(table).select(pl.len()).collect().item()}")
+    return f"{path}: tables now hold {', '.join(counts) or 'nothing yet'} row(s)"
 
 
 def _broken(definitions: dg.Definitions, folder: str) -> str:

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import polars as pl
+
 from dagster_project import instance
 from lakegate.errors import LakegateError
 
@@ -65,7 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
     table.add_argument("--version", type=int, default=None, help="read the table as of this Delta version")
     table.add_argument("--json", action="store_true", help="print JSON instead of text")
+    table.add_argument("--head", type=int, metavar="N", help="show the first N rows (as a table, or JSON)")
+    table.add_argument(
+        "--where", metavar="SQL", help='only rows matching a SQL condition, e.g. "amount > 100"'
+    )
+    table.add_argument("--columns", metavar="A,B", help="only these columns (comma-separated)")
     table.set_defaults(func=_table)
+
+    quarantine = sub.add_parser("quarantine", help="rejected records of a dataset, grouped by rule")
+    quarantine.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
+    quarantine.add_argument("--samples", type=int, default=3, help="samples per rule (default 3)")
+    quarantine.add_argument("--json", action="store_true", help="print JSON instead of text")
+    quarantine.set_defaults(func=_quarantine)
 
     check = sub.add_parser("check", help="validate every defs.yaml")
     check.add_argument("--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files")
@@ -104,7 +117,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from dagster_project._runs import config_error_line, explain_failure, resolve_job
+    from dagster_project._runs import config_error_line, explain_failure, resolve_job, tables_now
     from dagster_project.definitions import defs
 
     instance.prepare()
@@ -122,14 +135,6 @@ def _run(args: argparse.Namespace) -> int:
             data = event.event_specific_data
             status = "passed" if data.passed else "FAILED"
             log.info("check %s %s: %s", data.asset_key.to_user_string(), data.check_name, status)
-        elif event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = event.event_specific_data.materialization  # type: ignore[union-attr]
-            rows = mat.metadata.get("dagster/row_count")
-            log.info(
-                "materialized %s (%s rows in table)",
-                mat.asset_key.to_user_string(),
-                getattr(rows, "value", "?"),
-            )
     if not result.success:
         reason, trace = explain_failure(result)
         if trace is not None:  # a bug, not a user mistake: show where it happened
@@ -140,13 +145,31 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 1
         raise CliError(f"pipeline '{args.pipeline}' failed (run {result.run_id}): {reason}")
+    log.info("%s", tables_now(job))
     log.info("run %s succeeded", result.run_id)
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
-    from pipelines.tables import describe
+    from pipelines.tables import describe, rows
 
+    if args.head is not None or args.where or args.columns:
+        columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+        frame = rows(
+            args.zone,
+            args.dataset,
+            head=args.head or 10,
+            where=args.where,
+            columns=columns,
+            version=args.version,
+        )
+        if args.json:
+            print(json.dumps(frame.to_dicts(), indent=2, default=str))
+        else:
+            shape = {"tbl_rows": -1, "tbl_cols": -1, "fmt_str_lengths": 48, "tbl_width_chars": 60_000}
+            with pl.Config(**shape, tbl_hide_dataframe_shape=True):
+                print(frame)
+        return 0
     info = describe(args.zone, args.dataset, version=args.version)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -157,6 +180,27 @@ def _table(args: argparse.Namespace) -> int:
         )
         for name, dtype in info["schema"].items():
             print(f"  {name:32} {dtype}")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from pipelines.tables import quarantine_summary
+
+    summary = quarantine_summary(args.dataset, samples=args.samples)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    total = sum(group["records"] for group in summary)
+    print(f"quarantine {args.dataset}: {total} record(s) in {len(summary)} rule(s)")
+    for group in summary:
+        print(f"\n{group['rule']}: {group['records']} record(s)")
+        for sample in group["samples"]:
+            where = (
+                "" if sample["source"] in sample["reason"] else f"{sample['source']} @ {sample['position']}: "
+            )
+            print(f"  {where}{sample['reason']}")
+            if sample["raw"] is not None:
+                print(f"    raw: {sample['raw']!r}")
     return 0
 
 

@@ -15,7 +15,7 @@ from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
 from dagster_project.sensors import landing_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, check_defs_file, load_spec, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, check_defs_file, for_display, load_spec, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
@@ -38,7 +38,7 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     ``<domain>_<name>_job`` and its schedule or landing sensor."""
     keys = PipelineKeys(spec)
     connector = get_connector(spec.connector.type)
-    source = connector.source_line(spec.connector.config)
+    source = connector.source_line(for_display(spec.connector.config))
     landing = dg.AssetSpec(
         keys.landing,
         description=f"What the source delivers for {spec.path} ({source}).",

@@ -11,6 +11,7 @@ Usable from a plain Python script::
 """
 
 from pipelines._flow import connector_config
+from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.spec import Pattern, PipelineSpec, check_spec
@@ -37,6 +38,7 @@ __all__ = [
     "checks_for",
     "connector_config",
     "curate",
+    "for_display",
     "ingest",
     "load_spec",
     "zone_of",

@@ -29,6 +29,7 @@ from lakegate.columns import (
     ROW_ID,
     SOURCE,
 )
+from pipelines._values import resolve_env
 from pipelines.errors import PipelineSpecError
 from pipelines.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
 from transforms import CAST_ERRORS, TransformContext, cast_schema, get_transform
@@ -54,7 +55,7 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
     connector = get_connector(spec.connector.type)
     resolved: dict[str, Any] = {}
     options: dict[str, Any] = {}
-    for key, value in spec.connector.config.items():
+    for key, value in resolve_env(spec.connector.config, "connector.config").items():
         if isinstance(value, str) and value.startswith(ZONE_URL_PREFIX):
             zone_name, _, path = value.removeprefix(ZONE_URL_PREFIX).partition("/")
             zone = open_zone(zone_name, config)
@@ -161,10 +162,14 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
 def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None = None) -> pl.DataFrame:
     data = [c for c in frame.columns if not c.startswith(PREFIX)]
     default = f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
+    why = pl.lit(reasons) if reasons is not None else pl.lit(default)
+    if SOURCE in frame.columns and POSITION in frame.columns:  # name the file and row it came from
+        where = pl.concat_str(pl.col(SOURCE), pl.lit(" row "), pl.col(POSITION).cast(pl.String), pl.lit(": "))
+        why = pl.concat_str(where.fill_null(pl.lit("")), why)
     return frame.select(
         *[pl.col(c) for c in (SOURCE, POSITION) if c in frame.columns],
         pl.lit(f"transform:{transform}").alias(REJECT_RULE),
-        (pl.lit(reasons) if reasons is not None else pl.lit(default)).alias(REJECT_REASON),
+        why.alias(REJECT_REASON),
         pl.struct(data).struct.json_encode().alias(RAW_TEXT),
     )
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors import ConnectorConfigError, UnknownConnectorError, get_connector
+from connectors import ConnectorError, get_connector
+from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName
@@ -135,10 +136,13 @@ class PipelineSpec(_Strict):
 def check_spec(spec: PipelineSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone; each problem is ``field: what is wrong; the fix``."""
     problems: list[str] = []
+    unset = env_problems(spec.connector.config, "connector.config")
+    problems += unset
     try:
         connector = get_connector(spec.connector.type)
-        connector.parse_config(spec.connector.config)
-    except (UnknownConnectorError, ConnectorConfigError) as exc:
+        if not unset:
+            connector.parse_config(resolve_env(spec.connector.config, "connector.config"))
+    except ConnectorError as exc:
         problems.append(f"connector: {exc}")
     for name in spec.transforms:
         try:

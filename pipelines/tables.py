@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from lakegate.columns import POSITION, RAW_TEXT, REASON, RULE, SOURCE
 from pipelines.errors import TableRequestError
-from zones import load_config, open_zone
+from zones import Zone, load_config, open_zone
 
 # Delta's primitive type names -> the names lakegate declares columns with.
 _PLAIN = {
@@ -49,20 +51,8 @@ def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[s
         TableRequestError: the dataset path is malformed, or the table or version does not exist.
         ZoneConfigError: the zone is unknown.
     """
-    domain, sep, name = dataset.partition("/")
-    if not sep or not domain or not name or "/" in name:
-        raise TableRequestError(f"dataset '{dataset}' must be DOMAIN/DATASET, e.g. sales/orders")
-    zone = open_zone(zone_name, load_config())
-    try:
-        table = zone.delta_table(domain, name, version=version)
-    except DeltaError:
-        latest = zone.delta_table(domain, name)
-        newest = "no table" if latest is None else f"the latest is {latest.version()}"
-        raise TableRequestError(f"{zone_name}/{dataset} has no version {version}; {newest}") from None
-    if table is None:
-        raise TableRequestError(
-            f"no table {zone_name}/{dataset} at {zone.table_uri(domain, name)} (run its pipeline first)"
-        )
+    zone, table = _open(zone_name, dataset, version)
+    domain, name = dataset.split("/")
     rows = pl.scan_delta(table).select(pl.len()).collect().item()
     return {
         "zone": zone.name.value,
@@ -82,3 +72,85 @@ def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[s
             for entry in table.history()
         ],
     }
+
+
+def _open(zone_name: str, dataset: str, version: int | None = None) -> tuple[Zone, DeltaTable]:
+    domain, sep, name = dataset.partition("/")
+    if not sep or not domain or not name or "/" in name:
+        raise TableRequestError(f"dataset '{dataset}' must be DOMAIN/DATASET, e.g. sales/orders")
+    zone = open_zone(zone_name, load_config())
+    try:
+        table = zone.delta_table(domain, name, version=version)
+    except DeltaError:
+        latest = zone.delta_table(domain, name)
+        newest = "no table" if latest is None else f"the latest is {latest.version()}"
+        raise TableRequestError(f"{zone_name}/{dataset} has no version {version}; {newest}") from None
+    if table is None:
+        raise TableRequestError(
+            f"no table {zone_name}/{dataset} at {zone.table_uri(domain, name)} (run its pipeline first)"
+        )
+    return zone, table
+
+
+def rows(
+    zone_name: str,
+    dataset: str,
+    *,
+    head: int = 10,
+    where: str | None = None,
+    columns: list[str] | None = None,
+    version: int | None = None,
+) -> pl.DataFrame:
+    """The first ``head`` rows of a zone table, optionally filtered by a SQL condition and projected.
+
+    Only the rows shown are read (the filter and the limit are pushed into the Delta scan).
+
+    Raises:
+        TableRequestError: the table, a column or the condition is wrong (named, with the columns).
+    """
+    _, table = _open(zone_name, dataset, version)
+    scan = pl.scan_delta(table)
+    present = scan.collect_schema().names()
+    if columns and (unknown := [c for c in columns if c not in present]):
+        raise TableRequestError(
+            f"--columns: {', '.join(unknown)} not in {zone_name}/{dataset}; columns: {', '.join(present)}"
+        )
+    try:
+        if where:
+            scan = scan.filter(pl.sql_expr(where))
+        return scan.select(columns or present).head(head).collect()
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise TableRequestError(
+            f"--where {where!r} cannot be applied to {zone_name}/{dataset} ({first}); "
+            f"columns: {', '.join(present)}"
+        ) from None
+
+
+def quarantine_summary(dataset: str, samples: int = 3) -> list[dict[str, Any]]:
+    """Quarantined records of ``dataset`` grouped by rule: count, and a few samples per rule.
+
+    A sample shows the source, position, reason and the raw text as stored (already tokenized for
+    datasets that declare PII, so plaintext never shows here), cut to 200 characters.
+    """
+    _, table = _open("quarantine", dataset)
+    frame = (
+        pl.scan_delta(table)
+        .select(RULE, SOURCE, POSITION, REASON, RAW_TEXT)
+        .with_columns(pl.col(RAW_TEXT).str.slice(0, 200))
+        .collect()
+    )
+    summary = []
+    for (rule,), group in sorted(frame.group_by(RULE), key=lambda g: (-g[1].height, str(g[0][0]))):
+        shown = group.sort(POSITION, nulls_last=True).head(samples)
+        summary.append(
+            {
+                "rule": rule,
+                "records": group.height,
+                "samples": [
+                    {"source": r[SOURCE], "position": r[POSITION], "reason": r[REASON], "raw": r[RAW_TEXT]}
+                    for r in shown.iter_rows(named=True)
+                ],
+            }
+        )
+    return summary

@@ -129,3 +129,58 @@ def test_every_commit_is_audited(demo: DemoManifest) -> None:
                 zone_name,
                 dataset,
             )
+
+
+def test_table_shows_rows_filtered_and_projected(
+    demo: DemoManifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "table",
+                "curated",
+                "sales/orders",
+                "--head",
+                "3",
+                "--where",
+                "amount > 100",
+                "--json",
+                "--columns",
+                "order_id,amount",
+            ]
+        )
+        == 0
+    )
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown) == 3 and all(set(r) == {"order_id", "amount"} for r in shown)
+    assert all(float(r["amount"]) > 100 for r in shown)
+    assert main(["table", "curated", "sales/orders", "--head", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "order_id" in text and "decimal[12,2]" in text
+    assert main(["table", "curated", "sales/orders", "--where", "amout > 1"]) == 2
+    assert "columns: " in capsys.readouterr().err
+
+
+def test_table_history_has_iso_times_and_partitions(
+    demo: DemoManifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = table_json(capsys, "raw", "sales/orders")
+    assert raw["partition_columns"] == ["_lakegate_ingest_date"]
+    assert raw["history"][0]["timestamp"].startswith("20") and "T" in raw["history"][0]["timestamp"]
+
+
+def test_quarantine_view_groups_by_rule_without_plaintext_pii(
+    demo: DemoManifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["quarantine", "sales/orders", "--json"]) == 0
+    groups = {g["rule"]: g for g in json.loads(capsys.readouterr().out)}
+    assert groups["transform:dedupe_latest"]["records"] == 50
+    assert {"csv_field_count", "cast_schema"} <= groups.keys()
+    sample = groups["transform:dedupe_latest"]["samples"][0]
+    assert "orders_2026-11-01.csv row" in sample["reason"]  # the file and row it came from
+    assert main(["quarantine", "crm/customers"]) == 0
+    text = capsys.readouterr().out
+    assert "json_syntax" in text
+    assert not any(value in text for value in demo.pii_values)

@@ -223,7 +223,7 @@ class _JobWriter:
             committed_rows=committed,
             quarantined_rows=rejected.height,
         )
-        log.info(
+        log.debug(  # per load job; the step reports the run's totals once
             "%s: %d row(s) in, %d committed to %s, %d quarantined",
             spec.path,
             rows,
