@@ -51,7 +51,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakegate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lakegate",
+        description="lakegate: ingest sources into governed Delta Lake zones, look into them, check and "
+        "scaffold pipelines, serve the Dagster UI.",
+        epilog="Mistakes print one line and exit 2; see README.md and docs/tutorial.md.",
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="write the demo drops into the landing zone")
