@@ -82,7 +82,11 @@ def _check_results(
             why = "; ".join(outcome.failures) or _counts_line(outcome)
             log.warning(f"check {key.to_user_string()}:{check.name} FAILED: {why}")
         yield dg.AssetCheckResult(
-            asset_key=key, check_name=check.name, passed=outcome.passed, metadata=_metadata(outcome)
+            asset_key=key,
+            check_name=check.name,
+            passed=outcome.passed,
+            metadata=_metadata(outcome),
+            description="; ".join(outcome.failures) or None,  # names expectations and counts, never values
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from dagster_project.definitions import DEFS_FOLDER
 
 if TYPE_CHECKING:
     from ui_support import DagsterDev
@@ -61,6 +64,8 @@ EXPECTED_CHECKS: dict[str, set[str]] = {
     "web/events/landing": set(),
     "web/events/raw": {"quality", "rows_accounted"},
     "web/events/quarantine": {"records_explained"},
+    # A broken defs.yaml sits beside the healthy pipelines: visible, with its failing check, never fatal.
+    "broken_definitions/zz_broken_products": {"definition_valid"},
 }
 EXPECTED_JOBS = {"sales_orders_job", "crm_customers_job", "web_events_job"}
 EXPECTED_SCHEDULES = {"sales_orders_schedule": "*/15 * * * *", "web_events_schedule": "0 * * * *"}
@@ -96,6 +101,12 @@ def dagster(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         mp.setenv("RUNTIME__LOG_LEVEL", "ERROR")  # prepare() would set it in os.environ for good
         prepare()  # DAGSTER_HOME/dagster.yaml: telemetry off, lakegate logs, pools
         env = dict(os.environ)
+    broken = DEFS_FOLDER / "zz_broken_products"
+    broken.mkdir()
+    orders = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
+    (broken / "defs.yaml").write_text(
+        orders.replace("name: orders", "name: products").replace("files", "fils")
+    )
     demo = subprocess.run(
         [str(ui.VENV_BIN / "lakegate"), "demo", "--rows", str(DEMO_ROWS)],
         cwd=ui.REPO_ROOT,
@@ -113,8 +124,11 @@ def dagster(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     except ui.DagsterDevError as exc:  # never a skip, in CI or not: the UI is part of the product
         pytest.fail(f"dagster dev did not start: {exc}", pytrace=False)
     print(f"dagster dev ready at {dev.url} in {time.monotonic() - started:.1f}s (log: {log_path})")
-    yield dev
-    dev.stop()
+    try:
+        yield dev
+    finally:
+        dev.stop()
+        shutil.rmtree(broken)
 
 
 def _key(path: list[str]) -> str:
@@ -137,6 +151,9 @@ def test_assets_checks_jobs_schedules_and_sensors(dagster: DagsterDev) -> None:
         key: {c["name"] for c in node["assetChecksOrError"].get("checks", [])} for key, node in nodes.items()
     }
     assert checks == EXPECTED_CHECKS
+    broken = nodes.pop("broken_definitions/zz_broken_products")
+    assert "BROKEN pipeline definition" in broken["description"]
+    assert "unknown connector 'fils' (did you mean 'files'?)" in broken["description"]
     for key, node in nodes.items():
         domain, name, zone = key.split("/")
         assert node["groupName"] == f"{domain}_{name}", key
@@ -249,3 +266,27 @@ def test_lineage_and_catalog_screenshots(dagster: DagsterDev) -> None:
     png = ARTIFACTS / "ui-catalog.png"
     dom = ui.screenshot(chromium, f"{dagster.url}/assets", png)
     _assert_rendered(png, dom, expect=("Assets", "sales / orders / raw", "crm / customers / pii"))
+
+
+def test_a_failed_check_names_its_expectation(dagster: DagsterDev, module_home: Path) -> None:
+    """A drop breaking a declared expectation fails the raw quality check; the UI names the expectation."""
+    chromium = _chromium()
+    landing = module_home / "zones" / "landing" / "sales" / "orders"
+    (landing / "orders_negative.csv").write_text(
+        "order_id,customer_id,amount,status,ordered_at,updated_at\n"
+        "900001,5,-12.50,new,2026-11-03T00:00:00Z,2026-11-03T00:00:00Z\n"
+    )
+    repo = _repository(dagster, "sales_orders_job")
+    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"]}
+    launch = dagster.graphql(
+        LAUNCH_MUTATION, {"params": {"selector": {**selector, "jobName": "sales_orders_job"}}}
+    )
+    run_id = launch["launchRun"]["run"]["runId"]
+    assert _wait_for_run(dagster, run_id) == "FAILURE"  # the blocking check stops curated
+
+    png = ARTIFACTS / "ui-failed-check.png"
+    dom = ui.screenshot(chromium, f"{dagster.url}/assets/sales/orders/raw?view=checks", png)
+    _assert_rendered(
+        png, dom, expect=("quality", "expect_column_values_to_be_between(amount): 1 of 1 unexpected")
+    )
+    assert "-12.50" not in ui.page_text(dom)
