@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from connectors._contract import ConnectorConfig
+from connectors._contract import ConnectorConfig, ConnectorConfigError
 
 FileFormat = Literal["csv", "ndjson", "json", "parquet"]
 
@@ -57,7 +57,8 @@ class FilesConfig(ConnectorConfig):
         """The declared format, or the one the file's suffix implies.
 
         Raises:
-            ValueError: the format is not declared and the suffix is not one we know.
+            ConnectorConfigError: the format is not declared and the suffix is not one we know (the
+                run stops before anything of the glob is marked ingested).
         """
         if self.format:
             return self.format
@@ -66,6 +67,6 @@ class FilesConfig(ConnectorConfig):
             if name.endswith(suffix):
                 return fmt
         known = ", ".join(sorted(_SUFFIXES))
-        raise ValueError(
+        raise ConnectorConfigError(
             f"{path}: cannot tell the file format from its name (known: {known}); set config.format"
         )
