@@ -84,6 +84,10 @@ class Connector(Generic[C]):
             ``"files at s3://drops/*.csv"``.
         storage_options: The dialect of a ``storage_options`` config field, when the connector takes
             one: callers then pass the zone's credentials for ``lakegate://<zone>/...`` URLs.
+        positions: Ordered connectors (replication, streaming): the ``_lakegate_source`` ids a configured
+            source covers (topic partitions, a slot, tables). lakegate reads their committed positions
+            from the zones and passes them back in the config's ``resume`` field (source -> highest
+            committed position), so the connector resumes right after the zone's record on any machine.
     """
 
     name: str
@@ -95,6 +99,18 @@ class Connector(Generic[C]):
     kinds: frozenset[str] = frozenset()
     describe_source: Callable[[C], str] | None = None
     storage_options: StorageDialect | None = None
+    positions: Callable[[C], Sequence[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.positions is not None and "resume" not in self.config_model.model_fields:
+            raise ConnectorError(
+                f"connector '{self.name}' reports positions, so its config needs a field "
+                "'resume: dict[str, int]' (lakegate fills it with the committed positions)"
+            )
+
+    def resumed(self, raw: Mapping[str, Any], committed: Mapping[str, int]) -> dict[str, Any]:
+        """``raw`` with ``committed`` positions merged into ``resume`` (the zone's record wins)."""
+        return {**raw, "resume": {**dict(raw.get("resume") or {}), **committed}}
 
     @property
     def ui_kinds(self) -> set[str]:

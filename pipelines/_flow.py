@@ -39,6 +39,7 @@ from zones import (
     LoadTarget,
     ZoneName,
     committed_position,
+    committed_positions,
     lakegate_pipeline,
     open_zone,
     record_position,
@@ -79,7 +80,13 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
 
     For ETL the declared transforms run in flight, before the destination.
     """
-    built = get_connector(spec.connector.type).build(connector_config(spec, config))
+    connector = get_connector(spec.connector.type)
+    raw = connector_config(spec, config)
+    if connector.positions is not None:  # resume right after what the zones hold, whatever dlt's folder says
+        sources = list(connector.positions(connector.parse_config(raw)))
+        zones = [open_zone(spec.ingest_zone, config), open_zone(ZoneName.QUARANTINE, config)]
+        raw = connector.resumed(raw, committed_positions(zones, spec.dataset(), sources))
+    built = connector.build(raw)
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
     if spec.pattern is Pattern.ETL and spec.transforms:
@@ -110,6 +117,7 @@ def ingest_target(
         config=config,
         merge=etl,
         pii_key=pii_key,
+        track_positions=get_connector(spec.connector.type).positions is not None,
     )
 
 

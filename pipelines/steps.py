@@ -59,9 +59,9 @@ def ingest(
     config = config or load_config()
     report = LoadReport()
     target = flow.ingest_target(spec, run_id, config, pii_key)
-    source = flow.ingest_source(spec, config)
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
-        pipeline.run(source)
+        # Built once pending packages are loaded: an ordered source resumes after what they committed.
+        pipeline.run(flow.ingest_source(spec, config))
         _record_steps(pipeline, report)
     log.info("%s ingest: %s", spec.path, report.summary())
     return report

@@ -13,7 +13,9 @@ from zones.destination import (
     LoadTarget,
     ZoneWriteError,
     committed_position,
+    committed_positions,
     lakegate_destination,
+    position_app_id,
     record_position,
 )
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
@@ -37,11 +39,13 @@ __all__ = [
     "ZoneName",
     "ZoneWriteError",
     "committed_position",
+    "committed_positions",
     "lakegate_destination",
     "lakegate_home",
     "lakegate_pipeline",
     "load_config",
     "open_zone",
+    "position_app_id",
     "read_audit",
     "record_position",
 ]

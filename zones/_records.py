@@ -61,11 +61,16 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Lineage:
-    """Constant lineage values stamped on every row of one load."""
+    """Constant lineage values stamped on every row of one load, and the source positions it covers.
+
+    ``positions`` (ordered sources only) are committed as Delta app transactions ``pos:<source>`` =
+    the highest position of the load, with its data and quarantine commits.
+    """
 
     load_id: str
     run_id: str
     ingested_at: datetime
+    positions: tuple[tuple[str, int], ...] = ()
 
     def columns(self) -> list[pl.Expr]:
         return [

@@ -73,6 +73,8 @@ class LoadTarget:
         config: Zone configuration.
         merge: Merge by primary key instead of appending.
         pii_key: The key of the PII tokens (``$LAKEGATE_PII_KEY`` when ``None``); never printed.
+        track_positions: The source is ordered (replication, streaming): commit the highest position of
+            each source in every load with its data (see :func:`committed_positions`).
     """
 
     dataset: DatasetSpec
@@ -82,6 +84,7 @@ class LoadTarget:
     config: LakegateConfig
     merge: bool = False
     pii_key: str | None = field(default=None, repr=False)
+    track_positions: bool = False
 
 
 @dataclass
@@ -128,6 +131,41 @@ def record_position(app_id: str, version: int) -> None:
 def _package_state() -> dict[str, Any]:
     """The current load package's state, where lakegate keeps what travels with the package."""
     return cast(dict[str, Any], dlt.current.load_package_state()["state"])
+
+
+def position_app_id(source: str) -> str:
+    """The Delta app id under which the committed position of ``source`` (``_lakegate_source``) is kept."""
+    return f"pos:{source}"
+
+
+def source_positions(parquet: pq.ParquetFile) -> tuple[tuple[str, int], ...]:
+    """``(source, highest position)`` of every source in a load file, rejected rows included (a
+    quarantined record is consumed too)."""
+    names = parquet.schema_arrow.names
+    if col.SOURCE not in names or col.POSITION not in names:
+        return ()
+    table = pl.from_arrow(parquet.read(columns=[col.SOURCE, col.POSITION]))
+    assert isinstance(table, pl.DataFrame)
+    highest = table.drop_nulls().group_by(col.SOURCE).agg(pl.col(col.POSITION).max()).sort(col.SOURCE)
+    return tuple((str(s), int(p)) for s, p in highest.iter_rows())
+
+
+def committed_positions(zones: list[Zone], dataset: DatasetSpec, sources: list[str]) -> dict[str, int]:
+    """The highest committed position of each of ``sources`` over ``zones`` (absent: never committed).
+
+    Ordered connectors resume right after these: they live in the zones, so any machine resumes
+    exactly, whatever its local working folder holds.
+    """
+    found: dict[str, int] = {}
+    for zone in zones:
+        table = zone.delta_table(dataset.domain, dataset.name)
+        if table is None:
+            continue
+        for source in sources:
+            version = table.transaction_version(position_app_id(source))
+            if version is not None:
+                found[source] = max(version, found.get(source, version))
+    return found
 
 
 def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
@@ -177,10 +215,15 @@ class _JobWriter:
         job = ParsedLoadJobFileName.parse(path.name)
         spec = self._spec_for(str(table["name"]))
         txn = Transaction(f"lakegate:{self.target.pipeline}:{spec.name}:{job.file_id}", _version_of(load_id))
-        lineage = Lineage(load_id=load_id, run_id=self.target.run_id, ingested_at=datetime.now(UTC))
         # pre_buffer keeps every column chunk read so far alive until the file closes (measured: the
         # whole 5M-row load file); without it memory stays at about one batch.
         parquet = pq.ParquetFile(path, pre_buffer=False)
+        lineage = Lineage(
+            load_id=load_id,
+            run_id=self.target.run_id,
+            ingested_at=datetime.now(UTC),
+            positions=source_positions(parquet) if self.target.track_positions else (),
+        )
         uris = {
             "pii": self.pii.table_uri(spec.domain, spec.name),
             "data": self.data_zone.table_uri(spec.domain, spec.name),
@@ -345,6 +388,8 @@ class _JobWriter:
         position = _package_state().get(_PACKAGE_KEY, {}).get("position")
         if position is not None and zone_key != "pii":
             txns.append(Transaction(position[0], int(position[1])))
+        if zone_key != "pii":
+            txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
             assert isinstance(data, pa.Table)  # merges are built in memory
             done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)
