@@ -36,7 +36,10 @@ def _validate(name: str, obj: object) -> Connector[Any]:
 REGISTRY: Registry[Connector[Any]] = Registry(
     "connector",
     _validate,
-    builtins={"files": Reference("connectors.files:connector")},
+    builtins={
+        "files": Reference("connectors.files:connector"),
+        "kafka": Reference("connectors.kafka:connector"),
+    },
     entry_point_group=ENTRY_POINT_GROUP,
     local_package="connectors",
     attribute="connector",

@@ -1,0 +1,193 @@
+"""Bounded reads of Kafka partitions with kafka-python: no consumer-group membership, explicit seeks.
+
+A run assigns every partition of its topics itself (no group join, no rebalance wait) and seeks each to
+the position after the last committed offset. Its end is the high-water mark of each partition as the
+first fetch of the run reports it (``KafkaConsumer.end_offsets`` under-reports on some brokers, e.g.
+Tansu, so the fetch responses are the measure); messages that arrive later are left for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from operator import attrgetter
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from connectors._contract import ConnectorError
+from connectors.kafka._decode import Messages
+from connectors.kafka.config import KafkaConfig
+
+log = logging.getLogger("lakegate.connectors.kafka")
+
+_POLL_MS = 200
+_FIELDS = attrgetter("offset", "key", "value", "timestamp", "headers")
+
+
+class KafkaUnavailableError(ConnectorError):
+    """The brokers did not answer within ``connect_seconds``; nothing was read, nothing is lost."""
+
+
+def source_of(tp: TopicPartition) -> str:
+    """``topic/partition``: the ``_lakegate_source`` of a partition's messages."""
+    return f"{tp.topic}/{tp.partition}"
+
+
+@contextmanager
+def consumer(config: KafkaConfig) -> Iterator[KafkaConsumer]:
+    """A consumer with no group membership and no auto commit, closed afterwards.
+
+    Raises:
+        KafkaUnavailableError: no broker answered within ``connect_seconds``.
+    """
+    try:
+        client = KafkaConsumer(
+            bootstrap_servers=config.bootstrap_servers.split(","),
+            client_id="lakegate",
+            group_id=config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=config.start,  # only when a seek lands outside the log (e.g. retention)
+            max_partition_fetch_bytes=max(config.max_message_bytes + 1024, 1 << 20),
+            request_timeout_ms=int(config.connect_seconds * 1000) + 1000,
+            bootstrap_timeout_ms=int(config.connect_seconds * 1000),
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"kafka at {config.bootstrap_servers}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close(autocommit=False)
+
+
+def partitions(client: KafkaConsumer, config: KafkaConfig) -> list[TopicPartition]:
+    """Every partition of the subscribed topics that exist now, in topic and partition order."""
+    names = sorted(client.topics()) if config.topic_pattern is not None else config.topics
+    found = []
+    for topic in names:
+        if not config.subscribed(topic):
+            continue
+        numbers = client.partitions_for_topic(topic)
+        if numbers is None:
+            log.warning("kafka: topic %s does not exist (yet); nothing to read from it", topic)
+            continue
+        found += [TopicPartition(topic, p) for p in sorted(numbers)]
+    return found
+
+
+def seek(
+    client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition], after: Mapping[str, int]
+) -> None:
+    """Assign ``tps`` and place each right after its committed offset, or at ``config.start``."""
+    client.assign(tps)
+    for tp in tps:
+        last = after.get(source_of(tp))
+        if last is not None:
+            client.seek(tp, last + 1)
+        elif config.start == "earliest":
+            client.seek_to_beginning(tp)
+        else:
+            client.seek_to_end(tp)
+
+
+def high_water(client: KafkaConsumer, tps: list[TopicPartition], seconds: float) -> dict[TopicPartition, int]:
+    """The high-water mark of each partition, from the consumer's fetch responses.
+
+    Fetching moves the partitions' positions: callers seek back (see :func:`read`).
+
+    Raises:
+        KafkaUnavailableError: a partition gave no fetch response within ``seconds``.
+    """
+    deadline = time.monotonic() + seconds
+    marks: dict[TopicPartition, int] = {}
+    while len(marks) < len(tps):
+        for tp in tps:
+            if tp not in marks and (mark := client.highwater(tp)) is not None:
+                marks[tp] = mark
+        if len(marks) == len(tps):
+            break
+        if time.monotonic() > deadline:
+            missing = ", ".join(source_of(tp) for tp in tps if tp not in marks)
+            raise KafkaUnavailableError(f"kafka: no answer for {missing} within {seconds:.0f} s")
+        client.poll(timeout_ms=_POLL_MS, max_records=1)
+    return marks
+
+
+def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) -> Iterator[Messages]:
+    """Batches of the messages between each partition's position and its high-water mark at the start.
+
+    Stops at those marks, after ``max_records`` messages or after ``max_seconds``, whichever is first.
+    """
+    started = time.monotonic()
+    starts = {tp: client.position(tp) for tp in tps}
+    ends = high_water(client, tps, config.connect_seconds)
+    for tp, offset in starts.items():  # the probing fetches moved the positions
+        client.seek(tp, offset)
+    left = config.max_records
+    todo = {tp for tp in tps if client.position(tp) < ends[tp]}
+    pending = _Batch()
+    while todo and (left is None or left > 0):
+        if config.max_seconds is not None and time.monotonic() - started > config.max_seconds:
+            log.info("kafka: max_seconds reached; the rest is left for the next run")
+            break
+        want = config.batch_records if left is None else min(config.batch_records, left)
+        fetched = client.poll(timeout_ms=_POLL_MS, max_records=want - len(pending))
+        for tp, records in fetched.items():
+            if tp not in todo:
+                continue
+            if records[-1].offset >= ends[tp]:  # arrived after the run started: the next run's
+                records = [r for r in records if r.offset < ends[tp]]
+            pending.add(source_of(tp), records)
+            if left is not None:
+                left -= len(records)
+        todo = {tp for tp in todo if client.position(tp) < ends[tp]}
+        if len(pending) >= want:
+            yield pending.take()
+    if len(pending):
+        yield pending.take()
+
+
+def commit_group(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) -> None:
+    """Commit the zone's positions to ``config.group_id`` for lag tools (never read back as truth)."""
+    if config.group_id is None:
+        return
+    offsets = {
+        tp: OffsetAndMetadata(config.resume[source_of(tp)] + 1, "lakegate", -1)
+        for tp in tps
+        if source_of(tp) in config.resume
+    }
+    if offsets:
+        try:
+            client.commit(offsets)
+        except KafkaError as exc:  # informational only: the zones hold the truth
+            log.warning("kafka: could not commit offsets to group %s: %s", config.group_id, exc)
+
+
+class _Batch:
+    """Messages gathered across polls until a batch is full."""
+
+    def __init__(self) -> None:
+        self._parts: list[
+            tuple[str, list[tuple[int, bytes | None, bytes | None, int, list[tuple[str, bytes]]]]]
+        ] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, source: str, records: list[object]) -> None:
+        if records:
+            self._parts.append((source, [_FIELDS(r) for r in records]))
+            self._count += len(records)
+
+    def take(self) -> Messages:
+        sources: list[str] = []
+        rows = []
+        for source, part in self._parts:
+            sources += [source] * len(part)
+            rows += part
+        self._parts, self._count = [], 0
+        offsets, keys, values, stamps, headers = (list(c) for c in zip(*rows, strict=True))
+        return Messages(sources, offsets, keys, values, stamps, headers)
