@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
+
 PII_KEY = "test-pii-key-0123456789abcdef"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -94,3 +94,30 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
 def new_topic(prefix: str = "t") -> str:
     """A topic name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
+    """Create ``topic`` with ``partitions`` partitions."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes | None, bytes | None]]) -> int:
+    """Publish ``(partition, key, value)`` messages and wait until all are acknowledged; returns how many."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1)
+    count = 0
+    try:
+        for partition, key, value in messages:
+            producer.send(topic, value=value, key=key, partition=partition, headers=[("origin", b"test")])
+            count += 1
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+    return count
