@@ -14,7 +14,7 @@ import dagster as dg
 from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
-from dagster_project.sensors import landing_sensor
+from dagster_project.sensors import landing_sensor, stream_sensor
 from pipelines import Pattern, PipelineSpec, Step, Target, check_defs_file, for_display, load_spec, zone_of
 from zones import ZoneName
 
@@ -35,7 +35,7 @@ def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
 
 def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     """The landing source asset, ingest and (ELT) curate assets with their checks, the job
-    ``<domain>_<name>_job`` and its schedule or landing sensor."""
+    ``<domain>_<name>_job`` and its schedule, landing or stream sensor."""
     keys = PipelineKeys(spec)
     connector = get_connector(spec.connector.type)
     source = connector.source_line(for_display(spec.connector.config))
@@ -64,6 +64,8 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
         )
     elif spec.trigger and spec.trigger.sensor == "landing":
         sensors.append(landing_sensor(spec, job))
+    elif spec.streaming:
+        sensors.append(stream_sensor(spec, job))
     return dg.Definitions(assets=assets, jobs=[job], schedules=schedules, sensors=sensors)
 
 

@@ -10,7 +10,7 @@ Usable from a plain Python script::
 ``dagster_project`` turns the same specs, steps and checks into Dagster definitions.
 """
 
-from pipelines._flow import connector_config
+from pipelines._flow import connector_config, resumed_config
 from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
@@ -41,5 +41,6 @@ __all__ = [
     "for_display",
     "ingest",
     "load_spec",
+    "resumed_config",
     "zone_of",
 ]

@@ -68,6 +68,18 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
     return resolved
 
 
+def resumed_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]:
+    """:func:`connector_config` with, for an ordered connector, the positions committed in the zones as
+    ``resume``: it resumes right after what the zones hold, whatever dlt's local folder says."""
+    connector = get_connector(spec.connector.type)
+    raw = connector_config(spec, config)
+    if connector.positions is not None:
+        sources = list(connector.positions(connector.parse_config(raw)))
+        zones = [open_zone(spec.ingest_zone, config), open_zone(ZoneName.QUARANTINE, config)]
+        raw = connector.resumed(raw, committed_positions(zones, spec.dataset(), sources))
+    return raw
+
+
 def dlt_pipeline(
     spec: PipelineSpec, step: str, target: LoadTarget, report: LoadReport, pipelines_dir: Path | None = None
 ) -> AbstractContextManager[dlt.Pipeline]:
@@ -81,12 +93,7 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
     For ETL the declared transforms run in flight, before the destination.
     """
     connector = get_connector(spec.connector.type)
-    raw = connector_config(spec, config)
-    if connector.positions is not None:  # resume right after what the zones hold, whatever dlt's folder says
-        sources = list(connector.positions(connector.parse_config(raw)))
-        zones = [open_zone(spec.ingest_zone, config), open_zone(ZoneName.QUARANTINE, config)]
-        raw = connector.resumed(raw, committed_positions(zones, spec.dataset(), sources))
-    built = connector.build(raw)
+    built = connector.build(resumed_config(spec, config))
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
     if spec.pattern is Pattern.ETL and spec.transforms:

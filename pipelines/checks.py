@@ -19,7 +19,9 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
+from connectors import get_connector
 from lakegate.columns import REASON, RULE, RUN_ID
+from pipelines._flow import resumed_config
 from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
 from pipelines.spec import Pattern, PipelineSpec
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
@@ -110,11 +112,12 @@ def _quality(check: CheckInput) -> CheckOutcome:
     """Great Expectations over the step's data table (declared columns only).
 
     Raw is append-only: there only the rows this run committed are checked, so one old bad row does
-    not block promotion forever. ETL's curated and ELT's curated are checked whole.
+    not block promotion forever. ETL's curated and ELT's curated are checked whole — except for a
+    stream's micro-batches, which check the rows of their run only (never the whole table each minute).
     """
     spec = check.spec
     zone = zone_of(spec, check.step, Target.DATA)
-    whole = check.step is Step.CURATE or spec.pattern is Pattern.ETL
+    whole = check.step is Step.CURATE or (spec.pattern is Pattern.ETL and not spec.streaming)
     table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
     frame = (
         pl.DataFrame() if table is None else _read(table, list(spec.columns), None if whole else check.run_id)
@@ -164,6 +167,7 @@ def _records_explained(check: CheckInput) -> CheckOutcome:
     counts = _aggregate(
         check,
         ZoneName.QUARANTINE,
+        this_run=check.spec.streaming,  # a micro-batch checks its own records
         records=pl.len(),
         unexplained=(pl.col(RULE).is_null() | pl.col(REASON).is_null()).sum(),
     )
@@ -182,12 +186,41 @@ def _vault_consistent(check: CheckInput) -> CheckOutcome:
     return CheckOutcome(passed=counts["duplicated"] == 0 and counts["empty"] == 0, metadata=counts)
 
 
-def _aggregate(check: CheckInput, zone: ZoneName, **measures: pl.Expr) -> dict[str, int]:
-    """Counts over a zone table, computed by polars on the columns they need (0 when no table yet)."""
+def _consumer_lag(check: CheckInput) -> CheckOutcome:
+    """Messages still waiting at the stream's source after this micro-batch, against ``max_lag``.
+
+    Streaming connectors' probes name each partition with lag as ``"<source> lag <n>"``.
+    """
+    spec = check.spec
+    connector = get_connector(spec.connector.type)
+    limit = spec.trigger.max_lag if spec.trigger else None
+    if connector.probe is None or limit is None:
+        return CheckOutcome(passed=False, failures=("the connector cannot be probed for lag",))
+    waiting = connector.probe(connector.parse_config(resumed_config(spec, check.config)))
+    lags = [int(item.rpartition(" lag ")[2]) for item in waiting]
+    total = sum(lags)
+    metadata = {
+        "lag": total,
+        "max_lag": limit,
+        "partitions_with_lag": len(lags),
+        "max_partition_lag": max(lags, default=0),
+    }
+    failures = () if total <= limit else (f"consumer lag {total} message(s) > max_lag {limit}",)
+    return CheckOutcome(passed=not failures, metadata=metadata, failures=failures)
+
+
+def _aggregate(
+    check: CheckInput, zone: ZoneName, *, this_run: bool = False, **measures: pl.Expr
+) -> dict[str, int]:
+    """Counts over a zone table (or this run's rows of it), computed by polars on the columns they
+    need (0 when no table yet)."""
     table = open_zone(zone, check.config).delta_table(check.spec.domain, check.spec.name)
     if table is None:
         return dict.fromkeys(measures, 0)
-    row = pl.scan_delta(table).select(**measures).collect().row(0, named=True)
+    scan = pl.scan_delta(table)
+    if this_run:
+        scan = scan.filter(pl.col(RUN_ID) == check.run_id)
+    row = scan.select(**measures).collect().row(0, named=True)
     return {name: int(value or 0) for name, value in row.items()}
 
 
@@ -222,6 +255,15 @@ CHECKS: tuple[CheckDef, ...] = (
         "one value per token and column; no empty values",
         _vault_consistent,
         applies=lambda spec: bool(spec.pii),
+    ),
+    CheckDef(
+        "consumer_lag",
+        Step.INGEST,
+        Target.DATA,
+        "messages waiting at the stream's source after the micro-batch <= trigger.max_lag",
+        _consumer_lag,
+        blocking=lambda spec: False,
+        applies=lambda spec: spec.streaming and spec.trigger is not None and spec.trigger.max_lag is not None,
     ),
     CheckDef(
         "quality",

@@ -69,18 +69,31 @@ class QualitySpec(_Strict):
     blocking: bool = True
 
 
+SENSORS = ("landing", "stream")
+
+
 class TriggerSpec(_Strict):
-    """``trigger:`` — a cron schedule or a sensor (``landing``: new files in the landing zone)."""
+    """``trigger:`` — a cron schedule or a sensor.
+
+    Sensors: ``landing`` (new files in the landing zone) and ``stream`` (a streaming source's partitions
+    have lag: a micro-batch run is requested, at most every ``interval_seconds``). ``max_lag`` (stream
+    only) is the consumer lag, in messages waiting over all partitions, above which the ``consumer_lag``
+    check fails.
+    """
 
     cron: str | None = None
     sensor: str | None = None
+    interval_seconds: int = Field(default=30, ge=1)
+    max_lag: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_of(self) -> TriggerSpec:
         if bool(self.cron) == bool(self.sensor):
             raise ValueError("set exactly one of 'cron' or 'sensor'")
-        if self.sensor and self.sensor != "landing":
-            raise ValueError(f"unknown sensor '{self.sensor}'; available: landing")
+        if self.sensor and self.sensor not in SENSORS:
+            raise ValueError(f"unknown sensor '{self.sensor}'; available: {', '.join(SENSORS)}")
+        if self.max_lag is not None and self.sensor != "stream":
+            raise ValueError("'max_lag' needs sensor: stream")
         return self
 
 
@@ -118,6 +131,11 @@ class PipelineSpec(_Strict):
         return f"{self.domain}/{self.name}"
 
     @property
+    def streaming(self) -> bool:
+        """Triggered by the stream sensor: each run is one micro-batch."""
+        return self.trigger is not None and self.trigger.sensor == "stream"
+
+    @property
     def ingest_zone(self) -> ZoneName:
         """Where the ingest step commits: curated for ETL (transformed in flight), raw otherwise."""
         return ZoneName.CURATED if self.pattern is Pattern.ETL else ZoneName.RAW
@@ -142,6 +160,10 @@ def check_spec(spec: PipelineSpec) -> list[str]:
         connector = get_connector(spec.connector.type)
         if not unset:
             connector.parse_config(resolve_env(spec.connector.config, "connector.config"))
+        if spec.streaming and connector.probe is None:
+            problems.append(
+                f"trigger.sensor: connector '{connector.name}' cannot be probed for lag; use a cron trigger"
+            )
     except ConnectorError as exc:
         problems.append(f"connector: {exc}")
     for name in spec.transforms:
