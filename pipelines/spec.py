@@ -83,8 +83,9 @@ class TriggerSpec(_Strict):
 
     cron: str | None = None
     sensor: str | None = None
-    interval_seconds: int = Field(default=30, ge=1)
-    max_lag: int | None = Field(default=None, ge=0)
+    # Plain types, bounds checked below: Dagster's component model refuses constrained fields.
+    interval_seconds: int = 30
+    max_lag: int | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> TriggerSpec:
@@ -94,6 +95,8 @@ class TriggerSpec(_Strict):
             raise ValueError(f"unknown sensor '{self.sensor}'; available: {', '.join(SENSORS)}")
         if self.max_lag is not None and self.sensor != "stream":
             raise ValueError("'max_lag' needs sensor: stream")
+        if self.interval_seconds < 1 or (self.max_lag is not None and self.max_lag < 0):
+            raise ValueError("'interval_seconds' must be >= 1 and 'max_lag' >= 0")
         return self
 
 
