@@ -8,11 +8,12 @@ Tansu, so the fetch responses are the measure); messages that arrive later are l
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from operator import attrgetter
+from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
@@ -24,7 +25,6 @@ from connectors.kafka.config import KafkaConfig
 log = logging.getLogger("lakegate.connectors.kafka")
 
 _POLL_MS = 200
-_FIELDS = attrgetter("offset", "key", "value", "timestamp", "headers")
 
 
 class KafkaUnavailableError(ConnectorError):
@@ -93,40 +93,47 @@ def seek(
 
 
 def high_water(client: KafkaConsumer, tps: list[TopicPartition], seconds: float) -> dict[TopicPartition, int]:
-    """The high-water mark of each partition, from the consumer's fetch responses.
-
-    Fetching moves the partitions' positions: callers seek back (see :func:`read`).
+    """The high-water mark of each partition, from the consumer's fetch responses (for probes: the
+    fetches move the positions).
 
     Raises:
         KafkaUnavailableError: a partition gave no fetch response within ``seconds``.
     """
     deadline = time.monotonic() + seconds
     marks: dict[TopicPartition, int] = {}
-    while len(marks) < len(tps):
-        for tp in tps:
-            if tp not in marks and (mark := client.highwater(tp)) is not None:
-                marks[tp] = mark
+    while True:
+        marks.update(
+            {tp: mark for tp in tps if tp not in marks and (mark := client.highwater(tp)) is not None}
+        )
         if len(marks) == len(tps):
-            break
-        if time.monotonic() > deadline:
-            missing = ", ".join(source_of(tp) for tp in tps if tp not in marks)
-            raise KafkaUnavailableError(f"kafka: no answer for {missing} within {seconds:.0f} s")
-        client.poll(timeout_ms=_POLL_MS, max_records=1)
-    return marks
+            return marks
+        _check_answered(tps, marks, deadline, seconds)
+        client.poll(timeout_ms=_POLL_MS, max_records=10_000)
+
+
+def _check_answered(
+    tps: list[TopicPartition], marks: Mapping[TopicPartition, int], deadline: float, seconds: float
+) -> None:
+    if time.monotonic() > deadline:
+        missing = ", ".join(source_of(tp) for tp in tps if tp not in marks)
+        raise KafkaUnavailableError(f"kafka: no answer for {missing} within {seconds:.0f} s")
 
 
 def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) -> Iterator[Messages]:
     """Batches of the messages between each partition's position and its high-water mark at the start.
 
-    Stops at those marks, after ``max_records`` messages or after ``max_seconds``, whichever is first.
+    A partition's end is the high-water mark its first fetch response of the run reports (records of
+    that response lie below it). Stops at those ends, after ``max_records`` messages or after
+    ``max_seconds``, whichever is first.
+
+    Raises:
+        KafkaUnavailableError: a partition gave no fetch response within ``connect_seconds``.
     """
     started = time.monotonic()
-    starts = {tp: client.position(tp) for tp in tps}
-    ends = high_water(client, tps, config.connect_seconds)
-    for tp, offset in starts.items():  # the probing fetches moved the positions
-        client.seek(tp, offset)
+    deadline = started + config.connect_seconds
+    ends: dict[TopicPartition, int] = {}
     left = config.max_records
-    todo = {tp for tp in tps if client.position(tp) < ends[tp]}
+    todo = set(tps)
     pending = _Batch()
     while todo and (left is None or left > 0):
         if config.max_seconds is not None and time.monotonic() - started > config.max_seconds:
@@ -134,15 +141,21 @@ def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) 
             break
         want = config.batch_records if left is None else min(config.batch_records, left)
         fetched = client.poll(timeout_ms=_POLL_MS, max_records=want - len(pending))
+        ends.update(
+            {tp: mark for tp in todo if tp not in ends and (mark := client.highwater(tp)) is not None}
+        )
         for tp, records in fetched.items():
-            if tp not in todo:
+            end = ends.get(tp)
+            if tp not in todo or end is None:
                 continue
-            if records[-1].offset >= ends[tp]:  # arrived after the run started: the next run's
-                records = [r for r in records if r.offset < ends[tp]]
+            if records[-1].offset >= end:  # arrived after the run started: the next run's
+                records = [r for r in records if r.offset < end]
             pending.add(source_of(tp), records)
             if left is not None:
                 left -= len(records)
-        todo = {tp for tp in todo if client.position(tp) < ends[tp]}
+        todo = {tp for tp in todo if tp not in ends or client.position(tp) < ends[tp]}
+        if len(ends) < len(tps):
+            _check_answered(tps, ends, deadline, config.connect_seconds)
         if len(pending) >= want:
             yield pending.take()
     if len(pending):
@@ -165,29 +178,45 @@ def commit_group(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPart
             log.warning("kafka: could not commit offsets to group %s: %s", config.group_id, exc)
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a poll unpacks records.
+
+    Unpacking allocates several objects per message (acyclic: reference counting frees them) and each
+    allocation burst makes the collector rescan the whole batch held so far: measured ~25% of a drain.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class _Batch:
-    """Messages gathered across polls until a batch is full."""
+    """Messages gathered across polls until a batch is full, kept column by column."""
 
     def __init__(self) -> None:
-        self._parts: list[
-            tuple[str, list[tuple[int, bytes | None, bytes | None, int, list[tuple[str, bytes]]]]]
-        ] = []
+        self._columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, source: str, records: list[object]) -> None:
+    def add(self, source: str, records: list[Any]) -> None:
         if records:
-            self._parts.append((source, [_FIELDS(r) for r in records]))
+            sources, offsets, keys, values, stamps, headers = self._columns
+            sources += [source] * len(records)
+            # Field by field: measured 2x faster than transposing tuples of the fields.
+            offsets += [r.offset for r in records]
+            keys += [r.key for r in records]
+            values += [r.value for r in records]
+            stamps += [r.timestamp for r in records]
+            headers += [r.headers or None for r in records]  # no list kept per message: less for the GC
             self._count += len(records)
 
     def take(self) -> Messages:
-        sources: list[str] = []
-        rows = []
-        for source, part in self._parts:
-            sources += [source] * len(part)
-            rows += part
-        self._parts, self._count = [], 0
-        offsets, keys, values, stamps, headers = (list(c) for c in zip(*rows, strict=True))
-        return Messages(sources, offsets, keys, values, stamps, headers)
+        taken = Messages(*self._columns)
+        self._columns, self._count = ([], [], [], [], [], []), 0
+        return taken

@@ -43,7 +43,7 @@ class Messages:
     keys: list[bytes | None]
     values: list[bytes | None]
     timestamps: list[int]
-    headers: list[list[tuple[str, bytes]]]
+    headers: list[list[tuple[str, bytes]] | None]
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -239,7 +239,7 @@ def _keys(keys: list[bytes | None]) -> pa.Array:
         return pa.array([k.decode("utf-8", "backslashreplace") if k is not None else None for k in keys])
 
 
-def _headers(headers: list[tuple[str, bytes]]) -> str | None:
+def _headers(headers: list[tuple[str, bytes]] | None) -> str | None:
     if not headers:
         return None
     return json.dumps([[name, value.decode("utf-8", "backslashreplace")] for name, value in headers])
