@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)
+
 PII_KEY = "test-pii-key-0123456789abcdef"
 
 
