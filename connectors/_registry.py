@@ -36,7 +36,12 @@ def _validate(name: str, obj: object) -> Connector[Any]:
 REGISTRY: Registry[Connector[Any]] = Registry(
     "connector",
     _validate,
-    builtins={"files": Reference("connectors.files:connector")},
+    builtins={
+        "files": Reference("connectors.files:connector"),
+        "postgres_cdc": Reference(
+            "connectors.postgres_cdc:connector", install_hint="pip install psycopg2-binary"
+        ),
+    },
     entry_point_group=ENTRY_POINT_GROUP,
     local_package="connectors",
     attribute="connector",
