@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
@@ -50,9 +50,9 @@ def _run_as_postgres(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """PostgreSQL 15 with logical replication, started once per session and stopped afterwards."""
+@contextmanager
+def running_postgres(wal_level: str = "logical") -> Iterator[PgServer]:
+    """Start a throwaway server with ``wal_level``; stopped (immediately) and removed afterwards."""
     if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
         service_unavailable("PostgreSQL", "initdb/pg_ctl not on PATH")
     root = Path(tempfile.mkdtemp(prefix="lakegate-pg-"))
@@ -62,7 +62,7 @@ def pg_server() -> Iterator[PgServer]:
     done = _run_as_postgres("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     if done.returncode:
         service_unavailable("PostgreSQL", f"initdb failed: {done.stderr.strip()[-300:]}")
-    # Password auth for TCP (the tests check bad credentials); the superuser trusts local TCP.
+    # Password auth for the role (the tests check bad credentials); the superuser trusts local TCP.
     (data / "pg_hba.conf").write_text(
         "host all postgres 127.0.0.1/32 trust\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
@@ -70,24 +70,37 @@ def pg_server() -> Iterator[PgServer]:
     )
     port = free_port()
     options = (
-        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c wal_level=logical "
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c wal_level={wal_level} "
         "-c max_replication_slots=40 -c max_wal_senders=40 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=100"
     )
-    started = _run_as_postgres(
-        "pg_ctl", "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"
-    )
+    log = root / "log"
+    started = _run_as_postgres("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
     if started.returncode:
-        log = (root / "log").read_text() if (root / "log").exists() else ""
-        service_unavailable("PostgreSQL", f"pg_ctl start failed: {(started.stderr + log).strip()[-300:]}")
+        text = log.read_text() if log.exists() else ""
+        service_unavailable("PostgreSQL", f"pg_ctl start failed: {(started.stderr + text).strip()[-300:]}")
     server = PgServer(host="127.0.0.1", port=port)
     try:
-        with server.admin() as conn, conn.cursor() as cur:
+        with closing(server.admin()) as conn, conn.cursor() as cur:
             cur.execute(f"CREATE ROLE {ROLE} LOGIN REPLICATION PASSWORD %s", (PASSWORD,))
         yield server
     finally:
         _run_as_postgres("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """PostgreSQL 15 with logical replication, started once per session."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg_replica_server() -> Iterator[PgServer]:
+    """A server with ``wal_level=replica``: what a source not set up for logical replication looks like."""
+    with running_postgres("replica") as server:
+        yield server
 
 
 @pytest.fixture
