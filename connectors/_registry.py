@@ -38,6 +38,7 @@ REGISTRY: Registry[Connector[Any]] = Registry(
     _validate,
     builtins={
         "files": Reference("connectors.files:connector"),
+        "sql": Reference("connectors.sql:connector", install_hint="pip install sqlalchemy"),
         "postgres_cdc": Reference(
             "connectors.postgres_cdc:connector", install_hint="pip install psycopg2-binary"
         ),
