@@ -69,6 +69,20 @@ class QualitySpec(_Strict):
     blocking: bool = True
 
 
+class CdcSpec(_Strict):
+    """``cdc:`` — health thresholds of a replication source, checked after every run.
+
+    Attributes:
+        max_slot_lag_bytes: WAL written since the slot's acknowledged position (what the next run reads).
+        max_retained_wal_bytes: WAL the server keeps for the slot (disk it cannot free).
+        reconcile: After each curate, curated row count must equal the source's ``count(*)``.
+    """
+
+    max_slot_lag_bytes: int = Field(default=1 << 30, ge=0)
+    max_retained_wal_bytes: int = Field(default=4 << 30, ge=0)
+    reconcile: bool = True
+
+
 class TriggerSpec(_Strict):
     """``trigger:`` — a cron schedule or a sensor (``landing``: new files in the landing zone)."""
 
@@ -99,6 +113,7 @@ class PipelineSpec(_Strict):
     order_by: list[str] = Field(default_factory=list)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     trigger: TriggerSpec | None = None
+    cdc: CdcSpec | None = None
 
     @field_validator("name", "domain")
     @classmethod

@@ -21,9 +21,11 @@ from connectors.postgres_cdc import (
 )
 from lakegate.columns import OP, POSITION
 from pipelines import PipelineSpec, curate, ingest
+from pipelines.checks import CheckInput, CheckOutcome, Step, checks_for
+from pipelines.spec import CdcSpec
 from tests.conftest import free_port
 from tests.services.postgres import PASSWORD, PgServer
-from zones import ZoneName, load_config, open_zone
+from zones import LoadReport, ZoneName, load_config, open_zone
 
 pytestmark = pytest.mark.postgres
 
@@ -242,3 +244,30 @@ def test_source_problems_are_one_line_and_acknowledge_nothing(
 def test_wal_level_not_logical_is_refused(pg_replica_server: PgServer, lakegate_home: Path) -> None:
     line = _fails(_spec(pg_replica_server.dsn("postgres")), SetupError, "wal_level is 'replica'")
     assert "ALTER SYSTEM SET wal_level = logical" in line
+
+
+def _check(spec: PipelineSpec, name: str) -> CheckOutcome:
+    step = Step.CURATE if name == "reconciliation" else Step.INGEST
+    (check,) = [c for c in checks_for(spec, step) if c.name == name]
+    return check.evaluate(CheckInput(spec, load_config(), "r", LoadReport(), step))
+
+
+def test_cdc_health_and_reconciliation_checks(
+    pg_server: PgServer, pg_database: str, accounts: Sql, lakegate_home: Path
+) -> None:
+    spec = _spec(pg_server.dsn(pg_database)).model_copy(
+        update={"cdc": CdcSpec(max_slot_lag_bytes=1 << 20, max_retained_wal_bytes=1 << 30)}
+    )
+    assert not [c for c in checks_for(_spec("x"), Step.INGEST) if c.name == "cdc_slot_health"]
+    _run(spec, "r1")
+    assert _check(spec, "reconciliation").passed
+    _run(spec, "r2")  # acknowledges what r1 committed
+    healthy = _check(spec, "cdc_slot_health")
+    assert healthy.passed and 0 <= healthy.metadata["slot_lag_bytes"] < 1 << 20, healthy
+    accounts("UPDATE accounts SET owner = repeat('x', 200)")  # ~100 kB of WAL nobody acknowledged
+    strict = spec.model_copy(update={"cdc": CdcSpec(max_slot_lag_bytes=10_000)})
+    lagging = _check(strict, "cdc_slot_health")
+    assert not lagging.passed and lagging.failures[0].startswith("slot_lag_bytes")
+    accounts("INSERT INTO accounts VALUES (5000, 'new', 1)")
+    off = _check(spec, "reconciliation")
+    assert not off.passed and off.metadata == {"source_rows": 201, "curated_rows": 200}
