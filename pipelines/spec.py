@@ -78,9 +78,16 @@ class CdcSpec(_Strict):
         reconcile: After each curate, curated row count must equal the source's ``count(*)``.
     """
 
-    max_slot_lag_bytes: int = Field(default=1 << 30, ge=0)
-    max_retained_wal_bytes: int = Field(default=4 << 30, ge=0)
+    max_slot_lag_bytes: int = 1 << 30
+    max_retained_wal_bytes: int = 4 << 30
     reconcile: bool = True
+
+    @field_validator("max_slot_lag_bytes", "max_retained_wal_bytes")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be a number of bytes >= 0")
+        return value
 
 
 class TriggerSpec(_Strict):

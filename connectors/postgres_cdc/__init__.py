@@ -122,7 +122,8 @@ def _stream(
         raise explain(exc, repl.dsn, f"streaming from slot {config.slot}") from None
     decoder = Decoder(table=(config.schema_name, config.table_name), source=config.source, after=after)
     deadline = time.monotonic() + config.max_seconds
-    mark = (DRAIN_PREFIX.encode() + b"\0", len(config.slot))
+    mark = DRAIN_PREFIX.encode() + b"\0"
+    feed, next_flush = decoder.feed, config.batch_rows
     try:
         while True:
             message = cur.read_message()
@@ -135,21 +136,19 @@ def _stream(
             payload: bytes = message.payload
             if payload[0] == 77:  # 'M': stop at our own drain mark
                 _, lsn = _MESSAGE.unpack_from(payload, 1)
-                if (
-                    lsn >= until
-                    and payload[10:].startswith(mark[0])
-                    and payload.endswith(config.slot.encode())
-                ):
+                if lsn >= until and payload[10:].startswith(mark) and payload.endswith(config.slot.encode()):
                     break
                 continue
-            decoder.feed(payload)
-            if decoder.batch is not None and len(decoder.batch) >= config.batch_rows:
+            feed(payload)
+            if decoder.changes >= next_flush:
                 decoder.close()
-            for batch in decoder.full:
-                state["position"] = batch.positions[-1]
-                yield batch.table()
-            decoder.full.clear()
-            if not decoder.in_transaction and (
+                next_flush = decoder.changes + config.batch_rows
+            if decoder.full:
+                for batch in decoder.full:
+                    state["position"] = batch.positions[-1]
+                    yield batch.table()
+                decoder.full.clear()
+            if payload[0] == 67 and (  # 'C': bounds are checked between transactions
                 (config.max_changes and decoder.changes >= config.max_changes) or time.monotonic() > deadline
             ):
                 break

@@ -152,8 +152,10 @@ class Decoder:
     after: int
     relations: dict[int, Relation] = field(default_factory=dict)
     batch: ChangeBatch | None = None
+    batch_oid: int = -1
     full: list[ChangeBatch] = field(default_factory=list)
     commit_lsn: int = 0
+    base: int = 0
     commit_at: datetime | None = None
     index: int = 0
     in_transaction: bool = False
@@ -166,6 +168,7 @@ class Decoder:
         if kind == 66:  # 'B'
             self.commit_lsn, micros, _ = _BEGIN.unpack_from(buf, 1)
             self.commit_at = _PG_EPOCH + timedelta(microseconds=micros)
+            self.base = position(self.commit_lsn, 0)
             self.index = 0
             self.in_transaction = True
         elif kind == 67:  # 'C'
@@ -205,16 +208,19 @@ class Decoder:
             self.close()  # an added or dropped column: the next changes get a table of their own
 
     def _target(self, oid: int) -> ChangeBatch | None:
+        if self.batch is not None and oid == self.batch_oid:
+            return self.batch
         relation = self.relations[oid]
         if (relation.schema, relation.name) != self.table:
             return None
         if self.batch is None:
             self.batch = ChangeBatch(relation, self.source)
+        self.batch_oid = oid
         return self.batch
 
     def _next_position(self) -> int | None:
         """The next change's position, or ``None`` when the zone already holds it."""
-        pos = position(self.commit_lsn, self.index)
+        pos = self.base + self.index
         self.index += 1
         if pos <= self.after:
             return None
@@ -271,3 +277,4 @@ class Decoder:
         if self.batch is not None and len(self.batch):
             self.full.append(self.batch)
         self.batch = None
+        self.batch_oid = -1
