@@ -39,6 +39,10 @@ REGISTRY: Registry[Connector[Any]] = Registry(
     builtins={
         "files": Reference("connectors.files:connector"),
         "kafka": Reference("connectors.kafka:connector"),
+        "sql": Reference("connectors.sql:connector", install_hint="pip install sqlalchemy"),
+        "postgres_cdc": Reference(
+            "connectors.postgres_cdc:connector", install_hint="pip install psycopg2-binary"
+        ),
     },
     entry_point_group=ENTRY_POINT_GROUP,
     local_package="connectors",

@@ -22,6 +22,19 @@ REJECT_REASON: Final = "_lakegate_reject_reason"
 RAW_TEXT: Final = "_lakegate_raw"
 """The rejected record exactly as received (the destination vaults it when the dataset holds PII)."""
 
+# Written by change-data-capture connectors (e.g. ``postgres_cdc``).
+OP: Final = "_lakegate_op"
+"""The change: ``r`` snapshot read, ``c`` insert, ``u`` update, ``d`` delete, ``t`` truncate."""
+COMMITTED_AT: Final = "_lakegate_committed_at"
+"""When the source committed the change (UTC); null for snapshot reads."""
+UNCHANGED: Final = "_lakegate_unchanged"
+"""Comma-separated columns the source did not resend (unchanged TOAST values): keep the stored value."""
+OP_READ: Final = "r"
+OP_INSERT: Final = "c"
+OP_UPDATE: Final = "u"
+OP_DELETE: Final = "d"
+OP_TRUNCATE: Final = "t"
+
 # Added by the zone destination to every committed row.
 LOAD_ID: Final = "_lakegate_load_id"
 RUN_ID: Final = "_lakegate_run_id"
@@ -39,5 +52,6 @@ CAST_ERRORS: Final = "_lakegate_cast_errors"
 ROW_ID: Final = "_lakegate_row"
 
 CONNECTOR_COLUMNS: Final = (SOURCE, POSITION, REJECT_RULE, REJECT_REASON, RAW_TEXT)
+CDC_COLUMNS: Final = (OP, COMMITTED_AT, UNCHANGED)
 LINEAGE_COLUMNS: Final = (LOAD_ID, RUN_ID, INGESTED_AT, INGEST_DATE)
 REJECT_COLUMNS: Final = (REJECT_RULE, REJECT_REASON, RAW_TEXT)

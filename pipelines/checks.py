@@ -20,10 +20,13 @@ import polars as pl
 from deltalake import DeltaTable
 
 from connectors import get_connector
+from connectors.postgres_cdc import PostgresCdcConfig
+from connectors.postgres_cdc._health import slot_health, source_rows
 from lakegate.columns import REASON, RULE, RUN_ID
-from pipelines._flow import resumed_config
+from lakegate.errors import LakegateError
+from pipelines._flow import connector_config, resumed_config
 from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
-from pipelines.spec import Pattern, PipelineSpec
+from pipelines.spec import CdcSpec, Pattern, PipelineSpec
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -224,6 +227,56 @@ def _aggregate(
     return {name: int(value or 0) for name, value in row.items()}
 
 
+def _cdc_config(check: CheckInput) -> PostgresCdcConfig:
+    raw = connector_config(check.spec, check.config)
+    parsed = get_connector(check.spec.connector.type).parse_config(raw)
+    assert isinstance(parsed, PostgresCdcConfig)
+    return parsed
+
+
+def _slot_health(check: CheckInput) -> CheckOutcome:
+    """The slot's lag and retained WAL (bytes) against the ``cdc:`` thresholds of defs.yaml."""
+    limits = check.spec.cdc or CdcSpec()
+    try:
+        health = slot_health(_cdc_config(check))
+    except LakegateError as exc:
+        return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
+    failures = tuple(
+        f"{name} {value} > {limit}"
+        for name, value, limit in (
+            ("slot_lag_bytes", health.lag_bytes, limits.max_slot_lag_bytes),
+            ("retained_wal_bytes", health.retained_bytes, limits.max_retained_wal_bytes),
+        )
+        if value > limit
+    )
+    metadata = {
+        "slot_lag_bytes": health.lag_bytes,
+        "retained_wal_bytes": health.retained_bytes,
+        "max_slot_lag_bytes": limits.max_slot_lag_bytes,
+        "max_retained_wal_bytes": limits.max_retained_wal_bytes,
+    }
+    return CheckOutcome(passed=not failures, metadata=metadata, failures=failures)
+
+
+def _reconciled(check: CheckInput) -> CheckOutcome:
+    """Curated holds as many rows as the source table (``count(*)`` when the check runs)."""
+    try:
+        source = source_rows(_cdc_config(check))
+    except LakegateError as exc:
+        return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
+    table = open_zone(ZoneName.CURATED, check.config).delta_table(check.spec.domain, check.spec.name)
+    curated = 0 if table is None else pl.scan_delta(table).select(pl.len()).collect().item()
+    counts = {"source_rows": source, "curated_rows": int(curated)}
+    ok = source == curated
+    return CheckOutcome(
+        passed=ok, metadata=counts, failures=() if ok else (f"source {source} != curated {curated}",)
+    )
+
+
+def _is_cdc(spec: PipelineSpec) -> bool:
+    return spec.cdc is not None and spec.connector.type == "postgres_cdc"
+
+
 CHECKS: tuple[CheckDef, ...] = (
     CheckDef(
         "quality",
@@ -272,6 +325,24 @@ CHECKS: tuple[CheckDef, ...] = (
         "Great Expectations on the whole curated table",
         _quality,
         blocking=lambda spec: spec.quality.blocking,
+    ),
+    CheckDef(
+        "cdc_slot_health",
+        Step.INGEST,
+        Target.DATA,
+        "replication slot lag and retained WAL (bytes) within the cdc: thresholds",
+        _slot_health,
+        blocking=lambda spec: False,
+        applies=_is_cdc,
+    ),
+    CheckDef(
+        "reconciliation",
+        Step.CURATE,
+        Target.DATA,
+        "curated row count = the source table's count(*)",
+        _reconciled,
+        blocking=lambda spec: False,
+        applies=lambda spec: _is_cdc(spec) and spec.cdc is not None and spec.cdc.reconcile,
     ),
 )
 

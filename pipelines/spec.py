@@ -72,6 +72,27 @@ class QualitySpec(_Strict):
 SENSORS = ("landing", "stream")
 
 
+class CdcSpec(_Strict):
+    """``cdc:`` — health thresholds of a replication source, checked after every run.
+
+    Attributes:
+        max_slot_lag_bytes: WAL written since the slot's acknowledged position (what the next run reads).
+        max_retained_wal_bytes: WAL the server keeps for the slot (disk it cannot free).
+        reconcile: After each curate, curated row count must equal the source's ``count(*)``.
+    """
+
+    max_slot_lag_bytes: int = 1 << 30
+    max_retained_wal_bytes: int = 4 << 30
+    reconcile: bool = True
+
+    @field_validator("max_slot_lag_bytes", "max_retained_wal_bytes")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be a number of bytes >= 0")
+        return value
+
+
 class TriggerSpec(_Strict):
     """``trigger:`` — a cron schedule or a sensor.
 
@@ -115,6 +136,7 @@ class PipelineSpec(_Strict):
     order_by: list[str] = Field(default_factory=list)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     trigger: TriggerSpec | None = None
+    cdc: CdcSpec | None = None
 
     @field_validator("name", "domain")
     @classmethod

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from lakegate.errors import LakegateError
 from pipelines import _flow as flow
 from pipelines.spec import PipelineSpec
 from zones import LakegateConfig, LoadReport, load_config
@@ -61,7 +63,10 @@ def ingest(
     target = flow.ingest_target(spec, run_id, config, pii_key)
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
         # Built once pending packages are loaded: an ordered source resumes after what they committed.
-        pipeline.run(flow.ingest_source(spec, config))
+        try:
+            pipeline.run(flow.ingest_source(spec, config))
+        except PipelineStepFailed as exc:
+            raise _explained(exc) from exc
         _record_steps(pipeline, report)
     log.info("%s ingest: %s", spec.path, report.summary())
     return report
@@ -91,6 +96,16 @@ def curate(
         _record_steps(pipeline, report)
     log.info("%s curate: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
     return CurateResult(report=report, raw_version=pending.raw_version)
+
+
+def _explained(exc: PipelineStepFailed) -> Exception:
+    """The lakegate error a connector raised while extracting (one line for the CLI), else ``exc``."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, LakegateError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return exc
 
 
 def _record_steps(pipeline: dlt.Pipeline, report: LoadReport) -> None:

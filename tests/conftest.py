@@ -14,6 +14,8 @@ import pytest
 
 from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
 
+pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)
+
 PII_KEY = "test-pii-key-0123456789abcdef"
 
 

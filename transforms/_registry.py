@@ -40,6 +40,7 @@ REGISTRY: Registry[Transform] = Registry(
         "cast_schema": Reference("transforms.casting:cast_schema"),
         "normalize_strings": Reference("transforms.cleaning:normalize_strings"),
         "dedupe_latest": Reference("transforms.dedupe:dedupe_latest"),
+        "cdc_apply": Reference("transforms.cdc:cdc_apply"),
     },
     entry_point_group=ENTRY_POINT_GROUP,
     unknown_error=UnknownTransformError,

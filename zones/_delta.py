@@ -12,8 +12,10 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.table import TableMerger
 
 from lakegate import columns
 from zones import _staged
@@ -84,6 +86,9 @@ def upsert(
     """Merge ``data`` by ``keys``: update matches (when ``update``) and insert the rest, in one commit."""
     table = _open(uri, options)
     if table is None:
+        if columns.OP in data.schema.names:  # nothing to delete yet: keep only rows that hold a record
+            gone = pa.array([columns.OP_DELETE, columns.OP_TRUNCATE])
+            data = data.filter(pc.invert(pc.is_in(data.column(columns.OP), gone)))
         return append(uri, data, options, txns)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     merger = table.merge(
@@ -94,12 +99,43 @@ def upsert(
         merge_schema=True,
         commit_properties=CommitProperties(app_transactions=txns),
     )
+    if columns.OP in data.schema.names:
+        stored = {f.name for f in table.schema().fields}
+        _apply_changes(merger, data, keys, stored).execute()
+        return _committed(uri, options)
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
         guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
         merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
     return _committed(uri, options)
+
+
+def _apply_changes(merger: TableMerger, data: pa.Table, keys: Sequence[str], stored: set[str]) -> TableMerger:
+    """Change rows (``_lakegate_op``, as ``transforms.cdc_apply`` leaves them) applied to a current-state
+    table: deletes remove the key, a truncate removes every older row, and a change older than the stored
+    row (by position) never wins. Columns listed as unchanged keep their stored value."""
+    op, pos, unchanged = (f's."{c}"' for c in (columns.OP, columns.POSITION, columns.UNCHANGED))
+    newer = f'(t."{columns.POSITION}" IS NULL OR {pos} >= t."{columns.POSITION}")'
+    merger = merger.when_matched_delete(predicate=f"{op} = '{columns.OP_DELETE}' AND {newer}")
+    if columns.UNCHANGED in data.schema.names:
+        updates = {
+            c: f"CASE WHEN concat(',', {unchanged}, ',') LIKE '%,{c},%' THEN t.\"{c}\" ELSE s.\"{c}\" END"
+            for c in data.schema.names
+            if c not in keys and c in stored
+        }
+        updates |= {c: f's."{c}"' for c in data.schema.names if c not in stored}  # a column just added
+        merger = merger.when_matched_update(updates, predicate=f"{op} <> '{columns.OP_DELETE}' AND {newer}")
+    else:
+        merger = merger.when_matched_update_all(predicate=f"{op} <> '{columns.OP_DELETE}' AND {newer}")
+    skipped = f"('{columns.OP_DELETE}', '{columns.OP_TRUNCATE}')"
+    merger = merger.when_not_matched_insert_all(predicate=f"{op} NOT IN {skipped}")
+    ops = data.column(columns.OP)
+    truncates = data.filter(pc.equal(ops, columns.OP_TRUNCATE)).column(columns.POSITION)
+    if len(truncates):
+        since = pc.max(truncates).as_py()
+        merger = merger.when_not_matched_by_source_delete(predicate=f't."{columns.POSITION}" < {since}')
+    return merger
 
 
 @dataclass(frozen=True)

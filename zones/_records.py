@@ -139,7 +139,10 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
             typed = typed.filter(~failed)
         frame = typed.drop(CAST_ERRORS)
     if spec.primary_key and frame.height:
-        null_key = frame.select(pl.any_horizontal(pl.col(k).is_null() for k in spec.primary_key)).to_series()
+        null_key_expr = pl.any_horizontal(pl.col(k).is_null() for k in spec.primary_key)
+        if col.OP in frame.columns:  # a truncate is a change of the whole table: it has no key
+            null_key_expr = null_key_expr & (pl.col(col.OP).fill_null("") != col.OP_TRUNCATE)
+        null_key = frame.select(null_key_expr).to_series()
         if null_key.any():
             rejected_parts.append(
                 quarantine_rows(frame.filter(null_key), spec, "primary_key_null", "a key column is null")
