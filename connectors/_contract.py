@@ -88,6 +88,9 @@ class Connector(Generic[C]):
             source covers (topic partitions, a slot, tables). lakegate reads their committed positions
             from the zones and passes them back in the config's ``resume`` field (source -> highest
             committed position), so the connector resumes right after the zone's record on any machine.
+        health: Optional source health measures (name -> value, e.g. ``slot_lag_bytes``) that checks
+            hold against the thresholds a ``defs.yaml`` declares. Read-only: acknowledges nothing.
+        source_rows: Optional ``count(*)`` of what the source holds now, for reconciliation checks.
     """
 
     name: str
@@ -100,6 +103,8 @@ class Connector(Generic[C]):
     describe_source: Callable[[C], str] | None = None
     storage_options: StorageDialect | None = None
     positions: Callable[[C], Sequence[str]] | None = None
+    health: Callable[[C], Mapping[str, int]] | None = None
+    source_rows: Callable[[C], int] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None and "resume" not in self.config_model.model_fields:

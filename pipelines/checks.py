@@ -20,8 +20,6 @@ import polars as pl
 from deltalake import DeltaTable
 
 from connectors import get_connector
-from connectors.postgres_cdc import PostgresCdcConfig
-from connectors.postgres_cdc._health import slot_health, source_rows
 from lakegate.columns import REASON, RULE, RUN_ID
 from lakegate.errors import LakegateError
 from pipelines._flow import connector_config, resumed_config
@@ -227,41 +225,35 @@ def _aggregate(
     return {name: int(value or 0) for name, value in row.items()}
 
 
-def _cdc_config(check: CheckInput) -> PostgresCdcConfig:
-    raw = connector_config(check.spec, check.config)
-    parsed = get_connector(check.spec.connector.type).parse_config(raw)
-    assert isinstance(parsed, PostgresCdcConfig)
-    return parsed
+def _source_config(check: CheckInput) -> tuple[Any, Any]:
+    connector = get_connector(check.spec.connector.type)
+    return connector, connector.parse_config(connector_config(check.spec, check.config))
 
 
-def _slot_health(check: CheckInput) -> CheckOutcome:
-    """The slot's lag and retained WAL (bytes) against the ``cdc:`` thresholds of defs.yaml."""
-    limits = check.spec.cdc or CdcSpec()
+def _source_health(check: CheckInput) -> CheckOutcome:
+    """The source's health measures (e.g. slot lag, retained WAL in bytes) against the ``cdc:`` limits;
+    a measure without a limit is reported, not judged."""
+    cdc = check.spec.cdc or CdcSpec()
+    limits = {"slot_lag_bytes": cdc.max_slot_lag_bytes, "retained_wal_bytes": cdc.max_retained_wal_bytes}
     try:
-        health = slot_health(_cdc_config(check))
+        connector, config = _source_config(check)
+        health = dict(connector.health(config))
     except LakegateError as exc:
         return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
     failures = tuple(
-        f"{name} {value} > {limit}"
-        for name, value, limit in (
-            ("slot_lag_bytes", health.lag_bytes, limits.max_slot_lag_bytes),
-            ("retained_wal_bytes", health.retained_bytes, limits.max_retained_wal_bytes),
-        )
-        if value > limit
+        f"{name} {value} > {limits[name]}"
+        for name, value in health.items()
+        if value > limits.get(name, value)
     )
-    metadata = {
-        "slot_lag_bytes": health.lag_bytes,
-        "retained_wal_bytes": health.retained_bytes,
-        "max_slot_lag_bytes": limits.max_slot_lag_bytes,
-        "max_retained_wal_bytes": limits.max_retained_wal_bytes,
-    }
+    metadata = {**health, **{f"max_{name}": limit for name, limit in limits.items()}}
     return CheckOutcome(passed=not failures, metadata=metadata, failures=failures)
 
 
 def _reconciled(check: CheckInput) -> CheckOutcome:
     """Curated holds as many rows as the source table (``count(*)`` when the check runs)."""
     try:
-        source = source_rows(_cdc_config(check))
+        connector, config = _source_config(check)
+        source = connector.source_rows(config)
     except LakegateError as exc:
         return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
     table = open_zone(ZoneName.CURATED, check.config).delta_table(check.spec.domain, check.spec.name)
@@ -274,7 +266,8 @@ def _reconciled(check: CheckInput) -> CheckOutcome:
 
 
 def _is_cdc(spec: PipelineSpec) -> bool:
-    return spec.cdc is not None and spec.connector.type == "postgres_cdc"
+    """A ``cdc:`` block on a connector that reports its source's health."""
+    return spec.cdc is not None and get_connector(spec.connector.type).health is not None
 
 
 CHECKS: tuple[CheckDef, ...] = (
@@ -331,7 +324,7 @@ CHECKS: tuple[CheckDef, ...] = (
         Step.INGEST,
         Target.DATA,
         "replication slot lag and retained WAL (bytes) within the cdc: thresholds",
-        _slot_health,
+        _source_health,
         blocking=lambda spec: False,
         applies=_is_cdc,
     ),

@@ -34,6 +34,7 @@ from connectors.postgres_cdc._connect import (
     explain,
     where,
 )
+from connectors.postgres_cdc._health import slot_health, source_rows
 from connectors.postgres_cdc._pgoutput import Decoder, lsn_of, position
 from connectors.postgres_cdc._source import (
     DRAIN_PREFIX,
@@ -183,4 +184,6 @@ connector: Connector[PostgresCdcConfig] = Connector(
     kinds=frozenset({"postgres", "cdc"}),
     describe_source=_describe,
     positions=lambda config: [config.source],
+    health=slot_health,
+    source_rows=source_rows,
 )

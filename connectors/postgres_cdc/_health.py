@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from psycopg2 import sql
 
 from connectors.postgres_cdc._connect import SetupError, connect
 from connectors.postgres_cdc.config import PostgresCdcConfig
 
 
-@dataclass(frozen=True)
-class SlotHealth:
-    """How far the slot is behind, in bytes of WAL.
-
-    Attributes:
-        lag_bytes: WAL written since the slot's confirmed position (not yet acknowledged).
-        retained_bytes: WAL the server keeps for the slot (from its restart position).
-    """
-
-    lag_bytes: int
-    retained_bytes: int
-
-
-def slot_health(config: PostgresCdcConfig) -> SlotHealth:
-    """The slot's lag and retained WAL.
+def slot_health(config: PostgresCdcConfig) -> dict[str, int]:
+    """The slot's lag (WAL written since its confirmed position, not yet acknowledged) and the WAL the
+    server retains for it (from its restart position), in bytes.
 
     Raises:
         SetupError: the slot does not exist.
@@ -43,7 +29,7 @@ def slot_health(config: PostgresCdcConfig) -> SlotHealth:
         conn.close()
     if found is None:
         raise SetupError(f"replication slot {config.slot} does not exist (no run yet, or it was dropped)")
-    return SlotHealth(lag_bytes=int(found[0]), retained_bytes=int(found[1]))
+    return {"slot_lag_bytes": int(found[0]), "retained_wal_bytes": int(found[1])}
 
 
 def source_rows(config: PostgresCdcConfig) -> int:
