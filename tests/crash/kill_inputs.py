@@ -40,7 +40,7 @@ def orders_input(rows: int) -> Expected:
 
 
 def events_input(rows: int) -> Expected:
-    """The demo events: ``5 × rows`` Parquet records loaded as received."""
+    """The demo events: ``5 * rows`` Parquet records loaded as received."""
     return Expected(input_rows=write_demo(load_config(), rows=rows).input_rows["web/events"])
 
 
