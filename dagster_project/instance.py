@@ -24,6 +24,11 @@ def prepare() -> Path:
     home = lakegate_home()
     # dlt logs each failed job with its traceback; lakegate reports the failure itself, in one line.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
+    # dlt swallows the first SIGTERM/SIGINT during normalize and load (it hopes to drain its job pool
+    # and forgets the signal once the step ends), so a stopped run went on to the end. Left to Dagster,
+    # the signal stops the step at once; a stop anywhere is no worse than a kill, which the kill harness
+    # (tests/crash) shows never costs the ledger.
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
     os.environ["LAKEGATE_HOME"] = str(home)
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
