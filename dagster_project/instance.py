@@ -16,6 +16,13 @@ python_logs:
 concurrency:
   pools:
     default_limit: 1
+# Under `lakegate serve` the daemon fails runs stuck starting or canceling and frees slots a finished run
+# still holds; `lakegate run` reclaims runs whose process died itself (dagster_project/liveness.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 120
+  free_slots_after_run_end_seconds: 30
 """
 
 
