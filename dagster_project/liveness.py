@@ -5,11 +5,15 @@ the process that executes it (host, boot id, pid, pid start time). Before a new 
 unfinished run of the job and every run holding one of the job's pool slots is looked at:
 
 - provably dead (same host and boot, and the pid is gone or now belongs to another process; or the host
-  rebooted): its pool slots are freed and it is marked failed, so the UI shows it FAILED;
+  rebooted): its pool slots are freed and, unless it had already finished, it is marked failed, so the
+  UI shows it FAILED;
 - alive on this host: the new run fails at once ("already running");
 - anything else (another host, or a run started by the Dagster daemon/UI, whose worker is watched by
-  Dagster's run monitoring): the new run waits for the slots, saying so at most every few seconds,
-  sleeping in between instead of spinning.
+  Dagster's run monitoring, which also frees the slots a finished run still holds): the new run waits
+  for the slots, saying so at most every few seconds, sleeping in between instead of spinning.
+
+Two CLI runs that pass this check at the same moment still meet the pipeline's dlt lock, which refuses
+the second one ("already running").
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def reclaim(instance: dg.DagsterInstance, run: dg.DagsterRun, reason: str) -> No
     """Free ``run``'s pool slots and mark it failed (unless it already finished)."""
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     current = instance.get_run_by_id(run.run_id)
-    if current is not None and current.status in [*IN_PROGRESS_RUN_STATUSES, dg.DagsterRunStatus.CANCELING]:
+    if current is not None and not current.is_finished:
         instance.report_run_failed(current, reason)
     log.info("reclaimed run %s: %s", run.run_id, reason)
 
@@ -148,12 +152,9 @@ def _clear_dead(instance: dg.DagsterInstance, job_name: str, pools: set[str]) ->
     for run in candidates.values():
         process = RunProcess.of(run)
         dead = None if process is None else process.is_dead()
-        if run.is_finished:
-            # A finished run no longer executes steps, so slots it still holds are leftovers.
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        elif dead and process is not None:
+        if dead and process is not None:
             reclaim(instance, run, f"its process {process.pid} on {process.host} is gone")
-        elif dead is False and process is not None and run.job_name == job_name:
+        elif dead is False and process is not None and run.job_name == job_name and not run.is_finished:
             raise AlreadyRunningError(f"run {run.run_id}, pid {process.pid}")
     return {pool: ids for pool, ids in _holders(instance, pools).items() if ids}
 

@@ -1,9 +1,9 @@
-"""Stop a run on SIGTERM as on Ctrl-C: Kubernetes, systemd and ``timeout`` send TERM, people send INT.
+"""Stop ``lakegate run`` on SIGTERM as on Ctrl-C: Kubernetes, systemd and ``timeout`` send TERM, people INT.
 
-Dagster defers SIGINT during execution to its next safe point (between steps, or inside step code at
-the next Python bytecode), then finishes the run as failed. TERM gets the same treatment by handing it to
-whatever handles SIGINT at the moment it arrives; before and after execution that is Python's default,
-which raises ``KeyboardInterrupt``.
+While a job executes, Dagster handles both itself: it stops the run at its next safe point (between steps,
+or inside step code at the next Python bytecode; dlt's own interception is off, see ``instance.prepare``)
+and records it as failed. This context covers the rest of the command, waiting for a pool included:
+either signal raises ``KeyboardInterrupt`` there, and the signal is recorded for the exit status.
 """
 
 from __future__ import annotations
