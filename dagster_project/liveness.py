@@ -136,9 +136,15 @@ def _clear_dead(instance: dg.DagsterInstance, job_name: str, pools: set[str]) ->
     Raises:
         AlreadyRunningError: a run of the job is alive on this host.
     """
+    # NOT_STARTED too: execute_in_process records the run before it starts it, and a kill can land between.
     unfinished = instance.get_runs(
         filters=dg.RunsFilter(
-            job_name=job_name, statuses=[*IN_PROGRESS_RUN_STATUSES, dg.DagsterRunStatus.CANCELING]
+            job_name=job_name,
+            statuses=[
+                dg.DagsterRunStatus.NOT_STARTED,
+                *IN_PROGRESS_RUN_STATUSES,
+                dg.DagsterRunStatus.CANCELING,
+            ],
         )
     )
     holders = _holders(instance, pools)
