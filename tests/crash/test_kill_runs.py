@@ -26,9 +26,9 @@ from dagster_project.liveness import RunProcess
 from zones import PipelineBusyError, load_config
 
 POOL = "lakegate_sales_orders"
-# Kills per pipeline in `make test`, at half the campaign's input size (a few seconds per recovery).
+# Kills per pipeline in `make test`, at 0.4 x the campaign's input size (a few seconds per recovery).
 KILLS = {"orders": (3, 17), "customers": (5, 23), "events": (2, 41)}
-SMALL = scenarios(scale=0.5)
+SMALL = scenarios(scale=0.4)
 
 
 @pytest.mark.parametrize(
