@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,19 +124,39 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from dagster_project import liveness
     from dagster_project._runs import config_error_line, explain_failure, resolve_job, tables_now
     from dagster_project.definitions import defs
+    from dagster_project.stopping import stop_on_terminate
 
     instance.prepare()
     job = resolve_job(defs(), args.pipeline)
-    log.info("running %s", args.pipeline)
-    with dg.DagsterInstance.get() as dagster_instance:
+
+    run_id = str(uuid.uuid4())  # known before the run starts, so it can be released whatever happens
+    with dg.DagsterInstance.get() as dagster_instance, stop_on_terminate() as stop:
         try:
+            liveness.wait_for_pools(dagster_instance, job)
+            log.info("running %s (run %s)", args.pipeline, run_id)
             result = job.execute_in_process(
-                instance=dagster_instance, raise_on_error=False, run_config=_QUIET
+                instance=dagster_instance,
+                raise_on_error=False,
+                run_config=_QUIET,
+                run_id=run_id,
+                tags=liveness.RunProcess.current().tags(),
             )
+        except liveness.AlreadyRunningError as exc:
+            raise CliError(
+                f"pipeline '{args.pipeline}' is already running ({exc}); try again later"
+            ) from None
         except dg.DagsterInvalidConfigError as exc:
             raise CliError(f"pipeline '{args.pipeline}' failed: {config_error_line(exc)}") from None
+        except KeyboardInterrupt:
+            stop.signum = stop.signum or signal.SIGINT
+        finally:
+            liveness.release(dagster_instance, run_id, "the run's process was stopped")
+        if stop.signum:
+            log.info("stopped by %s; run %s released", signal.Signals(stop.signum).name, run_id)
+            return stop.exit_status
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import polars as pl
 import pytest
@@ -330,3 +331,12 @@ def test_standard_expectations() -> None:
         standard_expectations(["a"], ["b"])
     with pytest.raises(QualityConfigError, match="repeats"):
         standard_expectations(["a"], ["a", "a"])
+
+
+def test_the_shipped_expectation_catalogue_is_the_installed_one() -> None:
+    """``pipelines/expectations.json`` (used to check defs.yaml fast) equals Great Expectations' own."""
+    live = quality.live_catalogue()
+    if os.environ.get("LAKEGATE_UPDATE_SNAPSHOTS"):
+        quality.CATALOGUE.write_text(json.dumps(live, indent=1, sort_keys=True) + "\n")
+    assert json.loads(quality.CATALOGUE.read_text()) == live
+    assert live["expect_column_values_to_be_between"]["required"] == ["column"]

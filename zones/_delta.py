@@ -148,8 +148,48 @@ class Committed:
 
 def _committed(uri: str, options: dict[str, str]) -> Committed:
     entry = DeltaTable(uri, storage_options=options).history(1)[0]
+    return Committed(version=int(entry["version"]), rows=_metric_rows(entry) or 0)
+
+
+def _metric_rows(entry: dict[str, Any]) -> int | None:
+    """Rows a commit wrote, from its operation metrics (``None`` when it has none: staged commits)."""
     metrics = entry.get("operationMetrics", {})
-    rows = metrics.get("num_added_rows")
-    if rows is None:  # a merge reports what it inserted and updated
-        rows = metrics.get("num_target_rows_inserted", 0) + metrics.get("num_target_rows_updated", 0)
-    return Committed(version=int(entry["version"]), rows=int(rows))
+    if "num_added_rows" in metrics:
+        return int(metrics["num_added_rows"])
+    if "num_target_rows_inserted" in metrics:  # a merge reports what it inserted and updated
+        return int(metrics["num_target_rows_inserted"]) + int(metrics.get("num_target_rows_updated", 0))
+    return None
+
+
+def _live_rows(uri: str, options: dict[str, str], version: int) -> int:
+    """Rows in the table's files at ``version`` (0 before the first version)."""
+    if version < 0:
+        return 0
+    actions = pa.table(
+        DeltaTable(uri, version=version, storage_options=options).get_add_actions(flatten=True)
+    )
+    return int(pc.sum(actions["num_records"]).as_py() or 0)
+
+
+def committed_by(uri: str, options: dict[str, str], txn: Transaction) -> Committed | None:
+    """The commit that recorded ``txn`` (``None`` when the table does not hold it).
+
+    Walks the log back from the newest version to the first one that records ``txn``: replays are
+    found near the end of the log, so this reads a few versions.
+    """
+    table = _open(uri, options)
+    if table is None or (table.transaction_version(txn.app_id) or -1) < txn.version:
+        return None
+    for entry in table.history():  # newest first
+        version = int(entry["version"])
+        before = (
+            DeltaTable(uri, version=version - 1, storage_options=options).transaction_version(txn.app_id)
+            if version
+            else None
+        )
+        if before is None or before < txn.version:
+            rows = _metric_rows(entry)
+            if rows is None:  # a staged append: the rows it added are the rows the table grew by
+                rows = _live_rows(uri, options, version) - _live_rows(uri, options, version - 1)
+            return Committed(version=version, rows=rows)
+    return None

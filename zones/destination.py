@@ -48,7 +48,7 @@ from zones._records import (
     vault_rows,
 )
 from zones._staged import SchemaChangeError
-from zones.audit import AuditRecord, record
+from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
@@ -233,6 +233,9 @@ class _JobWriter:
             name: not _delta.is_replay(uri, self._zone(name).delta_options(), txn)
             for name, uri in uris.items()
         }
+        for name, done in todo.items():
+            if not done:
+                self._audit_replayed(name, uris[name], txn, lineage)
         if not any(todo.values()):
             log.info("%s: load job %s already committed, skipped", spec.path, job.file_id)
             self.report.add(replayed_jobs=1)
@@ -266,10 +269,10 @@ class _JobWriter:
             committed_rows=committed,
             quarantined_rows=rejected.height,
         )
-        log.debug(  # per load job; the step reports the run's totals once
-            "%s: %d row(s) in, %d committed to %s, %d quarantined",
+        log.info(  # progress per load job; the step reports the run's totals once
+            "%s: load job %s: %d row(s) committed to %s, %d quarantined",
             spec.path,
-            rows,
+            job.file_id,
             committed,
             self.target.zone.value,
             rejected.height,
@@ -371,6 +374,49 @@ class _JobWriter:
                 pass
         return committed, concat_rejects(rejected)
 
+    def _audit_replayed(self, zone_key: str, uri: str, txn: Transaction, lineage: Lineage) -> None:
+        """Audit an earlier commit of this job if its run died between the commit and its audit record.
+
+        The commit and its audit record are two Delta commits; a replay skips the first, so this is the
+        only chance to write the second.
+        """
+        zone = self._zone(zone_key)
+        audit = read_audit(zone)
+        if (
+            audit.height
+            and audit.filter(
+                (pl.col("table") == uri)
+                & (pl.col("app_id") == txn.app_id)
+                & (pl.col("txn_version") == txn.version)
+            ).height
+        ):
+            return
+        done = _delta.committed_by(uri, zone.delta_options(), txn)
+        if done is not None:
+            log.info(
+                "%s: auditing version %d, committed by a run that died before auditing it", uri, done.version
+            )
+            self._audit(zone, uri, done, txn, lineage, merge=self.target.merge or zone_key == "pii")
+
+    def _audit(
+        self, zone: Zone, uri: str, done: _delta.Committed, txn: Transaction, lineage: Lineage, *, merge: bool
+    ) -> None:
+        record(
+            zone,
+            AuditRecord(
+                zone=zone.name.value,
+                table=uri,
+                operation="merge" if merge else "append",
+                rows=done.rows,
+                version=done.version,
+                app_id=txn.app_id,
+                txn_version=txn.version,
+                pipeline=self.target.pipeline,
+                run_id=self.target.run_id,
+                load_id=lineage.load_id,
+            ),
+        )
+
     def _commit(
         self,
         zone_key: str,
@@ -397,21 +443,7 @@ class _JobWriter:
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
         else:
             done = _delta.append(uri, data, options, txns)
-        record(
-            zone,
-            AuditRecord(
-                zone=zone.name.value,
-                table=uri,
-                operation="merge" if keys else "append",
-                rows=done.rows,
-                version=done.version,
-                app_id=txn.app_id,
-                txn_version=txn.version,
-                pipeline=self.target.pipeline,
-                run_id=self.target.run_id,
-                load_id=lineage.load_id,
-            ),
-        )
+        self._audit(zone, uri, done, txn, lineage, merge=bool(keys))
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
