@@ -17,8 +17,7 @@ from connectors import ConnectorError, get_connector
 from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
-from zones import DatasetSpec, PiiMethod, ZoneName
-from zones._durations import parse_duration
+from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
