@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipelines._flow import raw_applied_version
@@ -86,6 +86,7 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
         for zone in zones_of(spec):
             zone_config = config.zone(zone)
             own = spec.retention.of(zone)
+            retention: timedelta | None
             if own is not None:
                 retention = parse_duration(own)
                 where = f"defs.yaml retention.{zone.value}"
