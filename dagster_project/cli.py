@@ -81,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--columns", metavar="A,B", help="only these columns (comma-separated)")
     table.set_defaults(func=_table)
 
+    retention = sub.add_parser("retention", help="plan or apply retention and table upkeep of every dataset")
+    retention_sub = retention.add_subparsers(required=True, metavar="ACTION")
+    for action, what in (
+        ("plan", "dry run: what would be deleted, vacuumed, compacted, and why"),
+        ("apply", "delete, vacuum and compact as planned (audited)"),
+    ):
+        step = retention_sub.add_parser(action, help=what)
+        step.add_argument("--zone", action="append", metavar="ZONE", help="only this zone (repeatable)")
+        step.add_argument("--json", action="store_true", help="print JSON instead of text")
+        step.set_defaults(func=_retention, apply=action == "apply")
+
     quarantine = sub.add_parser("quarantine", help="rejected records of a dataset, grouped by rule")
     quarantine.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
     quarantine.add_argument("--samples", type=int, default=3, help="samples per rule (default 3)")
@@ -207,6 +218,41 @@ def _table(args: argparse.Namespace) -> int:
         )
         for name, dtype in info["schema"].items():
             print(f"  {name:32} {dtype}")
+    return 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from pipelines.retention import apply, load_declared, plan
+    from zones import ZoneName, load_config
+
+    config = load_config()
+    declared = load_declared(DEFS_FOLDER)
+    for name in args.zone or []:
+        config.zone(name)  # an unknown name fails here, listing the zones
+    zones = [ZoneName(z) for z in args.zone] if args.zone else None
+    planned = plan(declared, config, datetime.now(UTC), zones)
+    summaries = [p.summary() for p in planned.datasets]
+    if args.apply:
+        run_id = f"cli-{uuid4().hex[:12]}"
+        for summary, done in zip(summaries, apply(declared, config, planned, run_id), strict=True):
+            summary["applied"] = done.metadata()
+    if args.json:
+        print(json.dumps(summaries, indent=2, default=str))
+        return 0
+    for s in summaries:
+        line = (
+            f"{s['zone']} {s['dataset']}: delete {s['delete']['rows']} rows in {s['delete']['files']} files "
+            f"({s['delete']['bytes']} bytes), vacuum {s['vacuum']['files']} files ({s['vacuum']['bytes']} "
+            f"bytes), compact {s['compact']['files']} files  [{s['policy']}]"
+        )
+        print(line)
+        for held in s["held"]:
+            print(f"  held {held}")
+        if "applied" in s:
+            print(f"  applied: {s['applied']}")
     return 0
 
 

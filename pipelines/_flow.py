@@ -14,7 +14,6 @@ from typing import Any
 import dlt
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
 from dlt.extract import DltResource, DltSource
 
 from connectors import get_connector, plain_strings
@@ -38,6 +37,7 @@ from zones import (
     LoadReport,
     LoadTarget,
     ZoneName,
+    appended_since,
     committed_position,
     committed_positions,
     lakegate_pipeline,
@@ -198,28 +198,36 @@ class CurateInput:
     app_id: str
 
 
+def raw_app_id(spec: PipelineSpec) -> str:
+    """The app id under which curated (and quarantine) record the raw version they applied."""
+    return f"raw:{spec.domain}/{spec.name}"
+
+
+def raw_applied_version(spec: PipelineSpec, config: LakegateConfig) -> int | None:
+    """The raw version the curate step applied last (``None``: never)."""
+    dataset = spec.dataset()
+    applied = [
+        committed_position(open_zone(zone, config), dataset, raw_app_id(spec))
+        for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)
+    ]
+    return max((v for v in applied if v is not None), default=None)
+
+
 def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | None:
     """Raw rows committed since the raw version curated last applied; ``None`` when up to date."""
     raw = open_zone(ZoneName.RAW, config)
     table = raw.delta_table(spec.domain, spec.name)
     if table is None:
         return None
-    app_id = f"raw:{spec.domain}/{spec.name}"
-    dataset = spec.dataset()
-    applied = [
-        committed_position(open_zone(zone, config), dataset, app_id)
-        for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)
-    ]
-    done = max((v for v in applied if v is not None), default=None)
+    app_id = raw_app_id(spec)
+    done = raw_applied_version(spec, config)
     if done is not None and done >= table.version():
         return None
-    # Raw is append-only: the files added since the applied version hold exactly the new rows.
-    seen = (
-        set()
-        if done is None
-        else set(DeltaTable(table.table_uri, version=done, storage_options=raw.delta_options()).file_uris())
-    )
-    new_files = [uri for uri in table.file_uris() if uri not in seen]
+    # Raw is append-only: the files its appends added since the applied version hold exactly the new
+    # rows (read from the commits, so compaction and retention deletes never look like new rows).
+    new_files = table.file_uris() if done is None else appended_since(table, done, raw.fsspec_options())
+    if not new_files:
+        return None
     options = raw.delta_options() or None
     # Files from before and after a schema change differ in columns: align them by name.
     parts = [pl.read_parquet(uri, storage_options=options) for uri in new_files]

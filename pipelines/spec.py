@@ -17,7 +17,7 @@ from connectors import ConnectorError, get_connector
 from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
-from zones import DatasetSpec, PiiMethod, ZoneName
+from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
@@ -121,6 +121,32 @@ class TriggerSpec(_Strict):
         return self
 
 
+class RetentionSpec(_Strict):
+    """``retention:`` — how long each zone keeps this dataset's rows (``30d``, ``400d``, ``2w``...).
+
+    A zone left out takes the zone default from ``lakegate.yaml``. Rows expire by their ingest-date
+    partition, or by ``column`` (a declared ``date``/``datetime`` event-time column) when set.
+    """
+
+    raw: str | None = None
+    curated: str | None = None
+    pii: str | None = None
+    quarantine: str | None = None
+    column: str | None = None
+
+    @field_validator("raw", "curated", "pii", "quarantine")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # raises ValueError naming the accepted forms
+        return value
+
+    def of(self, zone: ZoneName) -> str | None:
+        """The retention declared for ``zone`` (``None``: the zone default)."""
+        value = getattr(self, zone.value, None)
+        return value if isinstance(value, str) else None
+
+
 class PipelineSpec(_Strict):
     """Everything one ingestion pipeline declares."""
 
@@ -137,6 +163,7 @@ class PipelineSpec(_Strict):
     quality: QualitySpec = Field(default_factory=QualitySpec)
     trigger: TriggerSpec | None = None
     cdc: CdcSpec | None = None
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
 
     @field_validator("name", "domain")
     @classmethod
@@ -222,6 +249,11 @@ def check_spec(spec: PipelineSpec) -> list[str]:
     ]
     if spec.pattern is not Pattern.EL and not spec.primary_key:
         problems.append(f"primary_key: pattern {spec.pattern} merges curated by key; declare primary_key")
+    event_time = spec.retention.column
+    if event_time is not None and spec.columns.get(event_time, ColumnSpec()).type not in {"date", "datetime"}:
+        problems.append(
+            f"retention.column: '{event_time}' must be a declared date or datetime column (the event time)"
+        )
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
     return problems

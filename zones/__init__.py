@@ -5,9 +5,20 @@ Usable without Dagster::
     from zones import LoadTarget, DatasetSpec, lakegate_destination, load_config
 """
 
+from zones._durations import parse_duration
+from zones._log import appended_since
 from zones._records import DatasetSpec
 from zones.audit import AuditRecord, read_audit
-from zones.config import LakegateConfig, ZoneConfig, ZoneConfigError, ZoneName, lakegate_home, load_config
+from zones.config import (
+    Hold,
+    LakegateConfig,
+    ZoneConfig,
+    ZoneConfigError,
+    ZoneName,
+    lakegate_home,
+    load_config,
+    retention_conflict,
+)
 from zones.destination import (
     LoadReport,
     LoadTarget,
@@ -19,25 +30,41 @@ from zones.destination import (
     record_position,
 )
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
-from zones.pipeline import PipelineBusyError, lakegate_pipeline
+from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
+from zones.retention import (
+    Applied,
+    DatasetPlan,
+    Policy,
+    RetentionError,
+    apply_dataset,
+    plan_dataset,
+    read_retention_audit,
+)
 from zones.storage import Zone, open_zone
 
 __all__ = [
     "PII_KEY_ENV",
+    "Applied",
     "AuditRecord",
+    "DatasetPlan",
     "DatasetSpec",
+    "Hold",
     "LakegateConfig",
     "LoadReport",
     "LoadTarget",
     "PiiKeyError",
     "PiiMethod",
     "PipelineBusyError",
+    "Policy",
+    "RetentionError",
     "Tokenizer",
     "Zone",
     "ZoneConfig",
     "ZoneConfigError",
     "ZoneName",
     "ZoneWriteError",
+    "appended_since",
+    "apply_dataset",
     "committed_position",
     "committed_positions",
     "lakegate_destination",
@@ -45,7 +72,12 @@ __all__ = [
     "lakegate_pipeline",
     "load_config",
     "open_zone",
+    "parse_duration",
+    "pipeline_lock",
+    "plan_dataset",
     "position_app_id",
     "read_audit",
+    "read_retention_audit",
     "record_position",
+    "retention_conflict",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from zones._durations import parse_duration
 from zones.errors import ZoneError
 
 
@@ -55,7 +57,7 @@ _CLASSIFICATION = {
 
 
 _NOT_ENFORCED = {
-    "retention_days": "per-zone retention arrives with the retention sensors",
+    "retention_days": "retention is written as a duration: use 'retention: 30d'",
     "region": "residency checks arrive with the zone policies; a storage region goes under 'storage'",
 }
 
@@ -68,12 +70,20 @@ class ZoneConfig(BaseModel):
         classification: ``external``, ``internal`` or ``restricted``; policies key on it.
         storage: Storage options (``key``, ``secret``, ``endpoint_url``, ``region``, ``token``),
             each a literal or ``{env: VARIABLE}``.
+        retention: Default retention of the zone's datasets (e.g. ``30d``); ``None`` keeps data forever.
+            A pipeline's ``retention:`` overrides it per zone.
+        time_travel: How long old versions stay readable: vacuum keeps files, and the log keeps
+            commits, for this long; idempotent replays are recognised for this long too.
+        min_retention: No retention (zone default or pipeline) may be shorter than this.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     url: str
     classification: str = "internal"
     storage: dict[str, str | EnvRef] = Field(default_factory=dict)
+    retention: str | None = None
+    time_travel: str = "7d"
+    min_retention: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +95,29 @@ class ZoneConfig(BaseModel):
                 if key in data:
                     raise ValueError(f"'{key}' is not enforced yet ({why}); remove it")
         return data
+
+    @field_validator("retention", "time_travel", "min_retention")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # raises ValueError naming the accepted forms
+        return value
+
+    @model_validator(mode="after")
+    def _retention_fits(self) -> ZoneConfig:
+        if self.retention is not None:
+            retention_conflict(self, self.retention_period or timedelta(0))
+        return self
+
+    @property
+    def retention_period(self) -> timedelta | None:
+        """``retention`` as a duration (``None``: kept forever)."""
+        return None if self.retention is None else parse_duration(self.retention)
+
+    @property
+    def time_travel_window(self) -> timedelta:
+        """``time_travel`` as a duration."""
+        return parse_duration(self.time_travel)
 
     @field_validator("url")
     @classmethod
@@ -114,12 +147,73 @@ class ZoneConfig(BaseModel):
         return resolved
 
 
+def retention_conflict(zone: ZoneConfig, retention: timedelta) -> None:
+    """Refuse a retention the zone cannot honour.
+
+    A retention shorter than the time-travel window would keep "deleted" rows readable (through old
+    versions) for longer than the retention promises; one below ``min_retention`` breaks a declared floor.
+
+    Raises:
+        ValueError: naming the conflict and the fix.
+    """
+    if retention < zone.time_travel_window:
+        raise ValueError(
+            f"retention {_days(retention)} is shorter than the zone's time_travel {zone.time_travel}; "
+            "lengthen the retention or shorten time_travel"
+        )
+    if zone.min_retention is not None and retention < parse_duration(zone.min_retention):
+        raise ValueError(
+            f"retention {_days(retention)} is shorter than the zone's min_retention {zone.min_retention}"
+        )
+
+
+def _days(duration: timedelta) -> str:
+    hours = int(duration.total_seconds() // 3600)
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
+class Hold(BaseModel):
+    """A legal hold: the dataset's rows (optionally only the ingest dates ``from``..``to``, inclusive,
+    and only in one zone) are never deleted by retention, whatever the policy says.
+
+    Attributes:
+        dataset: ``DOMAIN/DATASET``.
+        zone: Only this zone (default: every zone of the dataset).
+        reason, who, when: Why, on whose authority and since when the hold applies (all required).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    dataset: str
+    zone: ZoneName | None = None
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+    reason: str
+    who: str
+    when: date
+
+    def covers(self, zone: ZoneName, dataset: str, day: date) -> bool:
+        """True when this hold protects ``day``'s partition of ``zone``/``dataset``."""
+        return (
+            self.dataset == dataset
+            and self.zone in (None, zone)
+            and (self.from_ is None or day >= self.from_)
+            and (self.to is None or day <= self.to)
+        )
+
+    def describe(self) -> str:
+        """``hold by WHO since WHEN: REASON`` (for plans and audit)."""
+        return f"hold by {self.who} since {self.when}: {self.reason}"
+
+
 class LakegateConfig(BaseModel):
-    """The zones of one deployment."""
+    """The zones of one deployment and its legal holds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     home: str
     zones: dict[ZoneName, ZoneConfig]
+    holds: tuple[Hold, ...] = ()
+    source: str = "embedded default"
+    """The file the configuration came from (named in load-time errors)."""
 
     def zone(self, name: ZoneName | str) -> ZoneConfig:
         """The config of zone ``name``."""
@@ -149,8 +243,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         for z in ZoneName
     }
     file = path or (Path(env["LAKEGATE_CONFIG"]) if env.get("LAKEGATE_CONFIG") else Path("lakegate.yaml"))
+    holds: list[Any] = []
     if file.exists():
-        zones = _merge_file(file, zones)
+        zones, holds = _merge_file(file, zones)
     elif path or env.get("LAKEGATE_CONFIG"):
         raise ZoneConfigError(
             f"{file}: lakegate config file not found (set LAKEGATE_CONFIG to an existing file)"
@@ -159,15 +254,30 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         override = env.get(f"LAKEGATE_ZONE_{zone.value.upper()}_URL")
         if override:
             zones[zone.value]["url"] = override
-    try:
-        return LakegateConfig(home=str(home), zones={ZoneName(k): ZoneConfig(**v) for k, v in zones.items()})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ZoneConfigError(f"{file}: zones.{where}: {err['msg']}") from None
+    built = {}
+    for name, settings in zones.items():
+        try:
+            built[ZoneName(name)] = ZoneConfig(**settings)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join([name, *(str(p) for p in err["loc"])])
+            raise ZoneConfigError(f"{file}: zones.{where}: {_message(err)}") from None
+    parsed = []
+    for index, hold in enumerate(holds):
+        try:
+            parsed.append(Hold.model_validate(hold))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join([str(index), *(str(p) for p in err["loc"])])
+            raise ZoneConfigError(f"{file}: holds.{where}: {_message(err)}") from None
+    return LakegateConfig(home=str(home), zones=built, holds=tuple(parsed), source=str(file))
 
 
-def _merge_file(file: Path, zones: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _message(err: Any) -> str:
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _merge_file(file: Path, zones: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     try:
         document = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -182,4 +292,7 @@ def _merge_file(file: Path, zones: dict[str, dict[str, Any]]) -> dict[str, dict[
         if not isinstance(settings, dict):
             raise ZoneConfigError(f"{file}: zones.{name}: expected a mapping with at least 'url'")
         zones[name] = {**zones[name], **settings}
-    return zones
+    holds = document.get("holds") or []
+    if not isinstance(holds, list):
+        raise ZoneConfigError(f"{file}: 'holds' must be a list of {{dataset, reason, who, when}} entries")
+    return zones, holds

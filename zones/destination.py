@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -214,7 +215,14 @@ class _JobWriter:
         load_id = dlt.current.load_package_state()["load_id"]
         job = ParsedLoadJobFileName.parse(path.name)
         spec = self._spec_for(str(table["name"]))
-        txn = Transaction(f"lakegate:{self.target.pipeline}:{spec.name}:{job.file_id}", _version_of(load_id))
+        # A load job's replay guard carries lastUpdated, so table upkeep expires it once it is older than
+        # the time-travel window (delta.setTransactionRetentionDuration); source positions carry none and
+        # never expire.
+        txn = Transaction(
+            f"lakegate:{self.target.pipeline}:{spec.name}:{job.file_id}",
+            _version_of(load_id),
+            last_updated=int(time.time() * 1000),
+        )
         # pre_buffer keeps every column chunk read so far alive until the file closes (measured: the
         # whole 5M-row load file); without it memory stays at about one batch.
         parquet = pq.ParquetFile(path, pre_buffer=False)

@@ -40,14 +40,7 @@ def lakegate_pipeline(
         pipelines_dir: dlt working folders (default ``$LAKEGATE_HOME/dlt``).
     """
     folder = pipelines_dir or Path(target.config.home) / "dlt"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{name}.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PipelineBusyError(
-                f"pipeline '{name}' is already running (lock {lock.name}); try again later"
-            ) from None
+    with pipeline_lock(name, folder):
         dlt.config["load.delete_completed_jobs"] = True
         dlt.config["data_writer.compression"] = "none"
         pipeline = dlt.pipeline(
@@ -61,6 +54,26 @@ def lakegate_pipeline(
             log.info("%s: loading the pending packages of an earlier run first", name)
             pipeline.run()
         yield pipeline
+
+
+@contextmanager
+def pipeline_lock(name: str, folder: Path) -> Iterator[None]:
+    """Hold dlt pipeline ``name``'s working-folder lock (the lock a run holds), or fail at once.
+
+    Table upkeep takes the same lock as the runs of the dataset, so it never races them.
+
+    Raises:
+        PipelineBusyError: a run holds it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineBusyError(
+                f"pipeline '{name}' is already running (lock {lock.name}); try again later"
+            ) from None
+        yield
 
 
 class PipelineBusyError(ZoneError, RuntimeError):
