@@ -67,9 +67,11 @@ EXPECTED_CHECKS: dict[str, set[str]] = {
     # A broken defs.yaml sits beside the healthy pipelines: visible, with its failing check, never fatal.
     "broken_definitions/zz_broken_products": {"definition_valid"},
 }
-EXPECTED_JOBS = {"sales_orders_job", "crm_customers_job", "web_events_job"}
+EXPECTED_JOBS = {"sales_orders_job", "crm_customers_job", "web_events_job", "lakegate_maintenance_job"}
 EXPECTED_SCHEDULES = {"sales_orders_schedule": "*/15 * * * *", "web_events_schedule": "0 * * * *"}
-EXPECTED_SENSORS = {"crm_customers_landing_sensor"}
+EXPECTED_SENSORS = {"crm_customers_landing_sensor"} | {
+    f"retention_{zone}_sensor" for zone in ("raw", "curated", "pii", "quarantine")
+}
 GROUPS = ("crm_customers", "sales_orders", "web_events")
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName isMaterializable description jobNames
