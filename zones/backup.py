@@ -22,7 +22,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from fsspec import AbstractFileSystem
 
 from zones.audit import AuditRecord, record
-from zones.config import LakegateConfig, Location, ZoneName
+from zones.config import BackupConfig, LakegateConfig, Location, ZoneName
 from zones.errors import ZoneError
 from zones.storage import Zone, delta_options, fsspec_options, open_zone
 
@@ -68,7 +68,7 @@ class Tree:
             return []
 
 
-def backup_location(config: LakegateConfig, zone: ZoneName) -> Location:
+def backup_location(config: LakegateConfig, zone: ZoneName) -> BackupConfig:
     """The zone's backup setting.
 
     Raises:

@@ -107,6 +107,16 @@ class Location(BaseModel):
         return resolved
 
 
+class BackupConfig(Location):
+    """Where a zone's backup lives (see :class:`Location`) and when it runs.
+
+    Attributes:
+        schedule: Cron schedule of the backup job (default: daily at 03:00 UTC).
+    """
+
+    schedule: str = "0 3 * * *"
+
+
 class ZoneConfig(Location):
     """One zone.
 
@@ -125,7 +135,7 @@ class ZoneConfig(Location):
     retention: str | None = None
     time_travel: str = "7d"
     min_retention: str | None = None
-    backup: Location | None = None
+    backup: BackupConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

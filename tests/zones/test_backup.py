@@ -8,13 +8,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 import s3fs
 from deltalake import DeltaTable, write_deltalake
 from polars.testing import assert_frame_equal
 
+from dagster_project.backups import backup_definitions
 from dagster_project.cli import main
+from dagster_project.resources import ZONES, ZonesResource
 from lakegate.columns import INGEST_DATE
 from zones import ZoneName, load_config, open_zone, read_audit
 from zones.backup import BackupError, backup_zone, restore
@@ -158,3 +161,20 @@ def test_as_of_reads_the_version_current_at_that_time(
         "lakegate: error: raw/sales/orders did not exist at 2001-01-01T00:00:00+00:00; "
         f"its first commit is at {at(stamps[0])}"
     )
+
+
+def test_a_zone_with_backup_gets_a_daily_backup_job(backed: Path) -> None:
+    _three_versions(_orders_uri())
+    zones = ZonesResource()
+    defs = dg.Definitions.merge(backup_definitions(zones), dg.Definitions(resources={ZONES: zones}))
+    schedule = defs.resolve_schedule_def("backup_raw_schedule")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 3 * * *", "lakegate_backup_raw_job")
+
+    job = defs.resolve_job_def("lakegate_backup_raw_job")
+    assert job.execute_in_process().output_for_node("backup_raw") == 6
+    assert job.execute_in_process().output_for_node("backup_raw") == 0
+    assert _read((backed / "sales" / "orders").as_uri()).height == 4
+
+
+def test_no_backup_setting_no_backup_job(lakegate_home: Path) -> None:
+    assert not list(backup_definitions(ZonesResource()).schedules or [])
