@@ -178,3 +178,11 @@ def test_a_zone_with_backup_gets_a_daily_backup_job(backed: Path) -> None:
 
 def test_no_backup_setting_no_backup_job(lakegate_home: Path) -> None:
     assert not list(backup_definitions(ZonesResource()).schedules or [])
+
+
+def test_a_broken_zone_config_hides_no_other_definition(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(lakegate_home, monkeypatch, "{url: 'ftp://nowhere'}")
+    assert not list(backup_definitions(ZonesResource()).jobs or [])
+    assert main(["backup", "raw"]) == 2  # the run reports the config error itself
