@@ -10,6 +10,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -72,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     table = sub.add_parser("table", help="describe a zone table (rows, schema, history)")
     table.add_argument("zone", help="landing, raw, curated, pii or quarantine")
     table.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
-    table.add_argument("--version", type=int, default=None, help="read the table as of this Delta version")
+    when = table.add_mutually_exclusive_group()
+    when.add_argument("--version", type=int, default=None, help="read the table as of this Delta version")
+    when.add_argument(
+        "--as-of",
+        type=_timestamp,
+        metavar="TIMESTAMP",
+        help="read the version current at this ISO 8601 time (UTC unless it has an offset)",
+    )
     table.add_argument("--json", action="store_true", help="print JSON instead of text")
     table.add_argument("--head", type=int, metavar="N", help="show the first N rows (as a table, or JSON)")
     table.add_argument(
@@ -91,6 +99,18 @@ def _parser() -> argparse.ArgumentParser:
         step.add_argument("--zone", action="append", metavar="ZONE", help="only this zone (repeatable)")
         step.add_argument("--json", action="store_true", help="print JSON instead of text")
         step.set_defaults(func=_retention, apply=action == "apply")
+
+    backup = sub.add_parser("backup", help="copy every dataset's new Delta versions to the zone's backup")
+    backup.add_argument("zone", help="a zone with a 'backup' setting in lakegate.yaml")
+    backup.set_defaults(func=_backup)
+
+    restore = sub.add_parser("restore", help="rebuild a zone table from its backup (audited)")
+    restore.add_argument("zone", help="landing, raw, curated, pii or quarantine")
+    restore.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
+    restore.add_argument("--version", type=int, default=None, help="the backed-up version (default latest)")
+    restore.add_argument("--to", metavar="URL", help="restore there instead of the zone location")
+    restore.add_argument("--force", action="store_true", help="replace a non-empty table")
+    restore.set_defaults(func=_restore)
 
     quarantine = sub.add_parser("quarantine", help="rejected records of a dataset, grouped by rule")
     quarantine.add_argument("dataset", help="DOMAIN/DATASET, e.g. sales/orders")
@@ -119,6 +139,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000)
     serve.set_defaults(func=_serve)
     return parser
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO 8601 time for argparse (a wrong one is a usage error naming the form)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not ISO 8601, e.g. 2026-05-01T12:00:00Z") from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -200,6 +228,7 @@ def _table(args: argparse.Namespace) -> int:
             where=args.where,
             columns=columns,
             version=args.version,
+            as_of=args.as_of,
         )
         if args.json:
             print(json.dumps(frame.to_dicts(), indent=2, default=str))
@@ -208,7 +237,7 @@ def _table(args: argparse.Namespace) -> int:
             with pl.Config(**shape, tbl_hide_dataframe_shape=True):
                 print(frame)
         return 0
-    info = describe(args.zone, args.dataset, version=args.version)
+    info = describe(args.zone, args.dataset, version=args.version, as_of=args.as_of)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
@@ -222,7 +251,7 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _retention(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from datetime import UTC
     from uuid import uuid4
 
     from pipelines.retention import apply, load_declared, plan
@@ -253,6 +282,42 @@ def _retention(args: argparse.Namespace) -> int:
             print(f"  held {held}")
         if "applied" in s:
             print(f"  applied: {s['applied']}")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from zones import ZoneName, load_config
+    from zones.backup import backup_zone
+
+    config = load_config()
+    config.zone(args.zone)  # an unknown name fails here, listing the zones
+    for done in backup_zone(config, ZoneName(args.zone)):
+        versions = f"versions {done.versions[0]}..{done.versions[-1]}" if done.versions else "nothing new"
+        print(
+            f"{args.zone} {done.dataset}: {versions}, {done.files_copied} files ({done.bytes_copied} bytes)"
+        )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from zones import ZoneName, load_config
+    from zones.backup import restore
+
+    config = load_config()
+    config.zone(args.zone)
+    done = restore(
+        config,
+        ZoneName(args.zone),
+        args.dataset,
+        version=args.version,
+        to=args.to,
+        force=args.force,
+        run_id=f"cli-{uuid.uuid4().hex[:12]}",
+    )
+    print(
+        f"restored {args.zone} {done.dataset} backup version {done.from_version} ({done.rows} rows) to "
+        f"{done.uri} as version {done.version}"
+    )
     return 0
 
 

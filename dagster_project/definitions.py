@@ -5,19 +5,21 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_project.backups import backup_definitions
 from dagster_project.maintenance import maintenance_definitions
 from dagster_project.pipeline_defs import pipeline_definitions
-from dagster_project.resources import default_resources
+from dagster_project.resources import ZonesResource, default_resources
 
 DEFS_FOLDER = Path(__file__).parent / "defs"
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Load each ``defs/<pipeline>/defs.yaml``, add the retention sensors and maintenance job, and bind
-    the zone and PII-key resources."""
+    """Load each ``defs/<pipeline>/defs.yaml``, add the retention sensors, the maintenance job and the
+    zones' backup schedules, and bind the zone and PII-key resources."""
     return dg.Definitions.merge(
         *pipeline_definitions(DEFS_FOLDER),
         maintenance_definitions(DEFS_FOLDER),
+        backup_definitions(ZonesResource()),
         dg.Definitions(resources=default_resources()),
     )

@@ -41,17 +41,21 @@ def _iso(millis: Any) -> str | None:
     return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC).isoformat()
 
 
-def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[str, Any]:
-    """Zone, dataset, URI, version, row count, schema and commit history of one table.
+def describe(
+    zone_name: str, dataset: str, version: int | None = None, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """Zone, dataset, URI, version, row count, schema and commit history of one table (optionally as of
+    a version, or of the version current at time ``as_of``).
 
     Types are plain names (``string``, ``int64``, ``decimal(12,2)``, ``timestamp``); history times are
     ISO 8601 in UTC.
 
     Raises:
-        TableRequestError: the dataset path is malformed, or the table or version does not exist.
+        TableRequestError: the dataset path is malformed, or the table or version does not exist (also
+            at ``as_of``: the message names the first commit time).
         ZoneConfigError: the zone is unknown.
     """
-    zone, table = _open(zone_name, dataset, version)
+    zone, table = _open(zone_name, dataset, version, as_of)
     domain, name = dataset.split("/")
     rows = pl.scan_delta(table).select(pl.len()).collect().item()
     return {
@@ -74,7 +78,9 @@ def describe(zone_name: str, dataset: str, version: int | None = None) -> dict[s
     }
 
 
-def _open(zone_name: str, dataset: str, version: int | None = None) -> tuple[Zone, DeltaTable]:
+def _open(
+    zone_name: str, dataset: str, version: int | None = None, as_of: datetime | None = None
+) -> tuple[Zone, DeltaTable]:
     domain, sep, name = dataset.partition("/")
     if not sep or not domain or not name or "/" in name:
         raise TableRequestError(f"dataset '{dataset}' must be DOMAIN/DATASET, e.g. sales/orders")
@@ -89,7 +95,23 @@ def _open(zone_name: str, dataset: str, version: int | None = None) -> tuple[Zon
         raise TableRequestError(
             f"no table {zone_name}/{dataset} at {zone.table_uri(domain, name)} (run its pipeline first)"
         )
+    if as_of is not None:
+        _load_as_of(table, as_of, f"{zone_name}/{dataset}")
     return zone, table
+
+
+def _load_as_of(table: DeltaTable, as_of: datetime, name: str) -> None:
+    """Load the version current at ``as_of`` (naive: UTC); refuse a time before the first commit.
+
+    Delta would silently load the first version for an earlier time, which is not what the table was.
+    """
+    when = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    first = min(entry["timestamp"] for entry in table.history())
+    if when.timestamp() * 1000 < first:
+        raise TableRequestError(
+            f"{name} did not exist at {when.isoformat()}; its first commit is at {_iso(first)}"
+        )
+    table.load_as_version(when)
 
 
 def rows(
@@ -100,6 +122,7 @@ def rows(
     where: str | None = None,
     columns: list[str] | None = None,
     version: int | None = None,
+    as_of: datetime | None = None,
 ) -> pl.DataFrame:
     """The first ``head`` rows of a zone table, optionally filtered by a SQL condition and projected.
 
@@ -108,7 +131,7 @@ def rows(
     Raises:
         TableRequestError: the table, a column or the condition is wrong (named, with the columns).
     """
-    _, table = _open(zone_name, dataset, version)
+    _, table = _open(zone_name, dataset, version, as_of)
     scan = pl.scan_delta(table)
     present = scan.collect_schema().names()
     if columns and (unknown := [c for c in columns if c not in present]):

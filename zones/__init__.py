@@ -9,9 +9,11 @@ from zones._durations import parse_duration
 from zones._log import appended_since
 from zones._records import DatasetSpec
 from zones.audit import AuditRecord, read_audit
+from zones.backup import BackedUp, BackupError, Restored, backup_zone, restore
 from zones.config import (
     Hold,
     LakegateConfig,
+    Location,
     ZoneConfig,
     ZoneConfigError,
     ZoneName,
@@ -46,16 +48,20 @@ __all__ = [
     "PII_KEY_ENV",
     "Applied",
     "AuditRecord",
+    "BackedUp",
+    "BackupError",
     "DatasetPlan",
     "DatasetSpec",
     "Hold",
     "LakegateConfig",
     "LoadReport",
     "LoadTarget",
+    "Location",
     "PiiKeyError",
     "PiiMethod",
     "PipelineBusyError",
     "Policy",
+    "Restored",
     "RetentionError",
     "Tokenizer",
     "Zone",
@@ -65,6 +71,7 @@ __all__ = [
     "ZoneWriteError",
     "appended_since",
     "apply_dataset",
+    "backup_zone",
     "committed_position",
     "committed_positions",
     "lakegate_destination",
@@ -79,5 +86,6 @@ __all__ = [
     "read_audit",
     "read_retention_audit",
     "record_position",
+    "restore",
     "retention_conflict",
 ]

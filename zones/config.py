@@ -62,28 +62,80 @@ _NOT_ENFORCED = {
 }
 
 
-class ZoneConfig(BaseModel):
+class Location(BaseModel):
+    """Where a Delta tree lives and how to reach it (a zone's root or its backup).
+
+    Attributes:
+        url: ``file://``, ``s3://`` or ``gs://`` URL of the root.
+        storage: Storage options (``key``, ``secret``, ``endpoint_url``, ``region``, ``token``),
+            each a literal or ``{env: VARIABLE}``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str
+    storage: dict[str, str | EnvRef] = Field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in {"file", "s3", "gs", "gcs", "memory"}:
+            raise ValueError(f"'{url}' must start with file://, s3:// or gs://")
+        return url.rstrip("/")
+
+    def resolved_storage(self) -> dict[str, str]:
+        """Storage options with environment references resolved.
+
+        Raises:
+            ZoneConfigError: a referenced environment variable is not set (named, never its value).
+        """
+        resolved: dict[str, str] = {}
+        for key, value in self.storage.items():
+            if isinstance(value, EnvRef):
+                if value.env not in os.environ:
+                    raise ZoneConfigError(
+                        f"environment variable {value.env} is not set (storage option '{key}' "
+                        f"for {self.url}); export it or remove the option"
+                    )
+                resolved[key] = os.environ[value.env]
+            else:
+                resolved[key] = value
+        return resolved
+
+
+class BackupConfig(Location):
+    """Where a zone's backup lives (see :class:`Location`) and when it runs.
+
+    Attributes:
+        schedule: Cron schedule of the backup job (default: daily at 03:00 UTC).
+    """
+
+    schedule: str = "0 3 * * *"
+
+
+class ZoneConfig(Location):
     """One zone.
 
     Attributes:
-        url: ``file://``, ``s3://`` or ``gs://`` URL of the zone's root.
+        url, storage: The zone's root and how to reach it (see :class:`Location`).
         classification: ``external``, ``internal`` or ``restricted``; policies key on it.
-        storage: Storage options (``key``, ``secret``, ``endpoint_url``, ``region``, ``token``),
-            each a literal or ``{env: VARIABLE}``.
         retention: Default retention of the zone's datasets (e.g. ``30d``); ``None`` keeps data forever.
             A pipeline's ``retention:`` overrides it per zone.
         time_travel: How long old versions stay readable: vacuum keeps files, and the log keeps
             commits, for this long; idempotent replays are recognised for this long too.
         min_retention: No retention (zone default or pipeline) may be shorter than this.
+        backup: Where ``lakegate backup`` copies the zone's Delta versions (``None``: no backup).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    url: str
     classification: str = "internal"
-    storage: dict[str, str | EnvRef] = Field(default_factory=dict)
     retention: str | None = None
     time_travel: str = "7d"
     min_retention: str | None = None
+    backup: BackupConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -118,33 +170,6 @@ class ZoneConfig(BaseModel):
     def time_travel_window(self) -> timedelta:
         """``time_travel`` as a duration."""
         return parse_duration(self.time_travel)
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, url: str) -> str:
-        scheme = url.split("://", 1)[0] if "://" in url else ""
-        if scheme not in {"file", "s3", "gs", "gcs", "memory"}:
-            raise ValueError(f"'{url}' must start with file://, s3:// or gs://")
-        return url.rstrip("/")
-
-    def resolved_storage(self) -> dict[str, str]:
-        """Storage options with environment references resolved.
-
-        Raises:
-            ZoneConfigError: a referenced environment variable is not set (named, never its value).
-        """
-        resolved: dict[str, str] = {}
-        for key, value in self.storage.items():
-            if isinstance(value, EnvRef):
-                if value.env not in os.environ:
-                    raise ZoneConfigError(
-                        f"environment variable {value.env} is not set (zone storage option '{key}' "
-                        f"for {self.url}); export it or remove the option"
-                    )
-                resolved[key] = os.environ[value.env]
-            else:
-                resolved[key] = value
-        return resolved
 
 
 def retention_conflict(zone: ZoneConfig, retention: timedelta) -> None:

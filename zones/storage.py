@@ -13,7 +13,7 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from zones.config import LakegateConfig, ZoneConfig, ZoneName, load_config
+from zones.config import LakegateConfig, Location, ZoneConfig, ZoneName, load_config
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Zone:
 
     @property
     def scheme(self) -> str:
-        return self.config.url.split("://", 1)[0]
+        return self.config.scheme
 
     def table_uri(self, domain: str, dataset: str) -> str:
         """``<zone url>/<domain>/<dataset>``: the Delta table of one dataset."""
@@ -33,45 +33,11 @@ class Zone:
 
     def delta_options(self) -> dict[str, str]:
         """Storage options in deltalake/polars (object_store) naming."""
-        opts = self.config.resolved_storage()
-        if self.scheme == "s3":
-            mapped = {
-                "aws_access_key_id": opts.get("key"),
-                "aws_secret_access_key": opts.get("secret"),
-                "aws_endpoint_url": opts.get("endpoint_url"),
-                "aws_region": opts.get("region") or "us-east-1",
-                # Without a lock provider concurrent S3 writers could clobber a commit; lakegate
-                # serialises writes per table (one destination job at a time), so opt in explicitly.
-                "aws_s3_allow_unsafe_rename": "true",
-            }
-            if (opts.get("endpoint_url") or "").startswith("http://"):
-                mapped["aws_allow_http"] = "true"
-            return {k: v for k, v in mapped.items() if v}
-        if self.scheme in {"gs", "gcs"}:
-            mapped = {
-                "google_service_account": opts.get("service_account"),
-                "gcs_base_url": opts.get("endpoint_url"),
-            }
-            return {k: v for k, v in mapped.items() if v}
-        return {}
+        return delta_options(self.config)
 
     def fsspec_options(self) -> dict[str, Any]:
         """Storage options in fsspec naming."""
-        opts = self.config.resolved_storage()
-        if self.scheme == "s3":
-            mapped = {
-                "key": opts.get("key"),
-                "secret": opts.get("secret"),
-                "endpoint_url": opts.get("endpoint_url"),
-            }
-            return {k: v for k, v in mapped.items() if v}
-        if self.scheme in {"gs", "gcs"}:
-            mapped = {
-                "token": opts.get("token") or opts.get("service_account"),
-                "endpoint_url": opts.get("endpoint_url"),
-            }
-            return {k: v for k, v in mapped.items() if v}
-        return {}
+        return fsspec_options(self.config)
 
     def delta_table(self, domain: str, dataset: str, version: int | None = None) -> DeltaTable | None:
         """The dataset's Delta table, or ``None`` when nothing was ever committed to it."""
@@ -95,3 +61,47 @@ def open_zone(name: ZoneName | str, config: LakegateConfig | None = None) -> Zon
     config = config or load_config()
     zone_config = config.zone(name)  # raises ZoneConfigError listing the zones for an unknown name
     return Zone(ZoneName(name), zone_config)
+
+
+def delta_options(location: Location) -> dict[str, str]:
+    """Storage options of ``location`` in deltalake/polars (object_store) naming."""
+    opts = location.resolved_storage()
+    if location.scheme == "s3":
+        mapped = {
+            "aws_access_key_id": opts.get("key"),
+            "aws_secret_access_key": opts.get("secret"),
+            "aws_endpoint_url": opts.get("endpoint_url"),
+            "aws_region": opts.get("region") or "us-east-1",
+            # Without a lock provider concurrent S3 writers could clobber a commit; lakegate
+            # serialises writes per table (one destination job at a time), so opt in explicitly.
+            "aws_s3_allow_unsafe_rename": "true",
+        }
+        if (opts.get("endpoint_url") or "").startswith("http://"):
+            mapped["aws_allow_http"] = "true"
+        return {k: v for k, v in mapped.items() if v}
+    if location.scheme in {"gs", "gcs"}:
+        mapped = {
+            "google_service_account": opts.get("service_account"),
+            "gcs_base_url": opts.get("endpoint_url"),
+        }
+        return {k: v for k, v in mapped.items() if v}
+    return {}
+
+
+def fsspec_options(location: Location) -> dict[str, Any]:
+    """Storage options of ``location`` in fsspec naming."""
+    opts = location.resolved_storage()
+    if location.scheme == "s3":
+        mapped = {
+            "key": opts.get("key"),
+            "secret": opts.get("secret"),
+            "endpoint_url": opts.get("endpoint_url"),
+        }
+        return {k: v for k, v in mapped.items() if v}
+    if location.scheme in {"gs", "gcs"}:
+        mapped = {
+            "token": opts.get("token") or opts.get("service_account"),
+            "endpoint_url": opts.get("endpoint_url"),
+        }
+        return {k: v for k, v in mapped.items() if v}
+    return {}
