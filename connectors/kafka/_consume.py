@@ -127,10 +127,12 @@ def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) 
     ``max_seconds``, whichever is first.
 
     Raises:
-        KafkaUnavailableError: a partition gave no fetch response within ``connect_seconds``.
+        KafkaUnavailableError: a partition gave no fetch response within ``connect_seconds``, or no
+            messages came for ``connect_seconds`` while some were left below the high-water marks.
     """
     started = time.monotonic()
     deadline = started + config.connect_seconds
+    idle = 0.0  # seconds spent in polls that brought nothing since the last that brought messages
     ends: dict[TopicPartition, int] = {}
     left = config.max_records
     todo = set(tps)
@@ -140,7 +142,11 @@ def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) 
             log.info("kafka: max_seconds reached; the rest is left for the next run")
             break
         want = config.batch_records if left is None else min(config.batch_records, left)
+        polled = time.monotonic()
         fetched = client.poll(timeout_ms=_POLL_MS, max_records=want - len(pending))
+        idle = 0.0 if fetched else idle + time.monotonic() - polled
+        if idle > config.connect_seconds:  # e.g. the broker went away mid-run and did not come back
+            _stalled(todo, config.connect_seconds)
         ends.update(
             {tp: mark for tp in todo if tp not in ends and (mark := client.highwater(tp)) is not None}
         )
@@ -160,6 +166,13 @@ def read(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) 
             yield pending.take()
     if len(pending):
         yield pending.take()
+
+
+def _stalled(todo: set[TopicPartition], seconds: float) -> None:
+    waiting = ", ".join(sorted(source_of(tp) for tp in todo))
+    raise KafkaUnavailableError(
+        f"kafka: no messages from {waiting} for {seconds:.0f} s below their high-water marks"
+    )
 
 
 def commit_group(client: KafkaConsumer, config: KafkaConfig, tps: list[TopicPartition]) -> None:

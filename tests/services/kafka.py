@@ -61,6 +61,13 @@ class TansuBroker:
             self.stop()
             raise
 
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash: it flushes nothing, answers nothing more) and wait for it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
