@@ -131,6 +131,6 @@ def cdc_scenario(dsn: str, seed: int, rows: int = 500, changes: int = 3_000) -> 
         pattern="ELT",
         key=("id",),
         write_input=partial(accounts_input, dsn, rows, changes, seed),
-        kill_window=(1.0, 2.5),
+        kill_window=(0.1, 1.0),
         ledger=partial(cdc_ledger, dsn=dsn),
     )
