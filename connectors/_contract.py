@@ -91,6 +91,8 @@ class Connector(Generic[C]):
         health: Optional source health measures (name -> value, e.g. ``slot_lag_bytes``) that checks
             hold against the thresholds a ``defs.yaml`` declares. Read-only: acknowledges nothing.
         source_rows: Optional ``count(*)`` of what the source holds now, for reconciliation checks.
+        source_sample: Optional rows the source holds now for the given key values (key columns, key
+            tuples) as column -> value dicts, for the reconciliation check's sampled checksum.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Connector(Generic[C]):
     positions: Callable[[C], Sequence[str]] | None = None
     health: Callable[[C], Mapping[str, int]] | None = None
     source_rows: Callable[[C], int] | None = None
+    source_sample: Callable[[C, Sequence[str], Sequence[tuple[Any, ...]]], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None and "resume" not in self.config_model.model_fields:

@@ -20,7 +20,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from connectors import get_connector
-from lakegate.columns import REASON, RULE, RUN_ID
+from lakegate.columns import PREFIX, REASON, RULE, RUN_ID
 from lakegate.errors import LakegateError
 from pipelines._flow import connector_config, resumed_config
 from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
@@ -250,19 +250,53 @@ def _source_health(check: CheckInput) -> CheckOutcome:
 
 
 def _reconciled(check: CheckInput) -> CheckOutcome:
-    """Curated holds as many rows as the source table (``count(*)`` when the check runs)."""
+    """Curated holds as many rows as the source table (``count(*)`` when the check runs) and, when the
+    connector can fetch rows by key, a seeded sample of curated rows equals the source's rows (a checksum
+    of the data columns both hold, per key)."""
+    table = open_zone(ZoneName.CURATED, check.config).delta_table(check.spec.domain, check.spec.name)
+    key = list(check.spec.primary_key)
+    rows, sample = 0, pl.DataFrame()
+    if table is not None:
+        curated = pl.scan_delta(table)
+        rows = int(curated.select(pl.len()).collect().item())
+        if key and rows:
+            keys = curated.select(key).collect().sample(min(SAMPLE_ROWS, rows), seed=0)
+            sample = curated.join(keys.lazy(), on=key, how="semi").collect()
     try:
         connector, config = _source_config(check)
         source = connector.source_rows(config)
+        fetched = None
+        if connector.source_sample is not None and sample.height:
+            fetched = connector.source_sample(config, key, sample.select(key).rows())
     except LakegateError as exc:
         return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
-    table = open_zone(ZoneName.CURATED, check.config).delta_table(check.spec.domain, check.spec.name)
-    curated = 0 if table is None else pl.scan_delta(table).select(pl.len()).collect().item()
-    counts = {"source_rows": source, "curated_rows": int(curated)}
-    ok = source == curated
-    return CheckOutcome(
-        passed=ok, metadata=counts, failures=() if ok else (f"source {source} != curated {curated}",)
-    )
+    metadata: dict[str, Any] = {"source_rows": source, "curated_rows": rows}
+    failures = [] if source == rows else [f"source {source} != curated {rows}"]
+    if fetched is not None:
+        differ = _checksum_mismatches(sample, fetched, key)
+        metadata |= {"sampled_rows": sample.height, "sample_mismatches": differ}
+        if differ:
+            failures.append(f"{differ} of {sample.height} sampled rows differ from the source")
+    return CheckOutcome(passed=not failures, metadata=metadata, failures=tuple(failures))
+
+
+SAMPLE_ROWS = 100
+"""Curated rows the reconciliation check compares with the source, by key."""
+
+
+def _checksum_mismatches(sample: pl.DataFrame, fetched: list[dict[str, Any]], key: list[str]) -> int:
+    """Sampled curated rows whose checksum (hash of the data columns the source also has, cast to curated's
+    types) differs from the source row's, or whose key the source no longer holds."""
+    if not fetched:
+        return sample.height
+    source = pl.DataFrame(fetched, infer_schema_length=None)
+    columns = [c for c in sample.columns if c in source.columns and not c.startswith(PREFIX)]
+    source = source.select(pl.col(c).cast(sample.schema[c], strict=False) for c in columns)
+    checksum = pl.struct(columns).hash(seed=0)
+    ours = sample.select(*key, checksum.alias("ours"))
+    theirs = source.select(*key, checksum.alias("theirs"))
+    joined = ours.join(theirs, on=key, how="left")
+    return joined.filter(~pl.col("ours").eq_missing(pl.col("theirs"))).height
 
 
 def _is_cdc(spec: PipelineSpec) -> bool:

@@ -1,4 +1,4 @@
-"""Demo data for the three shipped pipelines, written into the landing zone.
+"""Demo data for the shipped pipelines, written into the landing zone.
 
 The drops are deliberately imperfect (malformed CSV rows, values that don't cast, resent orders,
 a broken JSON line, duplicate customers) so every guarantee is visible in the UI.
@@ -7,8 +7,11 @@ a broken JSON line, duplicate customers) so every guarantee is visible in the UI
 from __future__ import annotations
 
 import json
+import sqlite3
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import fsspec
 import numpy as np
@@ -18,6 +21,9 @@ from zones import LakegateConfig, ZoneName, open_zone
 
 _STATUSES = ["new", "paid", "shipped", "cancelled"]
 _COUNTRIES = ["DE", "FR", "NL", "US", "GB"]
+INVENTORY_DB = "warehouse/inventory/inventory.db"
+"""The demo SQLite database (table ``stock``) inside the landing zone."""
+INVENTORY_ITEMS = 200
 
 
 @dataclass
@@ -126,4 +132,24 @@ def write_demo(config: LakegateConfig, rows: int = 1_000, seed: int = 7) -> Demo
     manifest.files.append(f"{landing.config.url}/web/events/events_2026-11-01.parquet")
     manifest.input_rows["web/events"] = n
     manifest.distinct_keys["web/events"] = n
+
+    # inventory: a SQLite database replicated by the sql connector (cursor: the row's version).
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "inventory.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "CREATE TABLE stock (item_id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "quantity INTEGER NOT NULL, price REAL NOT NULL, version INTEGER NOT NULL)"
+            )
+            conn.executemany(
+                "INSERT INTO stock VALUES (?, ?, ?, ?, ?)",
+                [
+                    (i, f"Item {i}", int(rng.integers(0, 500)), int(rng.integers(100, 9_999)) / 100, i)
+                    for i in range(1, INVENTORY_ITEMS + 1)
+                ],
+            )
+        conn.close()
+        put(INVENTORY_DB, db.read_bytes())
+    manifest.input_rows["warehouse/inventory"] = INVENTORY_ITEMS
+    manifest.distinct_keys["warehouse/inventory"] = INVENTORY_ITEMS
     return manifest

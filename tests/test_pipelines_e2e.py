@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from dagster_project.cli import main
-from pipelines.demo import DemoManifest, write_demo
+from pipelines.demo import INVENTORY_DB, DemoManifest, write_demo
 from zones import load_config, open_zone, read_audit
 
 
@@ -23,7 +24,7 @@ def table_json(capsys: pytest.CaptureFixture[str], zone: str, dataset: str) -> d
 @pytest.fixture(scope="module")
 def demo(module_home: Path) -> Iterator[DemoManifest]:
     manifest = write_demo(load_config(), rows=300)
-    for pipeline in ("orders", "customers", "events"):
+    for pipeline in ("orders", "customers", "events", "inventory"):
         assert main(["run", pipeline]) == 0, pipeline
     yield manifest
 
@@ -115,12 +116,29 @@ def test_el_events_loaded_as_received(demo: DemoManifest) -> None:
     assert raw["_lakegate_run_id"].n_unique() == 1
 
 
+def test_sql_inventory_replicates_the_sqlite_table_incrementally(demo: DemoManifest) -> None:
+    config = load_config()
+    curated = open_zone("curated", config).read("warehouse", "inventory")
+    assert curated.height == demo.input_rows["warehouse/inventory"]
+    landing = open_zone("landing", config).config.url.removeprefix("file://")
+    with sqlite3.connect(f"{landing}/{INVENTORY_DB}") as conn:  # the stock system changes 30 items
+        conn.execute("UPDATE stock SET quantity = 0, version = version + 1000 WHERE item_id <= 30")
+    conn.close()
+    assert main(["run", "inventory"]) == 0
+    raw = open_zone("raw", config).read("warehouse", "inventory")
+    assert raw.height == demo.input_rows["warehouse/inventory"] + 30  # only the changed rows were read
+    curated = open_zone("curated", config).read("warehouse", "inventory").sort("item_id")
+    assert curated.height == demo.distinct_keys["warehouse/inventory"]
+    assert curated["quantity"].head(30).to_list() == [0] * 30
+    assert curated["version"].head(30).to_list() == list(range(1001, 1031))
+
+
 def test_every_commit_is_audited(demo: DemoManifest) -> None:
     config = load_config()
     for zone_name in ("raw", "curated", "quarantine", "pii"):
         zone = open_zone(zone_name, config)
         audit = read_audit(zone)
-        for dataset in ("sales/orders", "crm/customers", "web/events"):
+        for dataset in ("sales/orders", "crm/customers", "web/events", "warehouse/inventory"):
             table = zone.delta_table(*dataset.split("/"))
             if table is None:
                 continue

@@ -51,7 +51,8 @@ RUN_TIMEOUT_S = 120
 
 # What the IngestionPipeline component builds from dagster_project/defs/*/defs.yaml:
 # orders (sales, ELT): landing -> raw -> curated, quarantine; customers (crm, ETL, PII): landing -> curated,
-# pii, quarantine; events (web, EL): landing -> raw, quarantine. Landing assets are external (no checks).
+# pii, quarantine; events (web, EL): landing -> raw, quarantine; inventory (warehouse, ELT, SQLite): landing
+# -> raw -> curated, quarantine. Landing assets are external (no checks).
 EXPECTED_CHECKS: dict[str, set[str]] = {
     "sales/orders/landing": set(),
     "sales/orders/raw": {"quality", "rows_accounted"},
@@ -64,15 +65,29 @@ EXPECTED_CHECKS: dict[str, set[str]] = {
     "web/events/landing": set(),
     "web/events/raw": {"quality", "rows_accounted"},
     "web/events/quarantine": {"records_explained"},
+    "warehouse/inventory/landing": set(),
+    "warehouse/inventory/raw": {"quality", "rows_accounted"},
+    "warehouse/inventory/curated": {"quality"},
+    "warehouse/inventory/quarantine": {"records_explained"},
     # A broken defs.yaml sits beside the healthy pipelines: visible, with its failing check, never fatal.
     "broken_definitions/zz_broken_products": {"definition_valid"},
 }
-EXPECTED_JOBS = {"sales_orders_job", "crm_customers_job", "web_events_job", "lakegate_maintenance_job"}
-EXPECTED_SCHEDULES = {"sales_orders_schedule": "*/15 * * * *", "web_events_schedule": "0 * * * *"}
+EXPECTED_JOBS = {
+    "sales_orders_job",
+    "crm_customers_job",
+    "web_events_job",
+    "warehouse_inventory_job",
+    "lakegate_maintenance_job",
+}
+EXPECTED_SCHEDULES = {
+    "sales_orders_schedule": "*/15 * * * *",
+    "web_events_schedule": "0 * * * *",
+    "warehouse_inventory_schedule": "*/30 * * * *",
+}
 EXPECTED_SENSORS = {"crm_customers_landing_sensor"} | {
     f"retention_{zone}_sensor" for zone in ("raw", "curated", "pii", "quarantine")
 }
-GROUPS = ("crm_customers", "sales_orders", "web_events")
+GROUPS = ("crm_customers", "sales_orders", "warehouse_inventory", "web_events")
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName isMaterializable description jobNames
   assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }"""

@@ -41,6 +41,7 @@ REGISTRY: Registry[Transform] = Registry(
         "normalize_strings": Reference("transforms.cleaning:normalize_strings"),
         "dedupe_latest": Reference("transforms.dedupe:dedupe_latest"),
         "cdc_apply": Reference("transforms.cdc:cdc_apply"),
+        "scd2": Reference("transforms.scd2:scd2"),
     },
     entry_point_group=ENTRY_POINT_GROUP,
     unknown_error=UnknownTransformError,

@@ -33,12 +33,14 @@ def cdc_apply(lf: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     truncated_at = pl.col(POSITION).filter(pl.col(OP) == OP_TRUNCATE).max()
     lf = lf.filter(truncated_at.is_null() | (pl.col(POSITION) >= truncated_at))
     if UNCHANGED in schema:
-        lf = _fill_unchanged(lf, [c for c in schema if not c.startswith(PREFIX)], list(ctx.primary_key))
+        lf = fill_unchanged(lf, [c for c in schema if not c.startswith(PREFIX)], list(ctx.primary_key))
     is_latest = pl.col(POSITION) == pl.col(POSITION).max().over(ctx.primary_key)
     return lf.filter((pl.col(OP) == OP_TRUNCATE) | is_latest)
 
 
-def _fill_unchanged(lf: pl.LazyFrame, data: list[str], key: list[str]) -> pl.LazyFrame:
+def fill_unchanged(lf: pl.LazyFrame, data: list[str], key: list[str]) -> pl.LazyFrame:
+    """``lf`` (sorted by position) with the ``data`` columns listed in ``_lakegate_unchanged`` taken from the
+    key's earlier change; those with none stay listed."""
     listed_in = pl.concat_str(pl.lit(","), pl.col(UNCHANGED), pl.lit(",")).fill_null("")
     filled: list[pl.Expr] = []
     still: list[pl.Expr] = []

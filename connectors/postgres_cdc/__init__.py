@@ -34,7 +34,7 @@ from connectors.postgres_cdc._connect import (
     explain,
     where,
 )
-from connectors.postgres_cdc._health import slot_health, source_rows
+from connectors.postgres_cdc._health import slot_health, source_rows, source_sample
 from connectors.postgres_cdc._pgoutput import Decoder, lsn_of, position
 from connectors.postgres_cdc._source import (
     DRAIN_PREFIX,
@@ -186,4 +186,5 @@ connector: Connector[PostgresCdcConfig] = Connector(
     positions=lambda config: [config.source],
     health=slot_health,
     source_rows=source_rows,
+    source_sample=source_sample,
 )

@@ -1,6 +1,10 @@
-"""Slot health and the source's row count, for the CDC checks (read-only: acknowledges nothing)."""
+"""Slot health, the source's row count and sampled rows, for the CDC checks (read-only: acknowledges
+nothing)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from psycopg2 import sql
 
@@ -46,3 +50,22 @@ def source_rows(config: PostgresCdcConfig) -> int:
     finally:
         conn.close()
     return int(found[0]) if found else 0
+
+
+def source_sample(
+    config: PostgresCdcConfig, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """The rows of the replicated table whose ``key`` columns hold one of ``keys``, now."""
+    if not keys:
+        return []
+    query = sql.SQL("SELECT * FROM {} WHERE ({}) IN %s").format(
+        sql.Identifier(config.schema_name, config.table_name), sql.SQL(", ").join(map(sql.Identifier, key))
+    )
+    conn = connect(config.dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, (tuple(tuple(k) for k in keys),))
+            names = [d.name for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()

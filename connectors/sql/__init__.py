@@ -8,11 +8,15 @@ unreachable database, refused credentials or a missing table fail with one line 
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import dlt
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -36,10 +40,25 @@ def _where(url: sa.engine.URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _database_url(config: SqlConfig) -> str:
+    """``config.url``, or for a SQLite file given by an fsspec URL the SQLite URL of a local file (a remote
+    file is copied to a temporary file, replaced on every run)."""
+    protocol = config.url.partition("://")[0]
+    if protocol not in fsspec.available_protocols():
+        return config.url
+    fs, path = fsspec.core.url_to_fs(config.url, **config.storage_options)
+    if protocol != "file":
+        digest = hashlib.sha256(config.url.encode()).hexdigest()[:16]
+        local = str(Path(tempfile.gettempdir()) / f"lakegate-sqlite-{digest}.db")
+        fs.get(path, local)
+        path = local
+    return f"sqlite:///{path}"
+
+
 def _check(config: SqlConfig) -> sa.Engine:
     """An engine on ``config.url`` after checking the table and cursor exist."""
     try:
-        url = sa.engine.make_url(config.url)
+        url = sa.engine.make_url(_database_url(config))
     except sa.exc.ArgumentError:
         raise SqlSourceError("sql: config.url is not a SQLAlchemy URL (details withheld)") from None
     at = f"sql {_where(url)}"
@@ -122,4 +141,5 @@ connector: Connector[SqlConfig] = Connector(
         f"{config.source.removeprefix('table:')} at {_where(sa.engine.make_url(config.url))}"
     ),
     positions=lambda config: [config.source],
+    storage_options="fsspec",
 )

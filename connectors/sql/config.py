@@ -16,7 +16,8 @@ class SqlConfig(ConnectorConfig):
 
     Attributes:
         url: SQLAlchemy URL (``sqlite:////data/shop.db``, ``postgresql+psycopg2://user:pw@host/db``);
-            pass it as ``{env: NAME}`` when it holds a password (never echoed).
+            pass it as ``{env: NAME}`` when it holds a password (never echoed). A file URL fsspec reads
+            (``file://``, ``s3://``, ``lakegate://landing/...``) is a SQLite database file.
         table: The table to replicate.
         schema_name: Its schema (default: the connection's).
         cursor: Column that grows with every insert or change (a serial id, ``updated_at``).
@@ -25,6 +26,7 @@ class SqlConfig(ConnectorConfig):
         primary_key: Key columns (declared to dlt; the pipeline's ``primary_key`` merges curated).
         full_refresh: Read the whole table every run (no cursor state).
         chunk_size: Rows per Arrow table.
+        storage_options: fsspec options for a SQLite file URL (credentials resolved by the caller).
         resume: Filled by lakegate with the cursor position committed in the zones.
     """
 
@@ -37,6 +39,7 @@ class SqlConfig(ConnectorConfig):
     primary_key: list[str] = Field(default_factory=list)
     full_refresh: bool = False
     chunk_size: int = Field(default=50_000, ge=1)
+    storage_options: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials
     resume: dict[str, int] = Field(default_factory=dict)
 
     @property

@@ -270,4 +270,18 @@ def test_cdc_health_and_reconciliation_checks(
     assert not lagging.passed and lagging.failures[0].startswith("slot_lag_bytes")
     accounts("INSERT INTO accounts VALUES (5000, 'new', 1)")
     off = _check(spec, "reconciliation")
-    assert not off.passed and off.metadata == {"source_rows": 201, "curated_rows": 200}
+    assert not off.passed
+    assert off.metadata == {
+        "source_rows": 201,
+        "curated_rows": 200,
+        "sampled_rows": 100,
+        "sample_mismatches": 100,
+    }
+    _run(spec, "r3")
+    assert _check(spec, "reconciliation").passed  # counts and the sampled checksums agree again
+    accounts("UPDATE accounts SET balance = -balance WHERE id % 2 = 0")  # same count, other values
+    changed = _check(spec, "reconciliation")
+    assert not changed.passed and changed.metadata["source_rows"] == changed.metadata["curated_rows"]
+    expected = accounts("SELECT count(*) FROM accounts WHERE id % 2 = 0")[0][0]
+    assert 0 < changed.metadata["sample_mismatches"] <= expected
+    assert changed.failures[-1].endswith("sampled rows differ from the source")
