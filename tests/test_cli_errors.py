@@ -131,6 +131,10 @@ def test_missing_pii_key_is_one_line_and_nothing_is_lost(lakegate_home: Path) ->
         (["run", "ordrs"], "lakegate: error: unknown pipeline 'ordrs' (did you mean 'orders'?)"),
         (["table", "raw", "sales"], "lakegate: error: dataset 'sales' must be DOMAIN/DATASET"),
         (["table", "lake", "sales/orders"], "lakegate: error: unknown zone 'lake'; zones are: landing, raw"),
+        (
+            ["table", "curatd", "sales/orders"],
+            "lakegate: error: unknown zone 'curatd' (did you mean 'curated'?)",
+        ),
         (["table", "raw", "sales/nothing"], "lakegate: error: no table raw/sales/nothing"),
         (["table", "raw", "sales/nothing", "--version", "3"], "lakegate: error: no table raw/sales/nothing"),
         (["new", "connector", "Bad-Name", "--kind", "batch"], "lakegate: error: "),

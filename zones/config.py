@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakegate.registry import suggest
 from zones._durations import parse_duration
 from zones.errors import ZoneError
 
@@ -245,8 +246,9 @@ class LakegateConfig(BaseModel):
         try:
             return self.zones[ZoneName(name)]
         except ValueError:
-            known = ", ".join(z.value for z in ZoneName)
-            raise ZoneConfigError(f"unknown zone '{name}'; zones are: {known}") from None
+            names = [z.value for z in ZoneName]
+            hint = suggest(str(name), names)
+            raise ZoneConfigError(f"unknown zone '{name}'{hint}; zones are: {', '.join(names)}") from None
 
 
 def lakegate_home(env: Mapping[str, str] | None = None) -> Path:
@@ -313,7 +315,8 @@ def _merge_file(file: Path, zones: dict[str, dict[str, Any]]) -> tuple[dict[str,
     for name, settings in declared.items():
         if name not in zones:
             known = ", ".join(zones)
-            raise ZoneConfigError(f"{file}: zones.{name}: unknown zone; zones are: {known}")
+            hint = suggest(str(name), list(zones))
+            raise ZoneConfigError(f"{file}: zones.{name}: unknown zone{hint}; zones are: {known}")
         if not isinstance(settings, dict):
             raise ZoneConfigError(f"{file}: zones.{name}: expected a mapping with at least 'url'")
         zones[name] = {**zones[name], **settings}
