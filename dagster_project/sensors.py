@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -35,11 +37,9 @@ def landing_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> 
     def sensor(
         context: dg.SensorEvaluationContext, lakegate_zones: ZonesResource
     ) -> dg.SensorResult | dg.SkipReason:
-        connector = get_connector(spec.connector.type)
-        if connector.probe is None:
-            return dg.SkipReason(f"connector '{connector.name}' cannot be probed; use a cron trigger")
-        config = lakegate_zones.load()
-        waiting = connector.probe(connector.parse_config(connector_config(spec, config)))
+        waiting = _probe(spec, connector_config(spec, lakegate_zones.load()))
+        if isinstance(waiting, dg.SkipReason):
+            return waiting
         if not waiting:
             return dg.SkipReason("nothing waiting at the source")
         digest = hashlib.sha256("\n".join(sorted(waiting)).encode()).hexdigest()[:16]
@@ -69,11 +69,9 @@ def stream_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> d
     def sensor(
         context: dg.SensorEvaluationContext, lakegate_zones: ZonesResource
     ) -> dg.SensorResult | dg.SkipReason:
-        connector = get_connector(spec.connector.type)
-        if connector.probe is None:
-            return dg.SkipReason(f"connector '{connector.name}' cannot be probed; use a cron trigger")
-        raw = resumed_config(spec, lakegate_zones.load())
-        waiting = connector.probe(connector.parse_config(raw))
+        waiting = _probe(spec, resumed_config(spec, lakegate_zones.load()))
+        if isinstance(waiting, dg.SkipReason):
+            return waiting
         if not waiting:
             return dg.SkipReason("no lag: every partition is committed up to its end")
         running = context.instance.get_runs(
@@ -86,3 +84,11 @@ def stream_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> d
         )
 
     return sensor
+
+
+def _probe(spec: PipelineSpec, raw: dict[str, Any]) -> Sequence[str] | dg.SkipReason:
+    """What the connector's probe sees waiting at the source, or why the source cannot be probed."""
+    connector = get_connector(spec.connector.type)
+    if connector.probe is None:
+        return dg.SkipReason(f"connector '{connector.name}' cannot be probed; use a cron trigger")
+    return connector.probe(connector.parse_config(raw))
