@@ -21,18 +21,10 @@ from zones.config import (
     load_config,
     retention_conflict,
 )
-from zones.destination import (
-    LoadReport,
-    LoadTarget,
-    ZoneWriteError,
-    committed_position,
-    committed_positions,
-    lakegate_destination,
-    position_app_id,
-    record_position,
-)
+from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
 from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
+from zones.positions import committed_position, committed_positions, position_app_id, record_position
 from zones.retention import (
     Applied,
     DatasetPlan,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import dlt
 import polars as pl
@@ -53,6 +53,7 @@ from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
+from zones.positions import package_position, position_app_id, source_positions
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
@@ -116,63 +117,6 @@ class LoadReport:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
             self.rules.update(rules or [])
-
-
-_PACKAGE_KEY = "lakegate"
-
-
-def record_position(app_id: str, version: int) -> None:
-    """Call while extracting (inside a dlt resource): the package covers source position ``version`` of
-    ``app_id`` (an offset, an LSN, an upstream table version). It travels with the load package and is
-    committed with the package's data and quarantine commits, even when the package is loaded by a later
-    run, so :func:`committed_position` tells where to resume."""
-    _package_state().setdefault(_PACKAGE_KEY, {})["position"] = [app_id, version]
-
-
-def _package_state() -> dict[str, Any]:
-    """The current load package's state, where lakegate keeps what travels with the package."""
-    return cast(dict[str, Any], dlt.current.load_package_state()["state"])
-
-
-def position_app_id(source: str) -> str:
-    """The Delta app id under which the committed position of ``source`` (``_lakegate_source``) is kept."""
-    return f"pos:{source}"
-
-
-def source_positions(parquet: pq.ParquetFile) -> tuple[tuple[str, int], ...]:
-    """``(source, highest position)`` of every source in a load file, rejected rows included (a
-    quarantined record is consumed too)."""
-    names = parquet.schema_arrow.names
-    if col.SOURCE not in names or col.POSITION not in names:
-        return ()
-    table = pl.from_arrow(parquet.read(columns=[col.SOURCE, col.POSITION]))
-    assert isinstance(table, pl.DataFrame)
-    highest = table.drop_nulls().group_by(col.SOURCE).agg(pl.col(col.POSITION).max()).sort(col.SOURCE)
-    return tuple((str(s), int(p)) for s, p in highest.iter_rows())
-
-
-def committed_positions(zones: list[Zone], dataset: DatasetSpec, sources: list[str]) -> dict[str, int]:
-    """The highest committed position of each of ``sources`` over ``zones`` (absent: never committed).
-
-    Ordered connectors resume right after these: they live in the zones, so any machine resumes
-    exactly, whatever its local working folder holds.
-    """
-    found: dict[str, int] = {}
-    for zone in zones:
-        table = zone.delta_table(dataset.domain, dataset.name)
-        if table is None:
-            continue
-        for source in sources:
-            version = table.transaction_version(position_app_id(source))
-            if version is not None:
-                found[source] = max(version, found.get(source, version))
-    return found
-
-
-def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
-    """The last source position recorded under ``app_id`` in ``dataset``'s table of ``zone``."""
-    table = zone.delta_table(dataset.domain, dataset.name)
-    return None if table is None else table.transaction_version(app_id)
 
 
 def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -> Any:
@@ -439,9 +383,9 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = [txn]
-        position = _package_state().get(_PACKAGE_KEY, {}).get("position")
+        position = package_position()
         if position is not None and zone_key != "pii":
-            txns.append(Transaction(position[0], int(position[1])))
+            txns.append(Transaction(*position))
         if zone_key != "pii":
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
