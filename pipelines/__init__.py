@@ -13,6 +13,7 @@ Usable from a plain Python script::
 from pipelines._flow import connector_config, resumed_config
 from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
+from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.spec import Pattern, PipelineSpec, check_spec
 from pipelines.steps import CurateResult, curate, ingest
@@ -20,6 +21,7 @@ from pipelines.validation import check_defs_file, check_defs_folder, load_spec
 
 __all__ = [
     "CHECKS",
+    "CHECK_REGISTRY",
     "CheckDef",
     "CheckInput",
     "CheckOutcome",

@@ -22,7 +22,9 @@ from deltalake import DeltaTable
 from connectors import get_connector
 from lakegate.columns import PREFIX, REASON, RULE, RUN_ID
 from lakegate.errors import LakegateError
+from lakegate.registry import RegistrationError, Registry
 from pipelines._flow import connector_config, resumed_config
+from pipelines.errors import PipelineError
 from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
 from pipelines.spec import CdcSpec, Pattern, PipelineSpec
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
@@ -87,6 +89,11 @@ class CheckDef:
     evaluate: Callable[[CheckInput], CheckOutcome]
     blocking: Callable[[PipelineSpec], bool] = lambda spec: True
     applies: Callable[[PipelineSpec], bool] = lambda spec: True
+
+    @property
+    def key(self) -> str:
+        """``<step>.<name>``: unique across the pipeline's checks (``quality`` runs in both steps)."""
+        return f"{self.step.value}.{self.name}"
 
 
 def zone_of(spec: PipelineSpec, step: Step, target: Target) -> ZoneName:
@@ -374,6 +381,29 @@ CHECKS: tuple[CheckDef, ...] = (
 )
 
 
+class CheckRegistrationError(PipelineError, RegistrationError):
+    """A check plug-in does not load a ``CheckDef`` named as its entry point, or reuses a built-in."""
+
+
+def _validate(name: str, obj: object) -> CheckDef:
+    if not isinstance(obj, CheckDef) or obj.key != name:
+        raise CheckRegistrationError(
+            f"check '{name}' must resolve to a pipelines.CheckDef whose key (<step>.<name>) is '{name}'"
+        )
+    return obj
+
+
+REGISTRY: Registry[CheckDef] = Registry(
+    "check", _validate, entry_point_group="lakegate.checks", broken_error=CheckRegistrationError
+)
+"""Every check by ``<step>.<name>``: the built-ins of :data:`CHECKS`, and those other distributions publish
+under the ``lakegate.checks`` entry point (or register in-process) — the one registry design."""
+for _builtin in CHECKS:
+    REGISTRY.register(_builtin.key, _builtin)
+
+
 def checks_for(spec: PipelineSpec, step: Step) -> list[CheckDef]:
-    """The checks ``spec``'s ``step`` carries, in declaration order."""
-    return [c for c in CHECKS if c.step is step and c.applies(spec)]
+    """The checks ``spec``'s ``step`` carries: built-ins in declaration order, then plug-ins by name."""
+    builtin = {c.key for c in CHECKS}
+    plugged = [REGISTRY.get(name) for name in REGISTRY.names() if name not in builtin]
+    return [c for c in (*CHECKS, *plugged) if c.step is step and c.applies(spec)]
