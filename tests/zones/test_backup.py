@@ -138,20 +138,23 @@ def test_as_of_reads_the_version_current_at_that_time(
 ) -> None:
     uri = _orders_uri()
     _commit(uri, [1])
-    time.sleep(0.05)
+    time.sleep(0.4)
     _commit(uri, [2])
-    time.sleep(0.05)
+    time.sleep(0.4)
     _commit(uri, [3])
     stamps = {e["version"]: e["timestamp"] for e in DeltaTable(uri).history()}
 
     def at(millis: int) -> str:
         return datetime.fromtimestamp(millis / 1000, UTC).isoformat()
 
-    for version, when in ((0, at(stamps[1] - 1)), (1, at(stamps[1])), (2, at(stamps[2] + 10))):
+    # Instants well between commits: Delta resolves a time by the log files' timestamps, which may
+    # differ by a few milliseconds from the commit info's.
+    halfway = [(stamps[v] + stamps[v + 1]) // 2 for v in (0, 1)]
+    for version, when in ((0, at(halfway[0])), (1, at(halfway[1])), (2, at(stamps[2] + 200))):
         assert main(["table", "raw", "sales/orders", "--as-of", when, "--json"]) == 0
         info = json.loads(capsys.readouterr().out)
         assert (info["version"], info["rows"]) == (version, version + 1)
-    naive = datetime.fromtimestamp(stamps[1] / 1000, UTC).replace(tzinfo=None).isoformat()
+    naive = datetime.fromtimestamp(halfway[1] / 1000, UTC).replace(tzinfo=None).isoformat()
     assert main(["table", "raw", "sales/orders", "--as-of", naive, "--head", "5", "--json"]) == 0
     assert sorted(r["id"] for r in json.loads(capsys.readouterr().out)) == [1, 2]
 
