@@ -15,7 +15,7 @@ from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, check_defs_file, for_display, load_spec, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, for_display, read_defs_file, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
@@ -25,11 +25,11 @@ def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
     """Definitions of every pipeline under ``folder``; a broken one becomes a visible failing check."""
     built = []
     for file in sorted(folder.glob("*/defs.yaml")):
-        problems = check_defs_file(file)
-        if problems:
+        spec, problems = read_defs_file(file)
+        if spec is None or problems:
             built.append(broken_pipeline(file, problems))
         else:
-            built.append(build_pipeline(load_spec(file)))
+            built.append(build_pipeline(spec))
     return built
 
 

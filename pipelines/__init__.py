@@ -17,7 +17,7 @@ from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.spec import Pattern, PipelineSpec, check_spec
 from pipelines.steps import CurateResult, curate, ingest
-from pipelines.validation import check_defs_file, check_defs_folder, load_spec
+from pipelines.validation import check_defs_file, check_defs_folder, load_spec, read_defs_file
 
 __all__ = [
     "CHECKS",
@@ -43,6 +43,7 @@ __all__ = [
     "for_display",
     "ingest",
     "load_spec",
+    "read_defs_file",
     "resumed_config",
     "zone_of",
 ]

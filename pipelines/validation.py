@@ -26,22 +26,30 @@ def check_defs_folder(folder: Path) -> tuple[list[str], int]:
 
 def check_defs_file(file: Path) -> list[str]:
     """Problems of one ``defs.yaml`` (empty when valid)."""
+    return read_defs_file(file)[1]
+
+
+def read_defs_file(file: Path) -> tuple[PipelineSpec | None, list[str]]:
+    """The pipeline one ``defs.yaml`` declares and its problems, read and checked once.
+
+    The spec is ``None`` when the file does not parse into one; problems name the file, field and fix.
+    """
     try:
         document = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        return [
+        return None, [
             f"{file}:{where} not valid YAML ({getattr(exc, 'problem', exc)}); "
             "quote values containing ': ' or ', '"
         ]
     if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
-        return [f"{file}: type: must be {COMPONENT_TYPE}"]
+        return None, [f"{file}: type: must be {COMPONENT_TYPE}"]
     try:
         spec = PipelineSpec.model_validate(document.get("attributes") or {})
     except ValidationError as exc:
-        return [f"{file}: attributes.{_explain(err)}" for err in exc.errors()]
-    return [f"{file}: attributes.{problem}" for problem in check_spec(spec)]
+        return None, [f"{file}: attributes.{_explain(err)}" for err in exc.errors()]
+    return spec, [f"{file}: attributes.{problem}" for problem in check_spec(spec)]
 
 
 def _explain(err: Any) -> str:
@@ -93,8 +101,7 @@ def load_spec(file: Path | str) -> PipelineSpec:
     path = Path(file)
     if not path.is_file():
         raise PipelineSpecError(f"{path}: no such defs.yaml")
-    problems = check_defs_file(path)
-    if problems:
+    spec, problems = read_defs_file(path)
+    if spec is None or problems:
         raise PipelineSpecError("; ".join(problems))
-    document = yaml.safe_load(path.read_text())
-    return PipelineSpec.model_validate(document.get("attributes") or {})
+    return spec
