@@ -15,9 +15,11 @@ WORKDIR /app
 
 # Only what the package needs, so code edits elsewhere do not invalidate the install layer.
 COPY pyproject.toml README.md ./
+COPY lakegate ./lakegate
 COPY connectors ./connectors
 COPY transforms ./transforms
 COPY zones ./zones
+COPY pipelines ./pipelines
 COPY dagster_project ./dagster_project
 # dagster-postgres backs the instance storage of deploy/dagster.yaml; its version tracks dagster==1.13.27.
 RUN pip install . "dagster-postgres==0.29.27"

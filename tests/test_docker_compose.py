@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DAGSTER_YAML = ROOT / "deploy" / "dagster.yaml"
 DOCKER_ZONES = ROOT / "lakegate.docker.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PYPROJECT = ROOT / "pyproject.toml"
 
 EXPECTED_SERVICES = {
     "dagster-webserver",
@@ -250,6 +253,47 @@ def literal_secrets(document: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def interpolated_variables(document: Mapping[str, Any]) -> set[str]:
+    """Every variable the compose file reads from the operator's shell or ``.env`` (``$$`` is an escape)."""
+
+    def walk(node: Any) -> set[str]:
+        if isinstance(node, str):
+            return {m["name"] for m in _REFERENCE.finditer(node.replace("$$", ""))}
+        if isinstance(node, Mapping):
+            return set().union(*(walk(v) for v in node.values()), set())
+        if isinstance(node, list):
+            return set().union(*(walk(v) for v in node), set())
+        return set()
+
+    return walk(document)
+
+
+def env_example_problems(document: Mapping[str, Any], example: str) -> list[str]:
+    """``.env.example`` names exactly the variables the stack reads, with no value filled in."""
+    listed: dict[str, str] = {}
+    for line in example.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            listed[name.strip()] = value.strip()
+    wanted = interpolated_variables(document)
+    problems = [f".env.example lacks {name}" for name in sorted(wanted - listed.keys())]
+    problems += [
+        f".env.example lists {name}, which the stack never reads" for name in sorted(listed.keys() - wanted)
+    ]
+    problems += [
+        f".env.example fills in {name}: leave values empty" for name, value in listed.items() if value
+    ]
+    return problems
+
+
+def dockerfile_problems(dockerfile: str, pyproject: str) -> list[str]:
+    """The image copies every package ``pip install .`` must find (pyproject's packages.find include)."""
+    include = tomllib.loads(pyproject)["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {src for src, _ in re.findall(r"^COPY (\S+) (\S+)$", dockerfile, re.MULTILINE)}
+    packages = sorted(pattern.rstrip("*") for pattern in include)
+    return [f"Dockerfile does not COPY package {package}/" for package in packages if package not in copied]
+
+
 def missing_healthchecks(document: Mapping[str, Any]) -> list[str]:
     return sorted(
         name
@@ -310,6 +354,24 @@ def test_referenced_files_exist_and_agree(compose: dict[str, Any]) -> None:
     copies = dict(re.findall(r"^COPY (\S+) (\S+)$", dockerfile, re.MULTILINE))
     assert copies.get("deploy/dagster.yaml") == f"{DAGSTER_HOME}/dagster.yaml"
     assert copies.get("lakegate.docker.yaml") == LAKEGATE_CONFIG
+    assert dockerfile_problems(dockerfile, PYPROJECT.read_text()) == []
+
+
+def test_dockerfile_check_notices_a_package_left_out() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    broken = re.sub(r"^COPY pipelines \S+\n", "", dockerfile, flags=re.MULTILINE)
+    assert broken != dockerfile
+    assert dockerfile_problems(broken, PYPROJECT.read_text()) == [
+        "Dockerfile does not COPY package pipelines/"
+    ]
+
+
+def test_env_example_lists_exactly_the_variables_the_stack_reads(compose: dict[str, Any]) -> None:
+    assert "LAKEGATE_PII_KEY" in interpolated_variables(compose)
+    assert env_example_problems(compose, ENV_EXAMPLE.read_text()) == []
+    broken = copy.deepcopy(compose)
+    _set_env(broken, "minio", "MINIO_REGION", "${MINIO_REGION:-eu-west-1}")
+    assert env_example_problems(broken, ENV_EXAMPLE.read_text()) == [".env.example lacks MINIO_REGION"]
 
 
 def test_dagster_yaml_is_a_valid_postgres_instance_fed_by_the_compose_env(
