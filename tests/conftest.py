@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.gcs import gcs_server  # noqa: F401  (first: it sets gcsfs's env before gcsfs loads)
 from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
 
 pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)

@@ -5,8 +5,9 @@
 translates exactly those calls to the JSON API and forwards everything else (gcsfs's JSON calls, XML
 ``GET``/``HEAD``) unchanged:
 
-- ``PUT /B/O`` → media upload, passing ``x-goog-if-generation-match`` as ``ifGenerationMatch`` (a Delta
-  commit is put-if-absent: the emulator answers 412 when the name is taken);
+- ``PUT /B/O`` → media upload; ``x-goog-if-generation-match`` is checked here (the emulator ignores
+  ``ifGenerationMatch`` on media uploads), under one lock, 412 when it does not hold: a Delta commit is
+  put-if-absent, and two writers racing for one version must not both win;
 - ``PUT /B/O`` with ``x-goog-copy-source`` → download the source, upload it under the precondition;
 - ``POST ?uploads`` / ``PUT ?partNumber&uploadId`` / ``POST ?uploadId`` / ``DELETE ?uploadId`` → parts
   held here, uploaded once on completion;
@@ -39,8 +40,9 @@ class Shim(BaseHTTPRequestHandler):
     upstream: tuple[str, int] = ("127.0.0.1", 0)
     uploads: dict[str, dict[int, bytes]] = {}
     lock = threading.Lock()
+    preconditions = threading.Lock()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: requests are not logged (the emulator's own log is in the fixture's log file)
 
     # ------------------------------------------------------------------ dispatch
@@ -84,9 +86,9 @@ class Shim(BaseHTTPRequestHandler):
             with self.lock:
                 self.uploads[upload_id] = {}
             xml = (
-                "<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{}</UploadId>"
+                f"<InitiateMultipartUploadResult><Bucket>{escape(bucket)}</Bucket><Key>{escape(name)}</Key><UploadId>{upload_id}</UploadId>"
                 "</InitiateMultipartUploadResult>"
-            ).format(escape(bucket), escape(name), upload_id)
+            )
             return self._reply(200, xml.encode(), {"Content-Type": "application/xml"})
         if "uploadId" in query:
             listed = [int(n) for n in re.findall(rb"<PartNumber>(\d+)</PartNumber>", self._body())]
@@ -113,16 +115,28 @@ class Shim(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ translations
     def _upload(self, bucket: str, name: str, body: bytes, generation: str | None, *, xml: bool) -> None:
         path = f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}"
-        if generation is not None:
-            path += f"&ifGenerationMatch={generation}"
-        status, data, _ = self._upstream("POST", path, body, {"Content-Type": "application/octet-stream"})
+        if generation is None:
+            status, data, _ = self._upstream("POST", path, body, {"Content-Type": "application/octet-stream"})
+        else:
+            # The emulator ignores ifGenerationMatch on media uploads: check it here, under one lock for
+            # every conditional write, so two writers racing for one Delta version cannot both win.
+            with self.preconditions:
+                status, data, _ = self._upstream("GET", f"/storage/v1/b/{bucket}/o/{quote(name, safe='')}")
+                current = str(json.loads(data)["generation"]) if status == 200 else "0"
+                if status not in (200, 404):
+                    return self._reply(status, data)
+                if current != generation:
+                    return self._reply(412, b"precondition failed: x-goog-if-generation-match")
+                status, data, _ = self._upstream(
+                    "POST", path, body, {"Content-Type": "application/octet-stream"}
+                )
         if status != 200:
             return self._reply(status, data)
         meta = json.loads(data)
         headers = {"ETag": f'"{meta["etag"]}"', "x-goog-generation": str(meta["generation"])}
         if not xml:
             return self._reply(200, headers=headers)
-        done = f"<CompleteMultipartUploadResult><ETag>\"{meta['etag']}\"</ETag></CompleteMultipartUploadResult>"
+        done = f'<CompleteMultipartUploadResult><ETag>"{meta["etag"]}"</ETag></CompleteMultipartUploadResult>'
         self._reply(200, done.encode(), {**headers, "Content-Type": "application/xml"})
 
     def _list(self, bucket: str, query: dict[str, list[str]]) -> None:
@@ -132,7 +146,9 @@ class Shim(BaseHTTPRequestHandler):
         prefixes: list[str] = []
         token = ""
         while True:
-            page = "&".join(f"{k}={quote(v, safe='')}" for k, v in {**params, "pageToken": token}.items() if v)
+            page = "&".join(
+                f"{k}={quote(v, safe='')}" for k, v in {**params, "pageToken": token}.items() if v
+            )
             status, data, _ = self._upstream("GET", f"/storage/v1/b/{bucket}/o?{page}")
             if status != 200:
                 return self._reply(status, data)
@@ -144,15 +160,18 @@ class Shim(BaseHTTPRequestHandler):
                 break
         contents = "".join(
             f"<Contents><Key>{escape(o['name'])}</Key><Size>{o['size']}</Size>"
-            f"<LastModified>{o['updated']}</LastModified><ETag>\"{o['etag']}\"</ETag></Contents>"
+            f'<LastModified>{o["updated"]}</LastModified><ETag>"{o["etag"]}"</ETag></Contents>'
             for o in sorted(items, key=lambda o: o["name"])
             if o["name"] > after
         )
         common = "".join(
-            f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in sorted(set(prefixes)) if p > after
+            f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>"
+            for p in sorted(set(prefixes))
+            if p > after
         )
         xml = (
-            f"<ListBucketResult><Name>{escape(bucket)}</Name><Prefix>{escape(params.get('prefix', ''))}</Prefix>"
+            f"<ListBucketResult><Name>{escape(bucket)}</Name>"
+            f"<Prefix>{escape(params.get('prefix', ''))}</Prefix>"
             f"<KeyCount>{contents.count('<Contents>')}</KeyCount><IsTruncated>false</IsTruncated>"
             f"{contents}{common}</ListBucketResult>"
         )

@@ -112,7 +112,13 @@ def emulator_key(url: str) -> str:
     """The service-account JSON that points object_store (deltalake, polars) at an emulator without
     OAuth."""
     return json.dumps(
-        {"gcs_base_url": url, "disable_oauth": True, "client_email": "", "private_key": "", "private_key_id": ""}
+        {
+            "gcs_base_url": url,
+            "disable_oauth": True,
+            "client_email": "",
+            "private_key": "",
+            "private_key_id": "",
+        }
     )
 
 
