@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dlt
 import fsspec
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -150,6 +151,18 @@ def test_time_travel_upkeep_and_three_readers(cloud_zones: str) -> None:
     rows = sum(pq.read_metadata(fs.open(f"{root}/{_relative(u, uri)}")).num_rows for u in live)
     assert rows == len(expected)
     assert not any(name.endswith(".tmp") for name in fs.ls(f"{root}/_delta_log"))
+
+
+def test_a_data_file_larger_than_one_upload_part(cloud_zones: str) -> None:
+    """~16 MB of incompressible values: deltalake writes the file as a multipart upload (5 MB parts)."""
+    raw = open_zone("raw", load_config())
+    uri, options = raw.table_uri("shop", "big"), raw.delta_options()
+    values = np.random.default_rng(7).integers(0, 2**62, 2_000_000)
+    write_deltalake(uri, pa.table({"v": values}), storage_options=options)
+    table = DeltaTable(uri, storage_options=options)
+    assert table.get_add_actions(flatten=True).column("size_bytes")[0].as_py() > 10_000_000
+    read = pl.read_delta(uri, storage_options=options)["v"].to_numpy()
+    assert np.array_equal(np.sort(read), np.sort(values))
 
 
 def _relative(file_uri: str, table_uri: str) -> str:
