@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.gcs import gcs_server  # noqa: F401  (first: it sets gcsfs's env before gcsfs loads)
 from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
+from tests.services.s3 import s3_server  # noqa: F401  (a moto server shared by the session)
 
 pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)
 

@@ -25,6 +25,7 @@ def appended_since(table: DeltaTable, version: int, fs_options: dict[str, Any]) 
     a consumer has not applied yet, so they are there.
     """
     fs, root = fsspec.core.url_to_fs(table.table_uri, **fs_options)
+    root = root.rstrip("/")  # gcsfs keeps the table URI's trailing slash, s3fs and local paths do not
     added: set[str] = set()
     for v in range(version + 1, table.version() + 1):
         with fs.open(f"{root}/_delta_log/{v:020d}.json", "r") as handle:
@@ -33,5 +34,5 @@ def appended_since(table: DeltaTable, version: int, fs_options: dict[str, Any]) 
         if operation in _APPENDS:
             added |= {unquote(a["add"]["path"]) for a in actions if "add" in a and a["add"].get("dataChange")}
     # file_uris() spells local tables as plain paths and object stores as URLs: cut at the table root.
-    anchor = root.rstrip("/") + "/"
+    anchor = root + "/"
     return [uri for uri in table.file_uris() if unquote(uri.split(anchor, 1)[-1]) in added]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lakegate.registry import suggest
 from zones._durations import parse_duration
+from zones._stores import STORES, check_settings
 from zones.errors import ZoneError
 
 
@@ -68,8 +69,9 @@ class Location(BaseModel):
 
     Attributes:
         url: ``file://``, ``s3://`` or ``gs://`` URL of the root.
-        storage: Storage options (``key``, ``secret``, ``endpoint_url``, ``region``, ``token``),
-            each a literal or ``{env: VARIABLE}``.
+        storage: Settings of the URL's store, each a literal or ``{env: VARIABLE}`` (credentials only
+            the latter); the accepted names per scheme and the options they become are in
+            :data:`zones._stores.STORES`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,9 +86,14 @@ class Location(BaseModel):
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else ""
-        if scheme not in {"file", "s3", "gs", "gcs", "memory"}:
+        if scheme not in STORES:
             raise ValueError(f"'{url}' must start with file://, s3:// or gs://")
         return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _known_settings(self) -> Location:
+        check_settings(self.scheme, self.storage, lambda value: isinstance(value, EnvRef))
+        return self
 
     def resolved_storage(self) -> dict[str, str]:
         """Storage options with environment references resolved.

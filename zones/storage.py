@@ -1,7 +1,8 @@
 """Zone storage: the Delta table of a dataset and the options every library needs to reach it.
 
 One zone config yields both option dialects (deltalake/polars ``aws_*``/``google_*`` names and fsspec's
-``key``/``secret``/``token``), so the two never drift apart.
+``key``/``secret``/``token``) through one table per URL scheme (``zones._stores.STORES``), so the two
+never drift apart.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from zones.config import LakegateConfig, Location, ZoneConfig, ZoneName, load_config
+from zones._stores import STORES
+from zones.config import LakegateConfig, Location, ZoneConfig, ZoneConfigError, ZoneName, load_config
 
 
 @dataclass(frozen=True)
@@ -64,44 +66,18 @@ def open_zone(name: ZoneName | str, config: LakegateConfig | None = None) -> Zon
 
 
 def delta_options(location: Location) -> dict[str, str]:
-    """Storage options of ``location`` in deltalake/polars (object_store) naming."""
-    opts = location.resolved_storage()
-    if location.scheme == "s3":
-        mapped = {
-            "aws_access_key_id": opts.get("key"),
-            "aws_secret_access_key": opts.get("secret"),
-            "aws_endpoint_url": opts.get("endpoint_url"),
-            "aws_region": opts.get("region") or "us-east-1",
-            # Without a lock provider concurrent S3 writers could clobber a commit; lakegate
-            # serialises writes per table (one destination job at a time), so opt in explicitly.
-            "aws_s3_allow_unsafe_rename": "true",
-        }
-        if (opts.get("endpoint_url") or "").startswith("http://"):
-            mapped["aws_allow_http"] = "true"
-        return {k: v for k, v in mapped.items() if v}
-    if location.scheme in {"gs", "gcs"}:
-        mapped = {
-            "google_service_account": opts.get("service_account"),
-            "gcs_base_url": opts.get("endpoint_url"),
-        }
-        return {k: v for k, v in mapped.items() if v}
-    return {}
+    """Storage options of ``location`` in deltalake/polars (object_store) naming (see ``zones._stores``)."""
+    return _store_options(location, delta=True)
 
 
 def fsspec_options(location: Location) -> dict[str, Any]:
-    """Storage options of ``location`` in fsspec naming."""
-    opts = location.resolved_storage()
-    if location.scheme == "s3":
-        mapped = {
-            "key": opts.get("key"),
-            "secret": opts.get("secret"),
-            "endpoint_url": opts.get("endpoint_url"),
-        }
-        return {k: v for k, v in mapped.items() if v}
-    if location.scheme in {"gs", "gcs"}:
-        mapped = {
-            "token": opts.get("token") or opts.get("service_account"),
-            "endpoint_url": opts.get("endpoint_url"),
-        }
-        return {k: v for k, v in mapped.items() if v}
-    return {}
+    """Storage options of ``location`` in fsspec (s3fs, gcsfs) naming (see ``zones._stores``)."""
+    return _store_options(location, delta=False)
+
+
+def _store_options(location: Location, *, delta: bool) -> dict[str, Any]:
+    store = STORES[location.scheme]
+    try:
+        return (store.delta if delta else store.fsspec)(location.resolved_storage())
+    except ValueError as exc:  # a malformed credential: named, never echoed
+        raise ZoneConfigError(f"{location.url}: {exc}") from None
