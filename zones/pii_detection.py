@@ -7,13 +7,13 @@ recognizer        finds (and validates)
 ================  ==========================================================================================
 ``email``         ASCII e-mail addresses (no leading/trailing/double dot in the local part)
 ``iban``          IBANs, compact or grouped by four: the country's registry length, ISO 7064 mod 97
-``card``          payment cards, 13-19 digits, plain or grouped by spaces/dashes: issuer prefix 2-6, Luhn
+``card``          payment cards, 13-19 digits, plain or grouped by spaces/dashes: issuer 2-6, Luhn
 ``ipv6``          IPv6 addresses (incl. ``::`` and IPv4-mapped forms), as parsed by ``ipaddress``
 ``ipv4``          dotted quads with octets 0-255 and no leading zeros (not ``1.2.3.4.5``, ``10.0.0.256``)
 ``us_ssn``        US SSNs ``AAA-GG-SSSS`` / ``AAA GG SSSS``: SSA area/group/serial rules, no samples
 ``uk_nino``       UK National Insurance numbers: HMRC prefix letters, six digits, suffix A-D
 ``nl_bsn``        Dutch BSNs (11-test), only in a text naming it (``BSN``, ``burgerservicenummer``, ``sofi``)
-``de_tax_id``     German Steuer-IDs (MOD 11,10 and digit rule), only in a text naming it (``Steuer``, ``IdNr``)
+``de_tax_id``     German Steuer-IDs (MOD 11,10, digit rule), only in a text naming it (``Steuer``, ``IdNr``)
 ``phone``         ``+``-international (E.164 length), NANP (US/CA) and trunk-``0`` national forms (UK, DE,
                   FR, NL...) written in groups; see :func:`zones._pii_checks.phone`
 ================  ==========================================================================================
