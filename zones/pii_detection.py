@@ -38,6 +38,7 @@ from enum import StrEnum
 
 import polars as pl
 
+from lakegate import columns as col
 from zones import _pii_checks as checks
 from zones.pii import VAULT_COLUMNS, Tokenizer
 
@@ -167,9 +168,14 @@ class Detected:
 
 def string_columns(frame: pl.DataFrame, skip: Iterable[str] = ()) -> list[str]:
     """The columns detection scans: every string column except ``skip`` (e.g. declared PII columns,
-    already tokens)."""
+    already tokens) and lakegate's lineage columns -- but the raw text of a rejected record is scanned
+    (it is free text, bound for quarantine)."""
     skipped = set(skip)
-    return [n for n, t in frame.schema.items() if t == pl.String and n not in skipped]
+    return [
+        n
+        for n, t in frame.schema.items()
+        if t == pl.String and n not in skipped and (not n.startswith(col.PREFIX) or n == col.RAW_TEXT)
+    ]
 
 
 def scan(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> Findings:

@@ -9,8 +9,17 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from lakegate import columns as col
 from zones.pii import Tokenizer
-from zones.pii_detection import RECOGNIZER_NAMES, PiiDetection, detect, findings_metadata, replace_spans, scan
+from zones.pii_detection import (
+    RECOGNIZER_NAMES,
+    PiiDetection,
+    detect,
+    findings_metadata,
+    replace_spans,
+    scan,
+    string_columns,
+)
 
 TOKENIZER = Tokenizer(b"test-key-0123456789abcdef")
 
@@ -199,3 +208,15 @@ def test_only_the_named_string_columns_are_scanned() -> None:
     frame = pl.DataFrame({"a": ["jane@x.org"], "b": ["bob@x.org"], "n": [4111111111111111]})
     assert scan(frame, ["a", "n"]) == {("a", "email"): 1}
     assert scan(frame.head(0)) == {}
+
+
+def test_lineage_columns_are_skipped_but_a_rejected_records_raw_text_is_scanned() -> None:
+    frame = pl.DataFrame(
+        {
+            "note": ["call 020 7946 0958"],
+            col.SOURCE: ["file:///landing/crm/ops@example.org/020 7946 0958.csv"],
+            col.RAW_TEXT: ['{"note": "mail jane@x.org"}'],
+        }
+    )
+    assert string_columns(frame, skip=["note"]) == [col.RAW_TEXT]
+    assert scan(frame) == {("note", "phone"): 1, (col.RAW_TEXT, "email"): 1}
