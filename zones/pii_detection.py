@@ -119,13 +119,13 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         "nl_bsn",
-        r"(?i)bsn|burgerservice|sofi",
+        r"(?i-u)bsn|burgerservice|sofi",
         _B + r"[0-9]{4}\.?[0-9]{2}\.?[0-9]{3}" + _B,
         checks.nl_bsn,
     ),
     Recognizer(
         "de_tax_id",
-        r"(?i)steuer|idnr|identifikationsnummer",
+        r"(?i-u)steuer|idnr|identifikationsnummer",
         _B + r"[1-9][0-9](?: ?[0-9]{3}){3}" + _B,
         checks.de_tax_id,
     ),
@@ -218,8 +218,12 @@ def detect(
     findings: Findings = {}
     vault_parts = []
     replaced = {}
+    # The cheap pass over every column at once (polars runs the expressions in parallel).
+    candidates = frame.select(pl.col(c).str.contains(_ANY).fill_null(False) for c in wanted)
     for name in wanted:
-        result = _column(frame[name], tokenizer if mode is not PiiDetection.REPORT else None)
+        if not candidates[name].any():
+            continue
+        result = _column(frame[name], candidates[name], None if mode is PiiDetection.REPORT else tokenizer)
         findings.update({(name, r): n for r, n in result.counts.items()})
         if result.spans.height:
             flagged = flagged | result.hit
@@ -239,14 +243,10 @@ class _ColumnResult:
     spans: pl.DataFrame  # distinct (value, token)
 
 
-def _column(values: pl.Series, tokenizer: Tokenizer | None) -> _ColumnResult:
-    height = len(values)
-    hit = pl.Series(values.name, [False] * height, pl.Boolean)
+def _column(values: pl.Series, candidates: pl.Series, tokenizer: Tokenizer | None) -> _ColumnResult:
+    hit = pl.Series(values.name, [False] * len(values), pl.Boolean)
     no_spans = pl.DataFrame(schema={"value": pl.String, "token": pl.String})
-    candidates = values.str.contains(_ANY).fill_null(False)
     rows = candidates.arg_true()
-    if not len(rows):
-        return _ColumnResult(values, {}, hit, no_spans)
     text = values.gather(rows)
     # Every hint in one select: polars runs the expressions in parallel.
     hints = pl.DataFrame({"text": text}).select(
