@@ -95,6 +95,18 @@ LOOK_ALIKES = [
     "NINO QQ 12 34 56 C and GB 12 34 56 A are not issued",
     "call 0800 12 or extension 12-34",  # too short for a phone
     "MAC 00:1A:2B:3C:4D:5E and time 23:59:59",
+    "uuid 123e4567-e89b-12d3-a456-426614174000 and sha 9fceb02d0ae598e95dc970b74b0bb2c9c5b6d3a1",
+    "see https://example.org:8443/path?id=12345678",
+    "located at 52.3702, 4.8952 and -33.8688, 151.2093",
+    "total 1.234.567,89 € and 12,345,678.90 USD",
+    "UPS 1Z999AA10123456784, EAN 4006381333931, GTIN 00012345600012",
+    "timestamps 2024-01-15T10:30:00Z, 2024-01-15 10:30:00.123456, 20240115103000",
+    "release v2.10.3, python 3.11.4, kernel 5.15.0-91-generic",
+    "invoice INV-2024-0001234, case #0034 5678 9012",
+    "temperature 20.5°C at 10:30, 12:00-13:00, ratio 16:9:4",
+    "zip 10115 Berlin; 75008 Paris; SW1A 1AA London",
+    "log [2024-01-15 10:30:00,123] INFO worker-3 pid=48213 took 0.0123s",
+    "account 12345678, sort code 12-34-56",
 ]
 
 
