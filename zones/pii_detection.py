@@ -157,13 +157,19 @@ class Detected:
             received (``report``/``off``).
         vault: ``(token, column, value)`` rows for the pii zone (empty for ``report``/``off``).
         findings: Spans found per ``(column, recognizer)``.
-        flagged: Per row, whether anything was found; under ``quarantine`` these rows go to quarantine.
+        reasons: Per row, where PII was found (``notes: email, phone; name: email``), null where nothing
+            was: the quarantine reason under ``quarantine``. Names only, never a value.
     """
 
     frame: pl.DataFrame
     vault: pl.DataFrame
     findings: Findings
-    flagged: pl.Series
+    reasons: pl.Series
+
+    @property
+    def flagged(self) -> pl.Series:
+        """Per row, whether anything was found; under ``quarantine`` these rows go to quarantine."""
+        return self.reasons.is_not_null().alias("flagged")
 
 
 def string_columns(frame: pl.DataFrame, skip: Iterable[str] = ()) -> list[str]:
@@ -208,16 +214,17 @@ def detect(
     Raises:
         ValueError: ``tokenize``/``quarantine`` without a tokenizer.
     """
-    flagged = pl.Series("flagged", [False] * frame.height, pl.Boolean)
+    nothing = pl.Series("reasons", [None] * frame.height, pl.String)
     empty_vault = pl.DataFrame(schema=dict.fromkeys(VAULT_COLUMNS, pl.String))
     if mode is PiiDetection.OFF:
-        return Detected(frame, empty_vault, {}, flagged)
+        return Detected(frame, empty_vault, {}, nothing)
     if mode is not PiiDetection.REPORT and tokenizer is None:
         raise ValueError(f"pii_detection: {mode} needs the token key; use report or off without one")
     wanted = string_columns(frame) if columns is None else [c for c in columns if c in string_columns(frame)]
     findings: Findings = {}
     vault_parts = []
     replaced = {}
+    labels = []
     # The cheap pass over every column at once (polars runs the expressions in parallel).
     candidates = frame.select(pl.col(c).str.contains(_ANY).fill_null(False) for c in wanted)
     for name in wanted:
@@ -226,25 +233,31 @@ def detect(
         result = _column(frame[name], candidates[name], None if mode is PiiDetection.REPORT else tokenizer)
         findings.update({(name, r): n for r, n in result.counts.items()})
         if result.spans.height:
-            flagged = flagged | result.hit
+            labels.append(result.labels)
             if mode is not PiiDetection.REPORT:
                 replaced[name] = result.values
                 vault_parts.append(result.spans.select("token", pl.lit(name).alias("column"), "value"))
     vault = pl.concat(vault_parts).unique(maintain_order=True) if vault_parts else empty_vault
     out = frame.with_columns(list(replaced.values())) if replaced else frame
-    return Detected(out, vault, findings, flagged)
+    reasons = (
+        pl.DataFrame(labels).select(
+            pl.concat_str(pl.all(), separator="; ", ignore_nulls=True).replace("", None).alias("reasons")
+        )["reasons"]
+        if labels
+        else nothing
+    )
+    return Detected(out, vault, findings, reasons)
 
 
 @dataclass(frozen=True)
 class _ColumnResult:
     values: pl.Series
     counts: dict[str, int]
-    hit: pl.Series
+    labels: pl.Series  # per row: "column: recognizer, ..." or null
     spans: pl.DataFrame  # distinct (value, token)
 
 
 def _column(values: pl.Series, candidates: pl.Series, tokenizer: Tokenizer | None) -> _ColumnResult:
-    hit = pl.Series(values.name, [False] * len(values), pl.Boolean)
     no_spans = pl.DataFrame(schema={"value": pl.String, "token": pl.String})
     rows = candidates.arg_true()
     text = values.gather(rows)
@@ -252,7 +265,7 @@ def _column(values: pl.Series, candidates: pl.Series, tokenizer: Tokenizer | Non
     hints = pl.DataFrame({"text": text}).select(
         pl.col("text").str.contains(r.hint).alias(r.name) for r in RECOGNIZERS
     )
-    local_hit = pl.Series([False] * len(rows), dtype=pl.Boolean)
+    where = []
     counts: dict[str, int] = {}
     span_parts = []
     for recognizer in RECOGNIZERS:
@@ -276,14 +289,16 @@ def _column(values: pl.Series, candidates: pl.Series, tokenizer: Tokenizer | Non
                 ordered["value"].to_list(), ordered["token"].to_list(), leftmost=True
             ),
         )
-        local_hit = local_hit.scatter(at, True)
+        where.append(at.to_frame("row").with_columns(pl.lit(recognizer.name).alias("recognizer")))
     spans = pl.concat(span_parts).unique() if span_parts else no_spans
-    return _ColumnResult(
-        values.scatter(rows, text) if tokenizer is not None else values,
-        counts,
-        hit.scatter(rows.filter(local_hit), True),
-        spans,
-    )
+    labels = pl.Series(values.name, [None] * len(values), pl.String)
+    if where:
+        per_row = (
+            pl.concat(where).group_by("row", maintain_order=True).agg(pl.col("recognizer").str.join(", "))
+        )
+        labels = labels.scatter(rows.gather(per_row["row"]), f"{values.name}: " + per_row["recognizer"])
+    protected = values.scatter(rows, text) if tokenizer is not None else values
+    return _ColumnResult(protected, counts, labels, spans)
 
 
 def _find(text: pl.Series, hinted: pl.Series, recognizer: Recognizer) -> pl.DataFrame:

@@ -205,9 +205,12 @@ def test_modes_report_quarantine_and_off() -> None:
     assert report.frame.equals(frame) and report.vault.is_empty()
     assert report.findings == {("notes", "email"): 1, ("notes", "card"): 1}
 
-    quarantine = detect(frame, PiiDetection.QUARANTINE, TOKENIZER)
+    quarantine = detect(
+        frame.with_columns(name=pl.Series(["bob@x.org", None, "x"])), PiiDetection.QUARANTINE, TOKENIZER
+    )
     assert quarantine.flagged.to_list() == [True, False, True]
-    assert "jane@x.org" not in quarantine.frame["notes"][0] and quarantine.vault.height == 2
+    assert quarantine.reasons.to_list() == ["notes: email; name: email", None, "notes: card"]
+    assert "jane@x.org" not in quarantine.frame["notes"][0] and quarantine.vault.height == 3
 
     off = detect(frame, PiiDetection.OFF, None)
     assert off.frame.equals(frame) and off.findings == {} and not off.flagged.any()
