@@ -7,6 +7,7 @@ and the fix.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from typing import Any
@@ -18,7 +19,7 @@ from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
-from zones.pii import GENERALIZE_TYPES, TEXT_METHODS
+from zones.pii import GENERALIZE_TYPES, PII_KEY_ENV, TEXT_METHODS, Encryptor, PiiKeyError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
@@ -274,6 +275,13 @@ def _pii_operator_problems(spec: PipelineSpec) -> list[str]:
                 f"pii.{name}: {method} writes text but {name} is declared {declared.type}; "
                 f"declare it string{' or use generalize' if base in GENERALIZE_TYPES else ''}"
             )
+    encrypted = [name for name, method in spec.pii.items() if method is PiiMethod.ENCRYPT]
+    if encrypted:  # checked before any run: a load must not discover a missing key halfway
+        token_key = os.environ.get(PII_KEY_ENV, "").encode() or None
+        try:
+            Encryptor.from_key(None, f"columns {', '.join(encrypted)}", token_key)
+        except PiiKeyError as exc:
+            problems.append(f"pii.{encrypted[0]}: {exc}")
     return problems
 
 

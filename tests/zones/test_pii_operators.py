@@ -152,7 +152,8 @@ def _spec(columns: dict[str, str], pii: dict[str, str]) -> PipelineSpec:
     )
 
 
-def test_spec_accepts_each_operator_on_a_compatible_type() -> None:
+def test_spec_accepts_each_operator_on_a_compatible_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, ENCRYPTION_KEY)
     spec = _spec(
         {"ip": "string", "born": "date", "seen": "datetime", "pay": "decimal(12,2)", "email": "string"},
         {
@@ -233,3 +234,17 @@ def test_operators_through_the_write_path_leave_no_plaintext(
     pii_zone = open_zone("pii", load_config())
     vault = pii_zone.read("crm", "people") if pii_zone.delta_table("crm", "people") is not None else None
     assert vault is None or vault.is_empty()
+
+
+def test_spec_with_encrypt_needs_its_own_key_before_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _spec({"iban": "string"}, {"iban": "encrypt"})
+    monkeypatch.delenv(ENCRYPTION_KEY_ENV, raising=False)
+    assert check_spec(spec) == [
+        f"pii.iban: environment variable {ENCRYPTION_KEY_ENV} is not set; it keys the encrypted PII columns "
+        "(columns iban). Set it to a secret of at least 16 characters."
+    ]
+    monkeypatch.setenv(ENCRYPTION_KEY_ENV, TOKENIZER.key.decode())
+    monkeypatch.setenv(PII_KEY_ENV, TOKENIZER.key.decode())
+    (problem,) = check_spec(spec)
+    assert problem.startswith(f"pii.iban: {ENCRYPTION_KEY_ENV} equals {PII_KEY_ENV}")
+    assert TOKENIZER.key.decode() not in problem
