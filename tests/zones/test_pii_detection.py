@@ -186,6 +186,7 @@ def test_several_spans_in_one_text_and_across_columns_are_all_replaced() -> None
         ["jane@x.org", "jane@x.org", "DE89370400440532013000", "+31 6 12345678"]
     )
     assert protected["amount"].to_list() == [1, 2, 3]
+    assert frame["name"][0] == "Jane <jane@x.org>"  # the input batch is left as it was
     assert findings_metadata(scan(frame)) == {
         "name.email": 1,
         "notes.email": 1,
