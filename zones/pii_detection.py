@@ -172,11 +172,14 @@ class Detected:
         return self.reasons.is_not_null().alias("flagged")
 
 
-def string_columns(frame: pl.DataFrame, skip: Iterable[str] = ()) -> list[str]:
+def string_columns(
+    frame: pl.DataFrame, skip: Iterable[str] = (), declared: Mapping[str, str] | None = None
+) -> list[str]:
     """The columns detection scans: every string column except ``skip`` (e.g. declared PII columns,
-    already tokens) and lakegate's lineage columns -- but the raw text of a rejected record is scanned
-    (it is free text, bound for quarantine)."""
-    skipped = set(skip)
+    already protected), columns ``declared`` with another type (numbers and dates still as text before
+    the write path types them) and lakegate's lineage columns -- but the raw text of a rejected record is
+    scanned (it is free text, bound for quarantine)."""
+    skipped = set(skip) | {n for n, t in (declared or {}).items() if t != "string"}
     return [
         n
         for n, t in frame.schema.items()

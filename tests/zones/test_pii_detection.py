@@ -235,4 +235,6 @@ def test_lineage_columns_are_skipped_but_a_rejected_records_raw_text_is_scanned(
         }
     )
     assert string_columns(frame, skip=["note"]) == [col.RAW_TEXT]
+    as_received = pl.DataFrame({"id": ["4111111111111111"], "born": ["1984-07-23"], "note": ["x"]})
+    assert string_columns(as_received, declared={"id": "int64", "born": "date", "note": "string"}) == ["note"]
     assert scan(frame) == {("note", "phone"): 1, (col.RAW_TEXT, "email"): 1}
