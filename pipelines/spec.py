@@ -7,6 +7,7 @@ and the fix.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,7 @@ from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
+from zones.pii import GENERALIZE_TYPES, PII_KEY_ENV, TEXT_METHODS, Encryptor, PiiKeyError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
@@ -236,12 +238,7 @@ def check_spec(spec: PipelineSpec) -> list[str]:
             )
     if spec.pii and not spec.columns:
         problems.append("pii: declare the dataset's columns so a renamed PII column is caught; add 'columns'")
-    for name in spec.pii:
-        declared_type = spec.columns.get(name)
-        if declared_type is not None and declared_type.type != "string":
-            problems.append(
-                f"pii: {name} is declared {declared_type.type}; tokens and masks are text, declare it string"
-            )
+    problems += _pii_operator_problems(spec)
     declared_expectations = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
     problems += [
         f"quality.expectations{problem}"
@@ -256,6 +253,35 @@ def check_spec(spec: PipelineSpec) -> list[str]:
         )
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
+    return problems
+
+
+def _pii_operator_problems(spec: PipelineSpec) -> list[str]:
+    """Each PII operator on a declared type it can write: text operators on strings, ``generalize`` on
+    IPs (strings), dates, datetimes and numbers."""
+    problems = []
+    for name, method in spec.pii.items():
+        declared = spec.columns.get(name)
+        if declared is None:
+            continue
+        base = declared.type.split("(")[0]
+        if method is PiiMethod.GENERALIZE and base not in GENERALIZE_TYPES:
+            problems.append(
+                f"pii.{name}: generalize keeps IP addresses (string), dates, datetimes and numbers, "
+                f"not {declared.type}; use redact or hash"
+            )
+        elif method in TEXT_METHODS and declared.type != "string":
+            problems.append(
+                f"pii.{name}: {method} writes text but {name} is declared {declared.type}; "
+                f"declare it string{' or use generalize' if base in GENERALIZE_TYPES else ''}"
+            )
+    encrypted = [name for name, method in spec.pii.items() if method is PiiMethod.ENCRYPT]
+    if encrypted:  # checked before any run: a load must not discover a missing key halfway
+        token_key = os.environ.get(PII_KEY_ENV, "").encode() or None
+        try:
+            Encryptor.from_key(None, f"columns {', '.join(encrypted)}", token_key)
+        except PiiKeyError as exc:
+            problems.append(f"pii.{encrypted[0]}: {exc}")
     return problems
 
 
