@@ -122,6 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files")
     check.set_defaults(func=_check)
 
+    discover = sub.add_parser(
+        "discover", help="list every table of a pipeline's source schema as its connector's table list"
+    )
+    discover.add_argument("pipeline", help="pipeline folder under --defs")
+    discover.add_argument(
+        "--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files"
+    )
+    discover.add_argument(
+        "--write", action="store_true", help="write the list into defs.yaml (its comments are not kept)"
+    )
+    discover.set_defaults(func=_discover)
+
     new = sub.add_parser("new", help="scaffold a new module")
     new_sub = new.add_subparsers(required=True, metavar="WHAT")
     conn = new_sub.add_parser("connector", help="scaffold a connector package with its test")
@@ -353,6 +365,23 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         return 2  # like every user mistake (README)
     print(f"ok: {count} pipeline(s) valid")
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    import yaml
+
+    from pipelines import discover_tables, write_tables
+
+    file = args.defs / args.pipeline / "defs.yaml"
+    if not file.is_file():
+        raise CliError(f"{file}: no such defs.yaml")
+    tables = discover_tables(file)
+    if args.write:
+        write_tables(file, tables)
+        log.info("%s: %d table(s) written to connector.config.tables", file, len(tables))
+    else:
+        print(yaml.safe_dump({"tables": tables}, sort_keys=False), end="")
     return 0
 
 

@@ -15,21 +15,22 @@ from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, for_display, read_defs_file, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, read_defs_file, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
 
 
 def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
-    """Definitions of every pipeline under ``folder``; a broken one becomes a visible failing check."""
+    """Definitions of every pipeline under ``folder`` (one per table of a table list); a broken one becomes
+    a visible failing check."""
     built = []
     for file in sorted(folder.glob("*/defs.yaml")):
         spec, problems = read_defs_file(file)
         if spec is None or problems:
             built.append(broken_pipeline(file, problems))
         else:
-            built.append(build_pipeline(spec))
+            built.extend(build_pipeline(one) for one in expand(spec))
     return built
 
 

@@ -15,6 +15,7 @@ from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
 from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
+from pipelines.fanout import discover_tables, expand, write_tables
 from pipelines.spec import Pattern, PipelineSpec, check_spec
 from pipelines.steps import CurateResult, curate, ingest
 from pipelines.validation import check_defs_file, check_defs_folder, load_spec, read_defs_file
@@ -40,10 +41,13 @@ __all__ = [
     "checks_for",
     "connector_config",
     "curate",
+    "discover_tables",
+    "expand",
     "for_display",
     "ingest",
     "load_spec",
     "read_defs_file",
     "resumed_config",
+    "write_tables",
     "zone_of",
 ]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipelines._flow import raw_applied_version
 from pipelines.errors import PipelineSpecError
+from pipelines.fanout import expand
 from pipelines.spec import Pattern, PipelineSpec
 from pipelines.validation import load_spec
 from zones import (
@@ -51,7 +52,7 @@ def load_declared(folder: Path) -> list[Declared]:
     declared = []
     for file in sorted(folder.glob("*/defs.yaml")):
         try:
-            declared.append(Declared(file, load_spec(file)))
+            declared += [Declared(file, one) for one in expand(load_spec(file))]
         except PipelineSpecError:
             continue
     return declared

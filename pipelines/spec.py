@@ -256,7 +256,29 @@ def check_spec(spec: PipelineSpec) -> list[str]:
         )
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
-    return problems
+    return problems + _table_list_problems(spec)
+
+
+def _table_list_problems(spec: PipelineSpec) -> list[str]:
+    """What a pipeline whose connector names several tables (one pipeline each, see
+    :mod:`pipelines.fanout`) may not declare: one set of columns or PII for every table."""
+    try:
+        connector = get_connector(spec.connector.type)
+        parts = connector.split(spec.connector.config) if connector.split else []
+    except (ConnectorError, ValueError, TypeError):  # an invalid entry: the connector's check names it
+        return []
+    problems = [
+        f"{field}: declared for all {len(parts)} tables of the list; declare one pipeline per table "
+        "to declare its columns or PII"
+        for field, value in (("columns", spec.columns), ("pii", spec.pii))
+        if value and parts
+    ]
+    return problems + [
+        f"connector.config.tables: '{part.dataset}' is not a valid pipeline name; set its 'dataset' "
+        "(lowercase letters, digits and _)"
+        for part in parts
+        if not _NAME.match(part.dataset)
+    ]
 
 
 __all__ = ["TYPE_NAMES", "ZONE_URL_PREFIX", "PipelineSpec", "check_spec"]
