@@ -13,7 +13,7 @@ import dagster as dg
 
 from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
-from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
+from dagster_project.assets import PipelineKeys, curate_asset, history_asset, history_key, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
 from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, read_defs_file, zone_of
 from zones import ZoneName
@@ -35,7 +35,7 @@ def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
 
 
 def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
-    """The landing source asset, ingest and (ELT) curate assets with their checks, the job
+    """The landing source asset, ingest and (ELT) curate (and history) assets with their checks, the job
     ``<domain>_<name>_job`` and its schedule, landing or stream sensor."""
     keys = PipelineKeys(spec)
     connector = get_connector(spec.connector.type)
@@ -52,6 +52,9 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     if spec.pattern is Pattern.ELT:
         assets.append(curate_asset(spec, keys))
         selected.append(keys.of(zone_of(spec, Step.CURATE, Target.DATA)))
+    if spec.pattern is Pattern.ELT and spec.history is not None:
+        assets.append(history_asset(spec, keys))
+        selected.append(history_key(spec))
     job = dg.define_asset_job(
         f"{spec.key}_job",
         selection=dg.AssetSelection.assets(*selected),

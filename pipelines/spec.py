@@ -31,6 +31,14 @@ class Pattern(StrEnum):
     ETL = "ETL"
 
 
+class History(StrEnum):
+    """``history:`` — what curated keeps besides the current state (ELT)."""
+
+    SCD2 = "scd2"
+    """``<dataset>_history``: one row per version of each key, ``valid_from``/``valid_to``/``is_current``
+    (change rows from a CDC connector)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -164,6 +172,7 @@ class PipelineSpec(_Strict):
     trigger: TriggerSpec | None = None
     cdc: CdcSpec | None = None
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    history: History | None = None
 
     @field_validator("name", "domain")
     @classmethod
@@ -256,6 +265,8 @@ def check_spec(spec: PipelineSpec) -> list[str]:
         )
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
+    if spec.history is not None and spec.pattern is not Pattern.ELT:
+        problems.append("history: kept by the curate step of pattern ELT; use ELT or remove 'history'")
     return problems + _table_list_problems(spec)
 
 
