@@ -14,7 +14,8 @@ import pytest
 
 from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
 
-pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)
+# The server fixtures (markers postgres, mysql).
+pytest_plugins = ["tests.services.postgres", "tests.services.mysql"]
 
 PII_KEY = "test-pii-key-0123456789abcdef"
 
