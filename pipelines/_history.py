@@ -42,9 +42,14 @@ def history_dataset(spec: PipelineSpec) -> DatasetSpec:
     )
 
 
+def history_applied_version(spec: PipelineSpec, config: LakegateConfig) -> int | None:
+    """The raw version the history applied last (``None``: never)."""
+    return committed_position(open_zone(ZoneName.CURATED, config), history_dataset(spec), raw_app_id(spec))
+
+
 def pending_history(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | None:
     """Raw rows committed since the raw version the history applied last; ``None`` when up to date."""
-    done = committed_position(open_zone(ZoneName.CURATED, config), history_dataset(spec), raw_app_id(spec))
+    done = history_applied_version(spec, config)
     raw = open_zone(ZoneName.RAW, config).delta_table(spec.domain, spec.name)
     if raw is None or (done is not None and done >= raw.version()):
         return None

@@ -4,8 +4,8 @@ maintenance job).
 
 A pipeline's ``retention:`` overrides its zones' defaults. Legal holds must name a dataset some pipeline
 declares. Raw of an ELT pipeline is upkept (compacted, checkpointed, log cleaned) only when curate has
-applied every append, and a dataset is maintained while holding its pipeline's run locks, so upkeep
-never races an ingest or a curate.
+applied every append (and the history, with ``history: scd2``), and a dataset is maintained while holding
+its pipeline's run locks, so upkeep never races an ingest, a curate or a history run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipelines._flow import raw_applied_version
+from pipelines._history import history_applied_version
 from pipelines.errors import PipelineSpecError
 from pipelines.fanout import expand
 from pipelines.spec import Pattern, PipelineSpec
@@ -36,7 +37,7 @@ from zones import (
     retention_conflict,
 )
 
-STEPS = ("ingest", "curate")
+STEPS = ("ingest", "curate", "history")
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,21 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
 
 
 def _upkeep_waits(spec: PipelineSpec, zone: ZoneName, config: LakegateConfig) -> str | None:
-    """Why raw upkeep must wait: curate reads raw by "files appended since the applied version", so
-    compaction and log cleanup wait until it has applied every append."""
+    """Why raw upkeep must wait: curate (and the history) read raw by "files appended since the applied
+    version", so compaction and log cleanup wait until they have applied every append."""
     if zone is not ZoneName.RAW or spec.pattern is not Pattern.ELT:
         return None
     table = open_zone(zone, config).delta_table(spec.domain, spec.name)
     if table is None:
         return None
-    done = raw_applied_version(spec, config)
-    if done is None or appended_since(table, done, open_zone(zone, config).fsspec_options()):
-        return f"curate has not applied every raw append yet (applied version {done}); upkeep waits for it"
+    applied = {"curate": raw_applied_version(spec, config)}
+    if spec.history is not None:  # the history reads raw's appends too
+        applied["history"] = history_applied_version(spec, config)
+    for step, done in applied.items():
+        if done is None or appended_since(table, done, open_zone(zone, config).fsspec_options()):
+            return (
+                f"{step} has not applied every raw append yet (applied version {done}); upkeep waits for it"
+            )
     return None
 
 

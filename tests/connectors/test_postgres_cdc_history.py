@@ -14,6 +14,7 @@ from dagster_project.pipeline_defs import build_pipeline
 from dagster_project.resources import default_resources
 from lakegate.columns import POSITION
 from pipelines import PipelineSpec, check_spec, curate, history, ingest
+from pipelines.retention import Declared, policies
 from tests.services.postgres import PgServer
 from zones import ZoneName, load_config, open_zone
 
@@ -112,3 +113,23 @@ def test_history_is_an_asset_of_the_pipeline_job(
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
     assert "bank/accounts_history/curated" in done
     assert _versions() == [(1, 10, None, None, True)]
+
+
+def test_raw_upkeep_waits_for_the_history(
+    pg_server: PgServer, pg_database: str, pg_exec: Sql, lakegate_home: Path
+) -> None:
+    pg_exec("CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance bigint)")
+    pg_exec("INSERT INTO accounts VALUES (1, 'ann', 10)")
+    spec = _spec(pg_server.dsn(pg_database))
+    config = load_config()
+
+    def raw_waits() -> str | None:
+        declared = [Declared(Path("defs.yaml"), spec)]
+        [raw] = [p for p in policies(declared, config) if p.zone is ZoneName.RAW]
+        return raw.upkeep_waits
+
+    ingest(spec, run_id="r1")
+    curate(spec, run_id="r1")
+    assert (raw_waits() or "").startswith("history has not applied every raw append yet")
+    history(spec, run_id="r1")
+    assert raw_waits() is None
