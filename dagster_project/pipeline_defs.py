@@ -25,12 +25,21 @@ def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
     """Definitions of every pipeline under ``folder`` (one per table of a table list); a broken one becomes
     a visible failing check."""
     built = []
+    declared: dict[str, Path] = {}  # <domain>/<name> -> the defs.yaml declaring it
     for file in sorted(folder.glob("*/defs.yaml")):
         spec, problems = read_defs_file(file)
+        pipelines = expand(spec) if spec is not None and not problems else []
+        problems += [
+            f"{file}: attributes.name: {one.path} is already declared by {declared[one.path]}; rename one "
+            "(a table of a list: set its 'dataset')"
+            for one in pipelines
+            if one.path in declared
+        ]
         if spec is None or problems:
             built.append(broken_pipeline(file, problems))
-        else:
-            built.extend(build_pipeline(one) for one in expand(spec))
+            continue
+        declared.update({one.path: file for one in pipelines})
+        built.extend(build_pipeline(one) for one in pipelines)
     return built
 
 

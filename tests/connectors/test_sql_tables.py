@@ -202,3 +202,22 @@ def test_discover_unreachable_database_is_one_line(
     assert main(["discover", "shop", "--defs", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot read the database" in err and "topsecret" not in err and "\n" not in err
+
+
+def test_a_table_named_like_another_pipeline_breaks_only_its_file(tmp_path: Path) -> None:
+    url = "sqlite:///x.db"
+    single = tmp_path / "orders" / "defs.yaml"
+    single.parent.mkdir()
+    single.write_text(
+        _defs_file(tmp_path, {"url": url, "cursor": "v", "table": "orders"})
+        .read_text()
+        .replace("shop", "orders")
+    )
+    _defs_file(tmp_path, {"url": url, "cursor": "v", "tables": ["orders", "items"]})
+    built = dg.Definitions.merge(
+        *pipeline_definitions(tmp_path), dg.Definitions(resources=default_resources())
+    )
+    keys = {key.to_user_string() for key in built.resolve_all_asset_keys()}
+    assert "sales/orders/raw" in keys and "sales/items/raw" not in keys
+    broken = built.resolve_asset_graph().get(dg.AssetKey(["broken_definitions", "shop"]))
+    assert "sales/orders is already declared by" in str(broken.metadata["problems"].value)
