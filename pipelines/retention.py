@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipelines._flow import raw_applied_version
-from pipelines._history import history_applied_version
+from pipelines._history import history_applied_version, history_dataset
 from pipelines.errors import PipelineSpecError
 from pipelines.fanout import expand
 from pipelines.spec import Pattern, PipelineSpec
@@ -112,6 +112,19 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
                     upkeep_waits=_upkeep_waits(spec, zone, config),
                 )
             )
+        if spec.history is not None:
+            # Versions are history: never expired by ingest date (an open version may be years old);
+            # vacuum and upkeep run as for every table.
+            found.append(
+                Policy(
+                    zone=ZoneName.CURATED,
+                    domain=spec.domain,
+                    dataset=history_dataset(spec).name,
+                    retention=None,
+                    time_travel=config.zone(ZoneName.CURATED).time_travel_window,
+                    declared_in="defs.yaml history: scd2 keeps every version",
+                )
+            )
     return found
 
 
@@ -173,6 +186,7 @@ def apply(
         PipelineBusyError: an ingest or curate run of the dataset holds its lock (try again later).
     """
     specs = {d.spec.path: d.spec for d in declared}
+    specs |= {f"{d.spec.domain}/{history_dataset(d.spec).name}": d.spec for d in declared if d.spec.history}
     done = []
     for item in planned.datasets:
         with run_locks(specs[item.policy.path], config):

@@ -4,6 +4,7 @@ an update and a delete close the old version (and the update opens a new one); a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from dagster_project.pipeline_defs import build_pipeline
 from dagster_project.resources import default_resources
 from lakegate.columns import POSITION
 from pipelines import PipelineSpec, check_spec, curate, history, ingest
-from pipelines.retention import Declared, policies
+from pipelines.retention import Declared, apply, plan, policies
 from tests.services.postgres import PgServer
 from zones import ZoneName, load_config, open_zone
 
@@ -133,3 +134,25 @@ def test_raw_upkeep_waits_for_the_history(
     assert (raw_waits() or "").startswith("history has not applied every raw append yet")
     history(spec, run_id="r1")
     assert raw_waits() is None
+
+
+def test_history_is_upkept_and_never_expired(
+    pg_server: PgServer, pg_database: str, pg_exec: Sql, lakegate_home: Path
+) -> None:
+    pg_exec("CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance bigint)")
+    pg_exec("INSERT INTO accounts VALUES (1, 'ann', 10), (2, 'bob', 20)")
+    spec = _spec(pg_server.dsn(pg_database))
+    for run in range(3):  # each merge replaces files: something to vacuum
+        pg_exec(f"UPDATE accounts SET balance = balance + 1 WHERE id = {run % 2 + 1}")
+        _run(spec, f"r{run}")
+    config = load_config()
+    declared = [Declared(Path("defs.yaml"), spec)]
+    [policy] = [p for p in policies(declared, config) if p.dataset == "accounts_history"]
+    assert policy.zone is ZoneName.CURATED and policy.retention is None
+    rows = _versions()
+    far = datetime.now(UTC) + timedelta(days=3650)  # every ingest date is long past any retention
+    planned = plan(declared, config, far, [ZoneName.CURATED])
+    [item] = [p for p in planned.datasets if p.policy.dataset == "accounts_history"]
+    assert item.delete_rows == 0 and item.vacuum_files  # merges left replaced files behind
+    apply(declared, config, planned, run_id="upkeep")
+    assert _versions() == rows
