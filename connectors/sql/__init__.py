@@ -225,7 +225,10 @@ def _split(raw: Mapping[str, Any]) -> list[TablePart]:
 
 
 def _describe(config: SqlConfig) -> str:
-    where = _where(sa.engine.make_url(config.url))
+    try:
+        where = _where(sa.engine.make_url(config.url))
+    except sa.exc.ArgumentError:  # ``${NAME}`` (shown for an ``{env: NAME}`` URL), or not a URL at all
+        where = config.url if config.url.startswith("${") else "a database (URL not shown)"
     if config.tables:
         return f"{len(config.tables)} tables ({', '.join(t.table for t in config.tables)}) at {where}"
     return f"{config.source.removeprefix('table:')} at {where}"

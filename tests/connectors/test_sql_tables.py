@@ -121,9 +121,12 @@ def _defs_file(folder: Path, config: dict[str, Any], **attributes: Any) -> Path:
     return file
 
 
-def test_each_table_gets_its_assets_and_job_without_connecting(tmp_path: Path) -> None:
+def test_each_table_gets_its_assets_and_job_without_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Nothing listens on port 1: building the definitions must not connect.
-    url = "postgresql+psycopg2://u:pw@127.0.0.1:1/db"
+    monkeypatch.setenv("SHOP_DB_URL", "postgresql+psycopg2://u:topsecret@127.0.0.1:1/db")
+    url = {"env": "SHOP_DB_URL"}
     _defs_file(tmp_path, {"url": url, "cursor": "v", "tables": ["orders", {"table": "Items", "cursor": "w"}]})
     built = dg.Definitions.merge(
         *pipeline_definitions(tmp_path), dg.Definitions(resources=default_resources())
@@ -134,6 +137,9 @@ def test_each_table_gets_its_assets_and_job_without_connecting(tmp_path: Path) -
     jobs = {job.name for job in built.resolve_all_job_defs() if not job.name.startswith("__")}
     assert jobs == {"sales_orders_job", "sales_items_job"}
     assert {s.name for s in built.schedules or []} == {"sales_orders_schedule", "sales_items_schedule"}
+    landing = built.resolve_asset_graph().get(dg.AssetKey(["sales", "items", "landing"]))
+    assert "sql connector: Items at ${SHOP_DB_URL}" in str(landing.description)
+    assert "topsecret" not in str(landing.description)
 
 
 def test_table_list_mistakes_are_named(tmp_path: Path) -> None:
