@@ -11,7 +11,7 @@ Usable from a plain Python script::
 """
 
 from pipelines._flow import connector_config, resumed_config
-from pipelines._history import history_dataset
+from pipelines._history import history_counts, history_dataset
 from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
 from pipelines.checks import REGISTRY as CHECK_REGISTRY
@@ -47,6 +47,7 @@ __all__ = [
     "expand",
     "for_display",
     "history",
+    "history_counts",
     "history_dataset",
     "ingest",
     "load_spec",

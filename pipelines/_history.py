@@ -21,7 +21,7 @@ from lakegate.columns import LINEAGE_COLUMNS, POSITION
 from pipelines._flow import CurateInput, raw_app_id, raw_since
 from pipelines.spec import PipelineSpec
 from transforms import TransformContext
-from transforms.scd2 import IS_CURRENT, scd2
+from transforms.scd2 import IS_CURRENT, VALID_FROM, VALID_TO, scd2
 from zones import (
     DatasetSpec,
     LakegateConfig,
@@ -86,3 +86,20 @@ def history_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> L
         config=config,
         merge=True,
     )
+
+
+def history_counts(spec: PipelineSpec, config: LakegateConfig) -> dict[str, int]:
+    """What the history's consistency check holds: its versions, and two counts that must be 0 — keys
+    with more than one open version, and versions that end before they start."""
+    dataset = history_dataset(spec)
+    stored = open_zone(ZoneName.CURATED, config).delta_table(dataset.domain, dataset.name)
+    if stored is None:
+        return {"versions": 0, "keys_with_several_open_versions": 0, "versions_ending_before_start": 0}
+    lf = pl.scan_delta(stored)
+    several = lf.filter(pl.col(IS_CURRENT)).group_by(spec.primary_key).len().filter(pl.col("len") > 1)
+    backwards = lf.filter(pl.col(VALID_TO) < pl.col(VALID_FROM))
+    return {
+        "versions": int(lf.select(pl.len()).collect().item()),
+        "keys_with_several_open_versions": several.select(pl.len()).collect().item(),
+        "versions_ending_before_start": backwards.select(pl.len()).collect().item(),
+    }
