@@ -75,7 +75,8 @@ def _replicate_two_tables(spec: PipelineSpec, change: Callable[[str], Any]) -> N
     ]
 
 
-def test_table_list_on_sqlite(tmp_path: Path, lakegate_home: Path) -> None:
+@pytest.mark.parametrize("backend", ["pyarrow", "connectorx"])
+def test_table_list_on_sqlite(tmp_path: Path, lakegate_home: Path, backend: str) -> None:
     db = tmp_path / "shop.db"
 
     def run(sql: str) -> None:
@@ -84,7 +85,7 @@ def test_table_list_on_sqlite(tmp_path: Path, lakegate_home: Path) -> None:
 
     for sql in _SCHEMA:
         run(sql)
-    _replicate_two_tables(_spec(f"sqlite:///{db}"), run)
+    _replicate_two_tables(_spec(f"sqlite:///{db}", backend=backend), run)
 
 
 @pytest.mark.postgres
