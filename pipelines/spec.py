@@ -266,7 +266,9 @@ def check_spec(spec: PipelineSpec) -> list[str]:
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
     if spec.history is not None and spec.pattern is not Pattern.ELT:
-        problems.append("history: kept by the curate step of pattern ELT; use ELT or remove 'history'")
+        problems.append(
+            "history: built from raw's change rows, so it needs pattern ELT; use ELT or remove 'history'"
+        )
     return problems + _table_list_problems(spec)
 
 
