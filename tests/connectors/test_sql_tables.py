@@ -181,7 +181,14 @@ def test_discover_writes_every_table_of_the_schema(
     file = _defs_file(tmp_path, {"url": f"sqlite:///{db}", "cursor": "updated_at"})
     assert main(["discover", "shop", "--defs", str(tmp_path)]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)["tables"]
+    assert main(["discover", "shop", "--defs", str(tmp_path), "--check"]) == 1
+    assert "tables not listed: lines, orders, rates" in capsys.readouterr().err
     assert main(["discover", "shop", "--defs", str(tmp_path), "--write"]) == 0
+    assert main(["discover", "shop", "--defs", str(tmp_path), "--check"]) == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE added (id INTEGER PRIMARY KEY, updated_at INTEGER)")
+    assert main(["discover", "shop", "--defs", str(tmp_path), "--check"]) == 1
+    assert "tables not listed: added; listed but gone: none" in capsys.readouterr().err
     spec, problems = read_defs_file(file)
     assert spec is not None and problems == []
     assert (
