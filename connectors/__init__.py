@@ -15,6 +15,7 @@ from connectors._contract import (
     ConnectorError,
     Kind,
     StorageDialect,
+    TablePart,
     plain_strings,
 )
 from connectors._registry import (
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectorRegistrationError",
     "Kind",
     "StorageDialect",
+    "TablePart",
     "UnknownConnectorError",
     "connector",
     "connector_names",

@@ -67,6 +67,21 @@ C = TypeVar("C", bound=ConnectorConfig)
 
 
 @dataclass(frozen=True)
+class TablePart:
+    """One table of a config that names several: lakegate runs it as its own pipeline and dataset.
+
+    Attributes:
+        dataset: The dataset (and pipeline) name, under the pipeline's domain.
+        config: The raw single-table config (``{env: NAME}`` references left unresolved).
+        primary_key: The table's own primary key, when it overrides the pipeline's.
+    """
+
+    dataset: str
+    config: dict[str, Any]
+    primary_key: list[str] | None = None
+
+
+@dataclass(frozen=True)
 class Connector(Generic[C]):
     """A registered connector.
 
@@ -93,6 +108,10 @@ class Connector(Generic[C]):
         source_rows: Optional ``count(*)`` of what the source holds now, for reconciliation checks.
         source_sample: Optional rows the source holds now for the given key values (key columns, key
             tuples) as column -> value dicts, for the reconciliation check's sampled checksum.
+        split: Optional: a raw config naming several tables as one :class:`TablePart` per table ([] for a
+            single-table config). Pure (no I/O): Dagster definitions are built from it.
+        discover: Optional: the entries of the config's table list for every table the source holds now
+            (``lakegate discover`` writes them into ``defs.yaml``). Connects to the source.
     """
 
     name: str
@@ -108,6 +127,8 @@ class Connector(Generic[C]):
     health: Callable[[C], Mapping[str, int]] | None = None
     source_rows: Callable[[C], int] | None = None
     source_sample: Callable[[C, Sequence[str], Sequence[tuple[Any, ...]]], list[dict[str, Any]]] | None = None
+    split: Callable[[Mapping[str, Any]], list[TablePart]] | None = None
+    discover: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None and "resume" not in self.config_model.model_fields:

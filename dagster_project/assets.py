@@ -225,6 +225,60 @@ def curate_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
     return curate
 
 
+def history_key(spec: PipelineSpec) -> dg.AssetKey:
+    """``[domain, <name>_history, curated]``: the SCD2 history dataset in curated."""
+    return dg.AssetKey([spec.domain, pipelines.history_dataset(spec).name, ZoneName.CURATED.value])
+
+
+def history_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
+    """ELT with ``history: scd2``: raw's change rows kept as one row per version of each key, with the
+    ``history_consistent`` check (one open version per key, no version ending before it starts)."""
+    dataset = pipelines.history_dataset(spec)
+    key = history_key(spec)
+
+    @dg.asset(
+        key=key,
+        deps=[keys.of(ZoneName.RAW)],
+        description=f"{spec.domain}/{dataset.name}: SCD2 history of {spec.path}, one row per version of "
+        f"each key ({', '.join(spec.primary_key)}) with valid_from, valid_to and is_current.",
+        kinds={"polars", "delta"},
+        group_name=keys.group,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "history_consistent",
+                asset=key,
+                blocking=True,
+                description="At most one open version per key; no version ends before it starts",
+            )
+        ],
+        pool=keys.pool,
+        required_resource_keys={ZONES},
+    )
+    def history(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        config = getattr(context.resources, ZONES).load()
+        result = pipelines.history(spec, run_id=context.run_id, config=config)
+        if result.raw_version is None:
+            context.log.info(f"{spec.path}: history is up to date with raw")
+        zone = open_zone(ZoneName.CURATED, config)
+        table = zone.delta_table(dataset.domain, dataset.name)
+        counts = pipelines.history_counts(spec, config)
+        yield dg.MaterializeResult(
+            metadata={
+                **_counts(result.report),
+                "table_uri": dg.MetadataValue.path(zone.table_uri(dataset.domain, dataset.name)),
+                "delta_version": -1 if table is None else table.version(),
+                "dagster/row_count": counts["versions"],
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name="history_consistent",
+            passed=not any(v for k, v in counts.items() if k != "versions"),
+            metadata=counts,
+        )
+
+    return history
+
+
 def _describe(spec: PipelineSpec, zone: ZoneName) -> str:
     what = {
         ZoneName.RAW: "as received, typed, PII tokenized, append-only",

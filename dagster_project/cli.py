@@ -122,6 +122,24 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files")
     check.set_defaults(func=_check)
 
+    discover = sub.add_parser(
+        "discover", help="list every table of a pipeline's source schema as its connector's table list"
+    )
+    discover.add_argument("pipeline", help="pipeline folder under --defs")
+    discover.add_argument(
+        "--defs", type=Path, default=DEFS_FOLDER, help="folder of <pipeline>/defs.yaml files"
+    )
+    how = discover.add_mutually_exclusive_group()
+    how.add_argument(
+        "--write", action="store_true", help="write the list into defs.yaml (its comments are not kept)"
+    )
+    how.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the schema's tables differ from the defs.yaml's list",
+    )
+    discover.set_defaults(func=_discover)
+
     new = sub.add_parser("new", help="scaffold a new module")
     new_sub = new.add_subparsers(required=True, metavar="WHAT")
     conn = new_sub.add_parser("connector", help="scaffold a connector package with its test")
@@ -353,6 +371,36 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         return 2  # like every user mistake (README)
     print(f"ok: {count} pipeline(s) valid")
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    import yaml
+
+    from pipelines import discover_tables, write_tables
+
+    file = args.defs / args.pipeline / "defs.yaml"
+    if not file.is_file():
+        raise CliError(f"{file}: no such defs.yaml")
+    tables = discover_tables(file)
+    if args.check:
+        declared = yaml.safe_load(file.read_text())["attributes"]["connector"].get("config", {})
+        listed = {t if isinstance(t, str) else t.get("table") for t in declared.get("tables") or []}
+        found = {t["table"] for t in tables}
+        if listed == found:
+            log.info("%s: the table list matches the source's %d table(s)", file, len(found))
+            return 0
+        print(
+            f"lakegate: {file}: tables not listed: {', '.join(sorted(found - listed)) or 'none'}; "
+            f"listed but gone: {', '.join(sorted(listed - found)) or 'none'}; run lakegate discover --write",
+            file=sys.stderr,
+        )
+        return 1
+    if args.write:
+        write_tables(file, tables)
+        log.info("%s: %d table(s) written to connector.config.tables", file, len(tables))
+    else:
+        print(yaml.safe_dump({"tables": tables}, sort_keys=False), end="")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.assets import PipelineKeys
+from dagster_project.assets import PipelineKeys, history_key
 from dagster_project.resources import ZONES, ZonesResource
 from pipelines import PipelineSpec
 from pipelines.retention import Declared, apply, load_declared, plan
@@ -61,7 +61,9 @@ def _maintain_op(item: Declared, clock: Clock) -> dg.OpDefinition:
         planned = plan([item], zones, clock(), [ZoneName(z) for z in config.zones])
         for done in apply([item], zones, planned, context.run_id):
             context.log.info(f"{done.plan.policy.zone.value}/{spec.path}: {done.metadata()}")
-            yield dg.AssetMaterialization(asset_key=keys.of(done.plan.policy.zone), metadata=done.metadata())
+            policy = done.plan.policy
+            key = keys.of(policy.zone) if policy.dataset == spec.name else history_key(spec)
+            yield dg.AssetMaterialization(asset_key=key, metadata=done.metadata())
 
     return maintain
 

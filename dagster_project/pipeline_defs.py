@@ -13,28 +13,38 @@ import dagster as dg
 
 from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
-from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
+from dagster_project.assets import PipelineKeys, curate_asset, history_asset, history_key, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, for_display, read_defs_file, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, read_defs_file, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
 
 
 def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
-    """Definitions of every pipeline under ``folder``; a broken one becomes a visible failing check."""
+    """Definitions of every pipeline under ``folder`` (one per table of a table list); a broken one becomes
+    a visible failing check."""
     built = []
+    declared: dict[str, Path] = {}  # <domain>/<name> -> the defs.yaml declaring it
     for file in sorted(folder.glob("*/defs.yaml")):
         spec, problems = read_defs_file(file)
+        pipelines = expand(spec) if spec is not None and not problems else []
+        problems += [
+            f"{file}: attributes.name: {one.path} is already declared by {declared[one.path]}; rename one "
+            "(a table of a list: set its 'dataset')"
+            for one in pipelines
+            if one.path in declared
+        ]
         if spec is None or problems:
             built.append(broken_pipeline(file, problems))
-        else:
-            built.append(build_pipeline(spec))
+            continue
+        declared.update({one.path: file for one in pipelines})
+        built.extend(build_pipeline(one) for one in pipelines)
     return built
 
 
 def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
-    """The landing source asset, ingest and (ELT) curate assets with their checks, the job
+    """The landing source asset, ingest and (ELT) curate (and history) assets with their checks, the job
     ``<domain>_<name>_job`` and its schedule, landing or stream sensor."""
     keys = PipelineKeys(spec)
     connector = get_connector(spec.connector.type)
@@ -51,6 +61,9 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     if spec.pattern is Pattern.ELT:
         assets.append(curate_asset(spec, keys))
         selected.append(keys.of(zone_of(spec, Step.CURATE, Target.DATA)))
+    if spec.pattern is Pattern.ELT and spec.history is not None:
+        assets.append(history_asset(spec, keys))
+        selected.append(history_key(spec))
     job = dg.define_asset_job(
         f"{spec.key}_job",
         selection=dg.AssetSelection.assets(*selected),

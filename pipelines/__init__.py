@@ -11,12 +11,14 @@ Usable from a plain Python script::
 """
 
 from pipelines._flow import connector_config, resumed_config
+from pipelines._history import history_counts, history_dataset
 from pipelines._values import for_display
 from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
 from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
-from pipelines.spec import Pattern, PipelineSpec, check_spec
-from pipelines.steps import CurateResult, curate, ingest
+from pipelines.fanout import discover_tables, expand, write_tables
+from pipelines.spec import History, Pattern, PipelineSpec, check_spec
+from pipelines.steps import CurateResult, curate, history, ingest
 from pipelines.validation import check_defs_file, check_defs_folder, load_spec, read_defs_file
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "CheckInput",
     "CheckOutcome",
     "CurateResult",
+    "History",
     "Pattern",
     "PipelineError",
     "PipelineSpec",
@@ -40,10 +43,16 @@ __all__ = [
     "checks_for",
     "connector_config",
     "curate",
+    "discover_tables",
+    "expand",
     "for_display",
+    "history",
+    "history_counts",
+    "history_dataset",
     "ingest",
     "load_spec",
     "read_defs_file",
     "resumed_config",
+    "write_tables",
     "zone_of",
 ]

@@ -215,12 +215,16 @@ def raw_applied_version(spec: PipelineSpec, config: LakegateConfig) -> int | Non
 
 def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | None:
     """Raw rows committed since the raw version curated last applied; ``None`` when up to date."""
+    return raw_since(spec, config, raw_applied_version(spec, config))
+
+
+def raw_since(spec: PipelineSpec, config: LakegateConfig, done: int | None) -> CurateInput | None:
+    """Raw rows committed after raw version ``done`` (``None``: all); ``None`` when there are none."""
     raw = open_zone(ZoneName.RAW, config)
     table = raw.delta_table(spec.domain, spec.name)
     if table is None:
         return None
     app_id = raw_app_id(spec)
-    done = raw_applied_version(spec, config)
     if done is not None and done >= table.version():
         return None
     # Raw is append-only: the files its appends added since the applied version hold exactly the new

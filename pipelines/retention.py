@@ -4,8 +4,8 @@ maintenance job).
 
 A pipeline's ``retention:`` overrides its zones' defaults. Legal holds must name a dataset some pipeline
 declares. Raw of an ELT pipeline is upkept (compacted, checkpointed, log cleaned) only when curate has
-applied every append, and a dataset is maintained while holding its pipeline's run locks, so upkeep
-never races an ingest or a curate.
+applied every append (and the history, with ``history: scd2``), and a dataset is maintained while holding
+its pipeline's run locks, so upkeep never races an ingest, a curate or a history run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipelines._flow import raw_applied_version
+from pipelines._history import history_applied_version, history_dataset
 from pipelines.errors import PipelineSpecError
+from pipelines.fanout import expand
 from pipelines.spec import Pattern, PipelineSpec
 from pipelines.validation import load_spec
 from zones import (
@@ -35,7 +37,7 @@ from zones import (
     retention_conflict,
 )
 
-STEPS = ("ingest", "curate")
+STEPS = ("ingest", "curate", "history")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def load_declared(folder: Path) -> list[Declared]:
     declared = []
     for file in sorted(folder.glob("*/defs.yaml")):
         try:
-            declared.append(Declared(file, load_spec(file)))
+            declared += [Declared(file, one) for one in expand(load_spec(file))]
         except PipelineSpecError:
             continue
     return declared
@@ -110,20 +112,38 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
                     upkeep_waits=_upkeep_waits(spec, zone, config),
                 )
             )
+        if spec.history is not None:
+            # Versions are history: never expired by ingest date (an open version may be years old);
+            # vacuum and upkeep run as for every table.
+            found.append(
+                Policy(
+                    zone=ZoneName.CURATED,
+                    domain=spec.domain,
+                    dataset=history_dataset(spec).name,
+                    retention=None,
+                    time_travel=config.zone(ZoneName.CURATED).time_travel_window,
+                    declared_in="defs.yaml history: scd2 keeps every version",
+                )
+            )
     return found
 
 
 def _upkeep_waits(spec: PipelineSpec, zone: ZoneName, config: LakegateConfig) -> str | None:
-    """Why raw upkeep must wait: curate reads raw by "files appended since the applied version", so
-    compaction and log cleanup wait until it has applied every append."""
+    """Why raw upkeep must wait: curate (and the history) read raw by "files appended since the applied
+    version", so compaction and log cleanup wait until they have applied every append."""
     if zone is not ZoneName.RAW or spec.pattern is not Pattern.ELT:
         return None
     table = open_zone(zone, config).delta_table(spec.domain, spec.name)
     if table is None:
         return None
-    done = raw_applied_version(spec, config)
-    if done is None or appended_since(table, done, open_zone(zone, config).fsspec_options()):
-        return f"curate has not applied every raw append yet (applied version {done}); upkeep waits for it"
+    applied = {"curate": raw_applied_version(spec, config)}
+    if spec.history is not None:  # the history reads raw's appends too
+        applied["history"] = history_applied_version(spec, config)
+    for step, done in applied.items():
+        if done is None or appended_since(table, done, open_zone(zone, config).fsspec_options()):
+            return (
+                f"{step} has not applied every raw append yet (applied version {done}); upkeep waits for it"
+            )
     return None
 
 
@@ -166,6 +186,7 @@ def apply(
         PipelineBusyError: an ingest or curate run of the dataset holds its lock (try again later).
     """
     specs = {d.spec.path: d.spec for d in declared}
+    specs |= {f"{d.spec.domain}/{history_dataset(d.spec).name}": d.spec for d in declared if d.spec.history}
     done = []
     for item in planned.datasets:
         with run_locks(specs[item.policy.path], config):

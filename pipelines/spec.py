@@ -33,6 +33,14 @@ class Pattern(StrEnum):
     ETL = "ETL"
 
 
+class History(StrEnum):
+    """``history:`` — what curated keeps besides the current state (ELT)."""
+
+    SCD2 = "scd2"
+    """``<dataset>_history``: one row per version of each key, ``valid_from``/``valid_to``/``is_current``
+    (change rows from a CDC connector)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -166,6 +174,7 @@ class PipelineSpec(_Strict):
     trigger: TriggerSpec | None = None
     cdc: CdcSpec | None = None
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    history: History | None = None
 
     @field_validator("name", "domain")
     @classmethod
@@ -253,7 +262,33 @@ def check_spec(spec: PipelineSpec) -> list[str]:
         )
     if spec.pattern is Pattern.EL and spec.transforms:
         problems.append("transforms: pattern EL loads as received; use ELT or ETL to transform")
-    return problems
+    if spec.history is not None and spec.pattern is not Pattern.ELT:
+        problems.append(
+            "history: built from raw's change rows, so it needs pattern ELT; use ELT or remove 'history'"
+        )
+    return problems + _table_list_problems(spec)
+
+
+def _table_list_problems(spec: PipelineSpec) -> list[str]:
+    """What a pipeline whose connector names several tables (one pipeline each, see
+    :mod:`pipelines.fanout`) may not declare: one set of columns or PII for every table."""
+    try:
+        connector = get_connector(spec.connector.type)
+        parts = connector.split(spec.connector.config) if connector.split else []
+    except (ConnectorError, ValueError, TypeError):  # an invalid entry: the connector's check names it
+        return []
+    problems = [
+        f"{field}: declared for all {len(parts)} tables of the list; declare one pipeline per table "
+        "to declare its columns or PII"
+        for field, value in (("columns", spec.columns), ("pii", spec.pii))
+        if value and parts
+    ]
+    return problems + [
+        f"connector.config.tables: '{part.dataset}' is not a valid pipeline name; set its 'dataset' "
+        "(lowercase letters, digits and _)"
+        for part in parts
+        if not _NAME.match(part.dataset)
+    ]
 
 
 def _pii_operator_problems(spec: PipelineSpec) -> list[str]:

@@ -1,5 +1,6 @@
-"""Run a pipeline's steps from plain Python: ``ingest`` (source -> raw, or curated for ETL) and
-``curate`` (ELT: raw -> transforms -> curated, merged by key).
+"""Run a pipeline's steps from plain Python: ``ingest`` (source -> raw, or curated for ETL),
+``curate`` (ELT: raw -> transforms -> curated, merged by key) and ``history`` (ELT with ``history: scd2``:
+raw -> curated ``<name>_history``).
 
 The Dagster assets, the ``lakegate`` CLI and the benchmarks all call these, so every entry point
 runs the same code::
@@ -21,6 +22,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from lakegate.errors import LakegateError
 from pipelines import _flow as flow
+from pipelines import _history
 from pipelines.spec import PipelineSpec
 from zones import LakegateConfig, LoadReport, load_config
 
@@ -95,6 +97,32 @@ def curate(
         pipeline.run(flow.curate_source(spec, pending))
         _record_steps(pipeline, report)
     log.info("%s curate: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
+    return CurateResult(report=report, raw_version=pending.raw_version)
+
+
+def history(
+    spec: PipelineSpec,
+    *,
+    run_id: str,
+    config: LakegateConfig | None = None,
+    pipelines_dir: Path | None = None,
+) -> CurateResult:
+    """Apply the raw change rows the history has not applied yet to curated ``<name>_history`` (SCD2).
+
+    Like :func:`curate`: a pending package of an interrupted run is loaded first, and a run with nothing
+    new commits nothing.
+    """
+    config = config or load_config()
+    report = LoadReport()
+    target = _history.history_target(spec, run_id, config)
+    with flow.dlt_pipeline(spec, "history", target, report, pipelines_dir) as pipeline:
+        pending = _history.pending_history(spec, config)
+        if pending is None or not pending.frame.height:
+            log.info("%s history: up to date with raw", spec.path)
+            return CurateResult(report=report, raw_version=None)
+        pipeline.run(_history.history_source(spec, pending, config))
+        _record_steps(pipeline, report)
+    log.info("%s history: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
     return CurateResult(report=report, raw_version=pending.raw_version)
 
 

@@ -16,7 +16,8 @@ from tests.services.gcs import gcs_server  # noqa: F401  (first: it sets gcsfs's
 from tests.services.kafka import kafka_broker  # noqa: F401  (the session's Tansu broker fixture)
 from tests.services.s3 import s3_server  # noqa: F401  (a moto server shared by the session)
 
-pytest_plugins = ["tests.services.postgres"]  # the PostgreSQL fixtures (marker postgres)
+# The server fixtures (markers postgres, mysql).
+pytest_plugins = ["tests.services.postgres", "tests.services.mysql"]
 
 PII_KEY = "test-pii-key-0123456789abcdef"
 

@@ -4,7 +4,8 @@ type-2 history: one row per version of a key with ``valid_from``, ``valid_to`` a
 Versions of a key are ordered by position; a version is valid from its commit time (null for snapshot
 reads: it existed before replication began) until the key's next change, a delete or a truncate closes
 it. Deletes and truncates produce no version. The history is that of the frame it is given: apply it to
-the whole change table (raw), not to an incremental batch.
+the whole change table (raw), or to the current versions of a stored history followed by the new changes
+(what a pipeline's ``history: scd2`` does: closed versions come back updated, merged by key and position).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.pipeline_defs import build_pipeline
-from pipelines import PipelineSpec, PipelineSpecError, check_spec
+from pipelines import PipelineSpec, PipelineSpecError, check_spec, expand
 
 
 class IngestionPipeline(dg.Component, dg.Resolvable, PipelineSpec):
@@ -21,4 +21,5 @@ class IngestionPipeline(dg.Component, dg.Resolvable, PipelineSpec):
         if problems:
             where = context.path / "defs.yaml"
             raise PipelineSpecError(" | ".join(f"{where}: attributes.{p}" for p in problems))
-        return build_pipeline(PipelineSpec.model_validate(self.model_dump()))
+        spec = PipelineSpec.model_validate(self.model_dump())
+        return dg.Definitions.merge(*(build_pipeline(one) for one in expand(spec)))
