@@ -112,6 +112,9 @@ class Connector(Generic[C]):
             single-table config). Pure (no I/O): Dagster definitions are built from it.
         discover: Optional: the entries of the config's table list for every table the source holds now
             (``lakegate discover`` writes them into ``defs.yaml``). Connects to the source.
+        pipeline_defaults: Optional: config values derived from the pipeline's key (``<domain>_<name>``)
+            for fields ``defs.yaml`` leaves out, e.g. a replication slot of the pipeline's own, so two
+            pipelines never share a source-side resource by default. A value in ``defs.yaml`` wins.
     """
 
     name: str
@@ -129,6 +132,7 @@ class Connector(Generic[C]):
     source_sample: Callable[[C, Sequence[str], Sequence[tuple[Any, ...]]], list[dict[str, Any]]] | None = None
     split: Callable[[Mapping[str, Any]], list[TablePart]] | None = None
     discover: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None
+    pipeline_defaults: Callable[[str], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None and "resume" not in self.config_model.model_fields:

@@ -51,10 +51,13 @@ log = logging.getLogger("lakegate.flow")
 def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]:
     """The connector config with ``lakegate://<zone>/<path>`` URLs resolved to the zone's real URL.
 
-    The zone's storage options are passed along, in the connector's dialect, when it takes them.
+    The zone's storage options are passed along, in the connector's dialect, when it takes them, and
+    the connector's per-pipeline defaults fill the fields ``defs.yaml`` leaves out.
     """
     connector = get_connector(spec.connector.type)
-    resolved: dict[str, Any] = {}
+    resolved: dict[str, Any] = (
+        dict(connector.pipeline_defaults(spec.key)) if connector.pipeline_defaults else {}
+    )
     options: dict[str, Any] = {}
     for key, value in resolve_env(spec.connector.config, "connector.config").items():
         if isinstance(value, str) and value.startswith(ZONE_URL_PREFIX):

@@ -48,7 +48,7 @@ from connectors.postgres_cdc._source import (
     slot_state,
     snapshot,
 )
-from connectors.postgres_cdc.config import PostgresCdcConfig
+from connectors.postgres_cdc.config import PostgresCdcConfig, pipeline_defaults
 
 __all__ = [
     "CdcError",
@@ -187,4 +187,5 @@ connector: Connector[PostgresCdcConfig] = Connector(
     health=slot_health,
     source_rows=source_rows,
     source_sample=source_sample,
+    pipeline_defaults=pipeline_defaults,
 )

@@ -285,3 +285,54 @@ def test_cdc_health_and_reconciliation_checks(
     expected = accounts("SELECT count(*) FROM accounts WHERE id % 2 = 0")[0][0]
     assert 0 < changed.metadata["sample_mismatches"] <= expected
     assert changed.failures[-1].endswith("sampled rows differ from the source")
+
+
+def test_two_pipelines_without_named_slots_each_get_their_own(
+    pg_server: PgServer, pg_database: str, accounts: Sql, lakegate_home: Path
+) -> None:
+    """A shared slot would acknowledge one pipeline's changes for the other: the default is per pipeline."""
+    accounts("CREATE TABLE ledger (id int PRIMARY KEY, amount bigint)")
+    accounts("INSERT INTO ledger SELECT g, g FROM generate_series(1, 50) g")
+    dsn = pg_server.dsn(pg_database)
+
+    def spec(name: str, table: str) -> PipelineSpec:
+        return PipelineSpec.model_validate(
+            {
+                "name": name,
+                "domain": "bank",
+                "pattern": "ELT",
+                "primary_key": ["id"],
+                "transforms": ["cdc_apply"],
+                "connector": {"type": "postgres_cdc", "config": {"dsn": dsn, "table": table}},
+            }
+        )
+
+    first, second = spec("accounts", "public.accounts"), spec("ledger", "public.ledger")
+    for round_ in range(2):
+        # Each pipeline's changes land while the other one runs (its first run sets its slot up).
+        assert _run(first, f"a{round_}") > 0
+        accounts("UPDATE accounts SET balance = balance + 1 WHERE id <= 20")
+        assert _run(second, f"l{round_}") > 0
+        accounts("UPDATE ledger SET amount = amount * 2 WHERE id <= 10")
+    _run(first, "a-last")
+    _run(second, "l-last")
+    curated = open_zone(ZoneName.CURATED, load_config())
+    for name, table, columns in (
+        ("accounts", "accounts", "id, owner, balance"),
+        ("ledger", "ledger", "id, amount"),
+    ):
+        source = sorted(accounts(f"SELECT {columns} FROM {table}"))
+        frame = curated.read("bank", name).select([c.strip() for c in columns.split(",")]).sort("id")
+        assert [tuple(r) for r in frame.iter_rows()] == source, name
+    slots = {row[0] for row in accounts("SELECT slot_name FROM pg_replication_slots")}
+    assert {"lakegate_bank_accounts", "lakegate_bank_ledger"} <= slots
+
+
+def test_pipeline_slot_names_are_valid_and_distinct() -> None:
+    from connectors.postgres_cdc.config import pipeline_identifier
+
+    long_a, long_b = "d_" + "x" * 80 + "_a", "d_" + "x" * 80 + "_b"
+    names = {pipeline_identifier(k) for k in ("sales_orders", "Sales-Orders.v2", long_a, long_b)}
+    assert len(names) == 4
+    assert all(len(n) <= 63 and n.replace("_", "a").isalnum() and n == n.lower() for n in names)
+    assert pipeline_identifier("sales_orders") == "lakegate_sales_orders"
