@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from dagster_project.cli import main
 from lakegate.columns import POSITION, SOURCE
 from pipelines import PipelineSpec, ingest
 from pipelines.retention import Declared, apply, plan
-from zones import ZoneName, load_config, open_zone
+from zones import ZoneName, committed_positions, load_config, open_zone
 from zones.config import LakegateConfig
 from zones.retention import archive_url, read_retention_audit
 
@@ -250,3 +251,44 @@ def test_retention_plan_lists_the_archived_files_apply_deletes(
     assert applied["applied"]["deleted_files"] == planned["delete"]["files"]
     assert not list((landing / "_archive" / "sales" / "orders").rglob("*.csv"))
     assert pl.read_delta(f"{landing}/_lakegate/retention")["files"].to_list() == [2]
+
+
+class _MonthAgo:
+    """Stands in for ``zones.positions.time``: identities committed now look 30 days old to Delta."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 30 * 86400
+
+
+@pytest.mark.parametrize("in_landing", [True, False], ids=["landing", "elsewhere"])
+def test_an_expired_identity_never_causes_a_reingest(
+    lakegate_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_landing: bool
+) -> None:
+    config = load_config()
+    if in_landing:
+        spec = _spec()
+        _drop(config, "a.csv", "id,amount\n1,10\n")
+    else:
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared" / "a.csv").write_text("id,amount\n1,10\n")
+        spec = _spec(url=f"{(tmp_path / 'shared').as_uri()}/*.csv")
+    with monkeypatch.context() as patched:
+        patched.setattr("zones.positions.time", _MonthAgo)
+        assert ingest(spec, run_id="r1").input_rows == 1
+    zones = [open_zone(ZoneName.RAW, config), open_zone(ZoneName.QUARANTINE, config)]
+    [identity] = committed_positions(zones, spec.dataset(), [f"file:{i}" for i in _identities(config)])
+    declared = [Declared(Path("defs.yaml"), spec)]
+    apply(declared, config, plan(declared, config, datetime.now(UTC), [ZoneName.RAW]), run_id="upkeep")
+    # Table upkeep set delta.setTransactionRetentionDuration (7d): a landing file's identity, a month
+    # old, is gone; one of a file outside the landing zone (never archived) never expires.
+    left = committed_positions(zones, spec.dataset(), [identity])
+    assert (identity in left) is not in_landing
+    before = _versions(config)
+    shutil.rmtree(lakegate_home / "dlt")
+    assert ingest(spec, run_id="r2").input_rows == 0
+    assert _versions(config) == before
+
+
+def _identities(config: LakegateConfig) -> list[str]:
+    return [i.removeprefix("pos:file:") for _, ids in _commits(config, ZoneName.RAW) for i in ids]
