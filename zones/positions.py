@@ -5,7 +5,7 @@ commit as the data they cover, so any machine resumes from the zones and a repla
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import dlt
@@ -86,7 +86,7 @@ def package_transactions() -> list[Transaction]:
       of those units committed. A package cut short by a crash leaves its units unrecorded: they are
       read again (nothing lost) unless dlt's folder still holds the package, which then completes.
 
-    A unit's position is its commit day as ``YYYYMMDD`` (the day :func:`unit_day` gives back); an
+    A unit's position is its commit day as ``YYYYMMDD`` (UTC; the files connector archives by it); an
     expiring one carries ``lastUpdated``, so table upkeep (``delta.setTransactionRetentionDuration``)
     forgets it once it left the time-travel window.
     """
@@ -102,11 +102,6 @@ def package_transactions() -> list[Transaction]:
             for unit, expires in sorted(units.items())
         ]
     return txns
-
-
-def unit_day(position: int) -> date:
-    """The commit day of a unit from its committed position (``YYYYMMDD``)."""
-    return date(position // 10000, position // 100 % 100, position % 100)
 
 
 def _last_job() -> bool:
