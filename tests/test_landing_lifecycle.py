@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import s3fs
 
 from dagster_project.cli import main
 from lakegate.columns import POSITION, SOURCE
@@ -292,3 +293,43 @@ def test_an_expired_identity_never_causes_a_reingest(
 
 def _identities(config: LakegateConfig) -> list[str]:
     return [i.removeprefix("pos:file:") for _, ids in _commits(config, ZoneName.RAW) for i in ids]
+
+
+@pytest.mark.s3
+def test_on_s3_a_fresh_machine_resumes_from_the_zone_and_archives_expire(
+    lakegate_home: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = (
+        "{key: {env: AWS_ACCESS_KEY_ID}, secret: {env: AWS_SECRET_ACCESS_KEY}, "
+        "endpoint_url: {env: AWS_ENDPOINT_URL_S3}}"
+    )
+    config_file = lakegate_home.parent / "lakegate.yaml"
+    kept = {ZoneName.LANDING: ", retention: 30d"}  # archived landing files expire after 30 days
+    lines = [f"  {z}: {{url: 's3://lake/{z}', storage: {storage}{kept.get(z, '')}}}\n" for z in ZoneName]
+    config_file.write_text("zones:\n" + "".join(lines))
+    monkeypatch.setenv("LAKEGATE_CONFIG", str(config_file))
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=s3_endpoint)
+    fs.mkdir("lake")
+    fs.pipe({"lake/landing/shop/orders/a.csv": b"id,amount\n1,10\n2,20,x\n"})
+    config = load_config()
+    spec = _spec()
+    assert ingest(spec, run_id="r1").input_rows == 2
+    assert fs.find("lake/landing/shop/orders") == []
+    assert fs.find("lake/landing/_archive/shop/orders") == [
+        f"lake/landing/_archive/shop/orders/{TODAY.isoformat()}/a.csv"
+    ]
+    before = _versions(config)
+    shutil.rmtree(lakegate_home / "dlt")
+    assert ingest(spec, run_id="r2").input_rows == 0 and _versions(config) == before
+    fs.pipe({"lake/landing/shop/orders/b.csv": b"id,amount\n3,30\n"})
+    shutil.rmtree(lakegate_home / "dlt")
+    assert ingest(spec, run_id="r3").input_rows == 1
+    shutil.rmtree(lakegate_home / "dlt")
+    assert ingest(spec, run_id="r4").input_rows == 0
+
+    declared = [Declared(Path("defs.yaml"), spec)]
+    planned = plan(declared, config, datetime.now(UTC) + timedelta(days=31), [ZoneName.LANDING])
+    [landing] = planned.datasets
+    assert len(landing.archived) == 2
+    [done] = apply(declared, config, planned, run_id="ret-s3")
+    assert done.deleted_files == 2 and fs.find("lake/landing/_archive/shop/orders") == []
