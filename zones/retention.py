@@ -231,6 +231,8 @@ def _plan_archive(
         return None
     days = {}
     for entry in fs.ls(root, detail=True):
+        if entry["type"] != "directory":
+            continue
         try:
             days[date.fromisoformat(entry["name"].rstrip("/").rsplit("/", 1)[-1])] = entry["name"]
         except ValueError:  # not a day folder: not lakegate's, never deleted
