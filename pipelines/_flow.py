@@ -100,8 +100,10 @@ def acknowledge(spec: PipelineSpec, config: LakegateConfig) -> None:
     """After a run's loads: the connector acknowledges at the source what the zones now hold (the
     ``files`` connector archives its committed landing files, including those a killed run committed)."""
     connector = get_connector(spec.connector.type)
-    if connector.acknowledge is not None:
-        connector.acknowledge(connector.parse_config(resumed_config(spec, config)))
+    archives = "archive" in connector.config_model.model_fields
+    if connector.acknowledge is None or (archives and landing_archive(spec, config) is None):
+        return  # nothing to acknowledge: files outside the landing zone stay where they are
+    connector.acknowledge(connector.parse_config(resumed_config(spec, config)))
 
 
 def dlt_pipeline(
