@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 import s3fs
 
+from connectors.files import ArchiveError
 from dagster_project.cli import main
 from lakegate.columns import POSITION, SOURCE
 from pipelines import PipelineSpec, ingest
@@ -333,3 +334,22 @@ def test_on_s3_a_fresh_machine_resumes_from_the_zone_and_archives_expire(
     assert len(landing.archived) == 2
     [done] = apply(declared, config, planned, run_id="ret-s3")
     assert done.deleted_files == 2 and fs.find("lake/landing/_archive/shop/orders") == []
+
+
+def test_a_file_that_cannot_be_archived_fails_the_run_in_one_line_and_is_not_ingested_again(
+    lakegate_home: Path,
+) -> None:
+    config = load_config()
+    spec = _spec()
+    dropped = _drop(config, "a.csv", "id,amount\n1,10\n")
+    blocker = _archive(config) / TODAY.isoformat()  # a file where the day folder must go
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    with pytest.raises(ArchiveError) as err:
+        ingest(spec, run_id="r1")
+    assert str(err.value).startswith(f"{dropped.as_uri()}: committed, but could not be moved to the archive")
+    assert dropped.exists()
+    before = _versions(config)
+    blocker.unlink()
+    assert ingest(spec, run_id="r2").input_rows == 0 and _versions(config) == before
+    assert not dropped.exists() and (blocker / "a.csv").exists()

@@ -24,7 +24,15 @@ from connectors.files._readers import read_csv, read_json, read_parquet
 from connectors.files.config import FilesConfig
 from lakegate.package import STATE_KEY, UNITS
 
-__all__ = ["FilesConfig", "archive_committed", "connector", "discover", "file_source", "files_resource"]
+__all__ = [
+    "ArchiveError",
+    "FilesConfig",
+    "archive_committed",
+    "connector",
+    "discover",
+    "file_source",
+    "files_resource",
+]
 
 log = logging.getLogger("lakegate.connectors.files")
 
