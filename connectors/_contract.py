@@ -99,10 +99,16 @@ class Connector(Generic[C]):
             ``"files at s3://drops/*.csv"``.
         storage_options: The dialect of a ``storage_options`` config field, when the connector takes
             one: callers then pass the zone's credentials for ``lakegate://<zone>/...`` URLs.
-        positions: Ordered connectors (replication, streaming): the ``_lakegate_source`` ids a configured
-            source covers (topic partitions, a slot, tables). lakegate reads their committed positions
-            from the zones and passes them back in the config's ``resume`` field (source -> highest
-            committed position), so the connector resumes right after the zone's record on any machine.
+        positions: The source ids a configured source covers. Ordered connectors (replication,
+            streaming): ``_lakegate_source`` ids (topic partitions, a slot, tables), whose rows' highest
+            position each load commits. Batch connectors: units (e.g. ``file:<identity>``) recorded in
+            the load package once extracted whole (:mod:`lakegate.package`). lakegate reads their
+            committed positions from the zones and passes them back in the config's ``resume`` field
+            (source -> highest committed position), so the connector resumes right after the zone's
+            record on any machine.
+        acknowledge: Optional; called after a run's loads, with the config resumed from the zones: the
+            connector acknowledges at the source what the zones now hold (the ``files`` connector
+            archives its committed landing files). Never acknowledges more than ``resume`` says.
         health: Optional source health measures (name -> value, e.g. ``slot_lag_bytes``) that checks
             hold against the thresholds a ``defs.yaml`` declares. Read-only: acknowledges nothing.
         source_rows: Optional ``count(*)`` of what the source holds now, for reconciliation checks.
@@ -127,6 +133,7 @@ class Connector(Generic[C]):
     describe_source: Callable[[C], str] | None = None
     storage_options: StorageDialect | None = None
     positions: Callable[[C], Sequence[str]] | None = None
+    acknowledge: Callable[[C], object] | None = None
     health: Callable[[C], Mapping[str, int]] | None = None
     source_rows: Callable[[C], int] | None = None
     source_sample: Callable[[C, Sequence[str], Sequence[tuple[Any, ...]]], list[dict[str, Any]]] | None = None

@@ -41,6 +41,7 @@ from dlt.extract import DltResource, DltSource
 from connectors._contract import Connector, ConnectorConfigError, Kind
 from connectors._registry import REGISTRY, connector_names, get_connector
 from lakegate.columns import POSITION, RAW_TEXT, REJECT_REASON, REJECT_RULE, SOURCE
+from lakegate.package import STATE_KEY, UNITS
 
 __all__ = [
     "BatchTests",
@@ -63,6 +64,7 @@ def load(
     pipeline_name: str = "conformance",
     *,
     extract_only: bool = False,
+    committed: dict[str, int] | None = None,
 ) -> list[pa.Table]:
     """Run ``data`` through a real dlt pipeline and return the Arrow tables the destination received.
 
@@ -70,7 +72,9 @@ def load(
     lakegate zone destination receives them. dlt keeps the pipeline state (and so the connector's
     resource state) under ``pipelines_dir``: calling ``load`` again with the same directory and name is
     the next scheduled run; it first loads what an earlier ``extract_only`` call (a run that crashed
-    before its load) left pending.
+    before its load) left pending. ``committed`` plays the zone for units a batch connector records in
+    its load packages (:mod:`lakegate.package`): each loaded one is added (source -> 1), to pass back
+    in ``resume``.
 
     Raises:
         Exception: whatever the connector raised while extracting, unwrapped from dlt's step errors.
@@ -80,6 +84,9 @@ def load(
     @dlt.destination(batch_size=0, loader_file_format="parquet", name="conformance")
     def capture(items: TDataItems, table: TTableSchema) -> None:
         loaded.append(pq.read_table(str(items)))  # with batch_size=0, items is the load file's path
+        if committed is not None:
+            units = dlt.current.load_package_state()["state"].get(STATE_KEY, {}).get(UNITS, {})  # type: ignore[attr-defined]
+            committed.update(dict.fromkeys(units, 1))
 
     pipeline = dlt.pipeline(
         pipeline_name, destination=capture, pipelines_dir=str(pipelines_dir), dataset_name=pipeline_name
@@ -257,7 +264,11 @@ class BatchTests(ConnectorConformance):
         tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
         pipelines_dir = tmp_path_factory.mktemp("pipelines")
-        assert data_rows(load(connector.build(raw_config), pipelines_dir)) > 0
+        committed: dict[str, int] = {}
+        assert data_rows(load(connector.build(raw_config), pipelines_dir, committed=committed)) > 0
+        if connector.positions is not None:  # it resumes from the zone: a fresh machine, no dlt folder
+            raw_config = connector.resumed(raw_config, committed)
+            pipelines_dir = tmp_path_factory.mktemp("pipelines")
         again = load(connector.build(raw_config), pipelines_dir)
         assert sum(t.num_rows for t in again) == 0, "a second run over unchanged input loaded rows again"
 

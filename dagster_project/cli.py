@@ -298,6 +298,8 @@ def _retention(args: argparse.Namespace) -> int:
         print(line)
         for held in s["held"]:
             print(f"  held {held}")
+        for archived in s.get("archived", []):
+            print(f"  delete archived file {archived}")
         if "applied" in s:
             print(f"  applied: {s['applied']}")
     return 0

@@ -110,7 +110,7 @@ def maintenance_definitions(folder: Path) -> dg.Definitions:
     declared = load_declared(folder)
     if not declared:
         return dg.Definitions()
-    zones = [ZoneName.RAW, ZoneName.CURATED, ZoneName.PII, ZoneName.QUARANTINE]
+    zones = [ZoneName.LANDING, ZoneName.RAW, ZoneName.CURATED, ZoneName.PII, ZoneName.QUARANTINE]
     return dg.Definitions(
         jobs=[maintenance_job(declared)], sensors=[retention_sensor(z, declared) for z in zones]
     )

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 from dlt.extract import DltResource, DltSource
 
-from connectors import get_connector, plain_strings
+from connectors import Kind, get_connector, plain_strings
 from lakegate.columns import (
     LINEAGE_COLUMNS,
     LOAD_ID,
@@ -44,6 +44,7 @@ from zones import (
     open_zone,
     record_position,
 )
+from zones.retention import archive_url
 
 log = logging.getLogger("lakegate.flow")
 
@@ -68,7 +69,22 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
         resolved[key] = value
     if options and connector.storage_options:
         resolved.setdefault("storage_options", options)
+    archive = landing_archive(spec, config)
+    if archive is not None:
+        resolved.setdefault("archive", archive)
     return resolved
+
+
+def landing_archive(spec: PipelineSpec, config: LakegateConfig) -> str | None:
+    """Where the connector moves what it committed (``<landing>/_archive/<domain>/<dataset>``), when it
+    takes an ``archive`` (``files``) and reads from the landing zone; ``None`` otherwise."""
+    if "archive" not in get_connector(spec.connector.type).config_model.model_fields:
+        return None
+    landing = config.zone(ZoneName.LANDING).url.rstrip("/")
+    prefixes = (f"{ZONE_URL_PREFIX}{ZoneName.LANDING.value}/", f"{landing}/")
+    if any(isinstance(v, str) and v.startswith(prefixes) for v in spec.connector.config.values()):
+        return archive_url(config, spec.domain, spec.name)
+    return None
 
 
 def resumed_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]:
@@ -81,6 +97,16 @@ def resumed_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, Any]
         zones = [open_zone(spec.ingest_zone, config), open_zone(ZoneName.QUARANTINE, config)]
         raw = connector.resumed(raw, committed_positions(zones, spec.dataset(), sources))
     return raw
+
+
+def acknowledge(spec: PipelineSpec, config: LakegateConfig) -> None:
+    """After a run's loads: the connector acknowledges at the source what the zones now hold (the
+    ``files`` connector archives its committed landing files, including those a killed run committed)."""
+    connector = get_connector(spec.connector.type)
+    archives = "archive" in connector.config_model.model_fields
+    if connector.acknowledge is None or (archives and landing_archive(spec, config) is None):
+        return  # nothing to acknowledge: files outside the landing zone stay where they are
+    connector.acknowledge(connector.parse_config(resumed_config(spec, config)))
 
 
 def dlt_pipeline(
@@ -119,6 +145,7 @@ def ingest_target(
 ) -> LoadTarget:
     """Where the ingest step commits: raw (EL, ELT) or curated by key (ETL)."""
     etl = spec.pattern is Pattern.ETL
+    connector = get_connector(spec.connector.type)
     return LoadTarget(
         dataset=spec.dataset(),
         zone=spec.ingest_zone,
@@ -127,7 +154,8 @@ def ingest_target(
         config=config,
         merge=etl,
         pii_key=pii_key,
-        track_positions=get_connector(spec.connector.type).positions is not None,
+        # Ordered sources commit their rows' positions; batch units travel with the load package.
+        track_positions=connector.positions is not None and connector.kind is not Kind.BATCH,
     )
 
 

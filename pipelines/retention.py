@@ -2,7 +2,8 @@
 load time, planned and applied by :mod:`zones.retention` (``lakegate retention plan|apply``, the
 maintenance job).
 
-A pipeline's ``retention:`` overrides its zones' defaults. Legal holds must name a dataset some pipeline
+A pipeline's ``retention:`` overrides its zones' defaults; ``landing`` applies to the files a ``files``
+pipeline archived after reading them from the landing zone. Legal holds must name a dataset some pipeline
 declares. Raw of an ELT pipeline is upkept (compacted, checkpointed, log cleaned) only when curate has
 applied every append (and the history, with ``history: scd2``), and a dataset is maintained while holding
 its pipeline's run locks, so upkeep never races an ingest, a curate or a history run.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pipelines._flow import raw_applied_version
+from pipelines._flow import landing_archive, raw_applied_version
 from pipelines._history import history_applied_version, history_dataset
 from pipelines.errors import PipelineSpecError
 from pipelines.fanout import expand
@@ -59,9 +60,10 @@ def load_declared(folder: Path) -> list[Declared]:
     return declared
 
 
-def zones_of(spec: PipelineSpec) -> list[ZoneName]:
-    """The zones holding the pipeline's dataset."""
-    zones = [] if spec.pattern is Pattern.ETL else [ZoneName.RAW]
+def zones_of(spec: PipelineSpec, config: LakegateConfig) -> list[ZoneName]:
+    """The zones holding the pipeline's dataset (landing: when it archives the files it read there)."""
+    zones = [ZoneName.LANDING] if landing_archive(spec, config) is not None else []
+    zones += [] if spec.pattern is Pattern.ETL else [ZoneName.RAW]
     zones += [] if spec.pattern is Pattern.EL else [ZoneName.CURATED]
     zones += [ZoneName.PII] if spec.pii else []
     return [*zones, ZoneName.QUARANTINE]
@@ -85,7 +87,7 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
     found = []
     for item in declared:
         spec = item.spec
-        for zone in zones_of(spec):
+        for zone in zones_of(spec, config):
             zone_config = config.zone(zone)
             own = spec.retention.of(zone)
             retention: timedelta | None
@@ -108,7 +110,7 @@ def policies(declared: Sequence[Declared], config: LakegateConfig) -> list[Polic
                     retention=retention,
                     time_travel=zone_config.time_travel_window,
                     declared_in=where if retention is not None else "no retention declared",
-                    column=spec.retention.column,
+                    column=None if zone is ZoneName.LANDING else spec.retention.column,
                     upkeep_waits=_upkeep_waits(spec, zone, config),
                 )
             )

@@ -135,16 +135,18 @@ class RetentionSpec(_Strict):
     """``retention:`` — how long each zone keeps this dataset's rows (``30d``, ``400d``, ``2w``...).
 
     A zone left out takes the zone default from ``lakegate.yaml``. Rows expire by their ingest-date
-    partition, or by ``column`` (a declared ``date``/``datetime`` event-time column) when set.
+    partition, or by ``column`` (a declared ``date``/``datetime`` event-time column) when set;
+    ``landing``: archived landing files by the day they were committed.
     """
 
+    landing: str | None = None
     raw: str | None = None
     curated: str | None = None
     pii: str | None = None
     quarantine: str | None = None
     column: str | None = None
 
-    @field_validator("raw", "curated", "pii", "quarantine")
+    @field_validator("landing", "raw", "curated", "pii", "quarantine")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -70,6 +70,7 @@ def ingest(
         except PipelineStepFailed as exc:
             raise _explained(exc) from exc
         _record_steps(pipeline, report)
+        flow.acknowledge(spec, config)  # e.g. archive the landing files now committed
     log.info("%s ingest: %s", spec.path, report.summary())
     return report
 

@@ -62,3 +62,40 @@ def test_sensor_requests_a_run_exactly_when_something_expired(lakegate_home: Pat
         assert isinstance(
             sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason
         )
+
+
+def test_landing_sensor_requests_a_run_when_archived_files_expired(lakegate_home: Path, monkeypatch) -> None:
+    config_file = lakegate_home.parent / "lakegate.yaml"
+    config_file.write_text("zones: {landing: {retention: 30d}}\n")
+    monkeypatch.setenv("LAKEGATE_CONFIG", str(config_file))
+    write_demo(load_config(), rows=10)
+    assert main(["run", "orders"]) == 0
+    landing = Path(open_zone(ZoneName.LANDING, load_config()).config.url.removeprefix("file://"))
+    archived = sorted((landing / "_archive" / "sales" / "orders").rglob("*.csv"))
+    assert len(archived) == 2
+    declared = load_declared(DEFS_FOLDER)
+    clock = {"now": datetime.now(UTC)}
+    sensor = retention_sensor(ZoneName.LANDING, declared, clock=lambda: clock["now"])
+    resources = default_resources()
+    with dg.instance_for_test() as instance:
+        assert isinstance(
+            sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason
+        )
+        clock["now"] += timedelta(days=31)
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(result, dg.SensorResult) and len(result.run_requests or []) == 1
+        request = (result.run_requests or [])[0]
+        job = maintenance_job(declared, clock=lambda: clock["now"])
+        run = job.execute_in_process(instance=instance, run_config=request.run_config, resources=resources)
+        assert run.success
+        landing_key = dg.AssetKey(["sales", "orders", "landing"])
+        [event] = [
+            m
+            for m in run.asset_materializations_for_node("maintain_sales_orders")
+            if m.asset_key == landing_key
+        ]
+        assert event.metadata["deleted_files"].value == 2
+        assert not any(p.exists() for p in archived)
+        assert isinstance(
+            sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason
+        )

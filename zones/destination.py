@@ -53,7 +53,7 @@ from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
-from zones.positions import package_position, position_app_id, source_positions
+from zones.positions import package_transactions, position_app_id, source_positions
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
@@ -383,10 +383,8 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = [txn]
-        position = package_position()
-        if position is not None and zone_key != "pii":
-            txns.append(Transaction(*position))
-        if zone_key != "pii":
+        if zone_key != "pii":  # positions: the package's (curate's raw version, landing files), the rows'
+            txns += package_transactions()
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
             assert isinstance(data, pa.Table)  # merges are built in memory

@@ -14,6 +14,11 @@ For each dataset the plan says exactly what apply will do and why:
   a checkpoint, log cleanup and the expiry of load-job replay guards older than the window
   (``delta.setTransactionRetentionDuration``). Source positions carry no ``lastUpdated`` and never expire.
 
+The **landing** zone holds files, not tables: once committed, a landing file is moved to the dataset's
+archive, ``<landing>/_archive/<domain>/<dataset>/<commit day>/<name>`` (:func:`archive_url`), and a
+day folder older than the landing retention is deleted file by file (held days kept). Files still
+waiting in a drop folder are never touched.
+
 Every vacuum and delete is written to the zone's retention audit table. The clock is injectable: ``now``
 is a parameter, never read inside.
 """
@@ -39,6 +44,12 @@ from zones.storage import Zone, open_zone
 
 RETENTION_AUDIT = "_lakegate/retention"
 TARGET_FILE_SIZE = 128 * 1024 * 1024
+ARCHIVE_FOLDER = "_archive"
+
+
+def archive_url(config: LakegateConfig, domain: str, dataset: str) -> str:
+    """The landing archive of a dataset, ``<landing>/_archive/<domain>/<dataset>``."""
+    return f"{config.zone(ZoneName.LANDING).url.rstrip('/')}/{ARCHIVE_FOLDER}/{domain}/{dataset}"
 
 
 class RetentionError(ZoneError, RuntimeError):
@@ -73,7 +84,7 @@ class Policy:
 
     def describe(self) -> str:
         kept = "forever" if self.retention is None else f"{self.retention.days}d"
-        on = self.column or INGEST_DATE
+        on = "archive day" if self.zone is ZoneName.LANDING else self.column or INGEST_DATE
         return f"keep {kept} by {on} ({self.declared_in}), time travel {self.time_travel.days}d"
 
 
@@ -96,11 +107,13 @@ class DatasetPlan:
     compact_files: int
     compact_bytes: int
     target_file_size: int
+    archived: tuple[str, ...] = ()
+    """Landing only: the archived files to delete (URLs)."""
 
     @property
     def expired(self) -> bool:
         """Something left its retention or its time-travel window: a retention run has work."""
-        return self.delete_rows > 0 or bool(self.vacuum_files)
+        return self.delete_rows > 0 or bool(self.vacuum_files) or bool(self.archived)
 
     def summary(self) -> dict[str, Any]:
         """The counts (what ``lakegate retention plan`` prints and apply reports)."""
@@ -115,7 +128,12 @@ class DatasetPlan:
             "vacuum": {"files": len(self.vacuum_files), "bytes": self.vacuum_bytes},
             "compact": {"files": self.compact_files, "bytes": self.compact_bytes},
             "upkeep": self.policy.upkeep_waits or "compact, checkpoint, clean log, expire replay guards",
-        }
+        } | ({"archived": list(self.archived), "upkeep": "none (archived files)"} if self.is_archive else {})
+
+    @property
+    def is_archive(self) -> bool:
+        """A plan of landing files (an archive), not of a Delta table."""
+        return self.policy.zone is ZoneName.LANDING
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,10 @@ def plan_dataset(
     now: datetime,
     target_file_size: int = TARGET_FILE_SIZE,
 ) -> DatasetPlan | None:
-    """Plan retention and upkeep of one dataset as of ``now``; ``None`` when its table does not exist."""
+    """Plan retention and upkeep of one dataset as of ``now``; ``None`` when its table (landing: its
+    archive) does not exist."""
+    if policy.zone is ZoneName.LANDING:
+        return _plan_archive(config, policy, holds, now, target_file_size)
     zone = open_zone(policy.zone, config)
     table = zone.delta_table(policy.domain, policy.dataset)
     if table is None:
@@ -196,6 +217,99 @@ def plan_dataset(
         compact_files=0 if waits else int(compactable["n"].sum()),
         compact_bytes=0 if waits else int(compactable["size_bytes"].sum()),
         target_file_size=target_file_size,
+    )
+
+
+def _plan_archive(
+    config: LakegateConfig, policy: Policy, holds: Sequence[Hold], now: datetime, target_file_size: int
+) -> DatasetPlan | None:
+    """The archived landing files of day folders older than the retention, held days excepted."""
+    zone = open_zone(ZoneName.LANDING, config)
+    url = archive_url(config, policy.domain, policy.dataset)
+    fs, root = fsspec.core.url_to_fs(url, **zone.fsspec_options())
+    if not fs.isdir(root):
+        return None
+    days = {}
+    for entry in fs.ls(root, detail=True):
+        if entry["type"] != "directory":
+            continue
+        try:
+            days[date.fromisoformat(entry["name"].rstrip("/").rsplit("/", 1)[-1])] = entry["name"]
+        except ValueError:  # not a day folder: not lakegate's, never deleted
+            continue
+    held = {d: h.describe() for d in days for h in holds if h.covers(policy.zone, policy.path, d)}
+    cutoff = None if policy.retention is None else now - policy.retention
+    expired = sorted(d for d in days if cutoff is not None and d < cutoff.date() and d not in held)
+    doomed = {
+        path: int(info.get("size") or 0)
+        for day in expired
+        for path, info in fs.find(days[day], detail=True).items()
+    }
+    return DatasetPlan(
+        policy=policy,
+        version=0,  # files, not a Delta table
+        cutoff=cutoff,
+        predicate=f"archived before {cutoff.date().isoformat()}" if doomed and cutoff else None,
+        delete_rows=0,
+        delete_files=len(doomed),
+        delete_bytes=sum(doomed.values()),
+        expired_partitions=tuple(d.isoformat() for d in expired),
+        held=tuple(f"{d.isoformat()}: {why}" for d, why in sorted(held.items())),
+        vacuum_files=(),
+        vacuum_bytes=0,
+        vacuum_hours=0,
+        compact_files=0,
+        compact_bytes=0,
+        target_file_size=target_file_size,
+        archived=tuple(fs.unstrip_protocol(p) for p in sorted(doomed)),
+    )
+
+
+def _apply_archive(config: LakegateConfig, plan: DatasetPlan, run_id: str) -> Applied:
+    """Delete exactly the archived files ``plan`` lists (one already gone is not counted), then the day
+    folders left empty, and audit it."""
+    policy = plan.policy
+    zone = open_zone(ZoneName.LANDING, config)
+    options = zone.fsspec_options()
+    deleted: dict[str, int] = {}
+    for url in plan.archived:
+        fs, path = fsspec.core.url_to_fs(url, **options)
+        try:
+            size = int(fs.size(path))
+            fs.rm(path)
+        except FileNotFoundError:
+            continue
+        deleted[url] = size
+    fs, root = fsspec.core.url_to_fs(archive_url(config, policy.domain, policy.dataset), **options)
+    for day in plan.expired_partitions:
+        for folder in [*sorted(fs.find(f"{root}/{day}", withdirs=True), reverse=True), f"{root}/{day}"]:
+            if fs.isdir(folder) and not fs.ls(folder):
+                fs.rmdir(folder)
+    if deleted:
+        _audit(
+            zone,
+            RetentionRecord(
+                zone=policy.zone.value,
+                dataset=policy.path,
+                operation="delete",
+                predicate=plan.predicate or "",
+                rows=0,
+                files=len(deleted),
+                bytes=sum(deleted.values()),
+                policy=policy.describe(),
+                run_id=run_id,
+                version=0,
+            ),
+        )
+    return Applied(
+        plan=plan,
+        deleted_rows=0,
+        deleted_files=len(deleted),
+        deleted_bytes=sum(deleted.values()),
+        vacuumed_files=0,
+        compacted_files=0,
+        compacted_into=0,
+        checkpoint_version=None,
     )
 
 
@@ -276,6 +390,8 @@ def apply_dataset(config: LakegateConfig, plan: DatasetPlan, run_id: str) -> App
     Raises:
         RetentionError: the delete removed other counts than planned (the table changed in between).
     """
+    if plan.is_archive:
+        return _apply_archive(config, plan, run_id)
     policy = plan.policy
     zone = open_zone(policy.zone, config)
     table = zone.delta_table(policy.domain, policy.dataset)
@@ -380,12 +496,14 @@ def read_retention_audit(zone: Zone) -> pl.DataFrame:
 
 
 __all__ = [
+    "ARCHIVE_FOLDER",
     "Applied",
     "DatasetPlan",
     "Policy",
     "RetentionError",
     "RetentionRecord",
     "apply_dataset",
+    "archive_url",
     "plan_dataset",
     "read_retention_audit",
 ]

@@ -1,8 +1,10 @@
 """The ``files`` connector: CSV, NDJSON/JSON and Parquet files from any fsspec URL, by glob.
 
-Each file is ingested once: its identity (path, size, modification stamp) is kept in the dlt resource
-state, which dlt saves with the load package, so a file is only skipped after the run that read it.
-See README.md beside this module for operations.
+Each file is ingested once. Its identity (path, size, modification stamp) travels with the load package
+that read it and is committed in the zone with that package's data (``pos:file:<identity>``); lakegate
+passes the committed identities back in ``resume``, so any machine skips them, whatever dlt's local
+folder holds. Files of the landing zone are then moved to its archive (``archive``), where retention
+expires them. See README.md beside this module for operations.
 """
 
 from __future__ import annotations
@@ -10,28 +12,50 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import dlt
 import fsspec
 import pyarrow as pa
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract import DltResource
 
-from connectors._contract import Connector, Kind
+from connectors._contract import Connector, ConnectorError, Kind
 from connectors.files._readers import read_csv, read_json, read_parquet
 from connectors.files.config import FilesConfig
+from lakegate.package import STATE_KEY, UNITS
 
-__all__ = ["FilesConfig", "connector", "discover", "files_resource"]
+__all__ = [
+    "ArchiveError",
+    "FilesConfig",
+    "archive_committed",
+    "connector",
+    "discover",
+    "file_source",
+    "files_resource",
+]
 
 log = logging.getLogger("lakegate.connectors.files")
 
 
+class ArchiveError(ConnectorError, OSError):
+    """A committed landing file could not be moved to the archive (it stays; the next run retries)."""
+
+
+def file_source(identity: str) -> str:
+    """The source id of a file (its position is committed as ``pos:file:<identity>``)."""
+    return f"file:{identity}"
+
+
 def discover(config: FilesConfig) -> list[tuple[str, str]]:
-    """List the files the URL matches as ``(url, identity)`` pairs, oldest path first."""
+    """List the files the URL matches as ``(url, identity)`` pairs, oldest path first (the archive
+    folder excluded, should the glob reach it)."""
     fs, pattern = fsspec.core.url_to_fs(config.url, **config.storage_options)
+    archived = None
+    if config.archive:
+        archived = fsspec.core.url_to_fs(config.archive, **config.storage_options)[1].rstrip("/") + "/"
     found = []
     for path, info in sorted(fs.glob(pattern, detail=True).items()):
-        if info.get("type") == "directory":
+        if info.get("type") == "directory" or (archived and path.startswith(archived)):
             continue
         stamp = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("etag") or ""
         identity = hashlib.sha256(f"{path}|{info.get('size')}|{stamp}".encode()).hexdigest()[:32]
@@ -66,25 +90,68 @@ def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
 
 
 def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
-    """A dlt resource yielding every not-yet-ingested file matched by ``config.url`` as Arrow tables."""
+    """A dlt resource yielding every file matched by ``config.url`` and not committed in the zones
+    (``config.resume``) as Arrow tables."""
 
     @dlt.resource(name=name, write_disposition="append")
     def files() -> Iterator[pa.Table]:
-        state: dict[str, Any] = dlt.current.resource_state()
-        ingested: dict[str, str] = state.setdefault("ingested", {})
-        todo = [(url, ident) for url, ident in discover(config) if ident not in ingested]
+        todo = [(url, ident) for url, ident in discover(config) if file_source(ident) not in config.resume]
         log.info("files: %d new file(s) match %s", len(todo), config.url)
         for index, (url, identity) in enumerate(todo, start=1):
             rows = 0
             for table in _read(config, url):
                 rows += table.num_rows
                 yield table
-            # Recorded only once the whole file has been handed to dlt: dlt persists this state with the
-            # load package, and pending packages are loaded before anything new is extracted.
-            ingested[identity] = url
+            # Only once the whole file is in the package: the destination commits the identity with the
+            # package's last load job, so it is in the zone exactly when all of the file's rows are.
+            _record_unit(file_source(identity), expires=config.archive is not None)
             log.info("files: [%d/%d] %s: %d row(s) read", index, len(todo), url, rows)
 
     return files
+
+
+def _record_unit(source: str, *, expires: bool) -> None:
+    """Note in the load package being extracted that it holds every row of ``source`` (nothing to note
+    when the resource is iterated outside a pipeline)."""
+    try:
+        state = dlt.current.load_package_state()["state"]
+    except CurrentLoadPackageStateNotAvailable:
+        return
+    state.setdefault(STATE_KEY, {}).setdefault(UNITS, {})[source] = expires  # type: ignore[typeddict-item]
+
+
+def archive_committed(config: FilesConfig) -> int:
+    """Move every matched file the zones hold (``config.resume``) to ``config.archive``; returns how
+    many moved. Nothing happens without an archive (files outside the landing zone stay where they are).
+
+    Layout: ``<archive>/<commit day>/<name>``; a different file of the same name archived the same day
+    goes to ``<archive>/<commit day>/<identity>/<name>``.
+
+    Raises:
+        ArchiveError: a file could not be moved (it stays in place and is not ingested again).
+    """
+    if not config.archive:
+        return 0
+    fs, root = fsspec.core.url_to_fs(config.archive, **config.storage_options)
+    moved = 0
+    for url, identity in discover(config):
+        position = config.resume.get(file_source(identity))
+        if position is None:
+            continue
+        path = fsspec.core.url_to_fs(url, **config.storage_options)[1]
+        day = f"{position // 10000:04d}-{position // 100 % 100:02d}-{position % 100:02d}"
+        name = path.rsplit("/", 1)[-1]
+        target = f"{root.rstrip('/')}/{day}/{name}"
+        if fs.exists(target):
+            target = f"{root.rstrip('/')}/{day}/{identity}/{name}"
+        try:
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            fs.mv(path, target)
+        except OSError as exc:
+            raise ArchiveError(f"{url}: committed, but could not be moved to the archive: {exc}") from exc
+        log.info("files: %s committed, archived to %s", url, fs.unstrip_protocol(target))
+        moved += 1
+    return moved
 
 
 connector: Connector[FilesConfig] = Connector(
@@ -93,8 +160,10 @@ connector: Connector[FilesConfig] = Connector(
     config_model=FilesConfig,
     factory=files_resource,
     description="CSV, NDJSON/JSON and Parquet files from any fsspec URL, each file ingested once",
-    probe=lambda config: [identity for _, identity in discover(config)],
+    probe=lambda config: [i for _, i in discover(config) if file_source(i) not in config.resume],
     kinds=frozenset({"fsspec"}),
     describe_source=lambda config: f"files at {config.url}",
     storage_options="fsspec",
+    positions=lambda config: [file_source(identity) for _, identity in discover(config)],
+    acknowledge=archive_committed,
 )

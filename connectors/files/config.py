@@ -31,6 +31,10 @@ class FilesConfig(ConnectorConfig):
         delimiter: CSV field separator.
         encoding: Text encoding of CSV/JSON files.
         batch_rows: Rows per Arrow table handed to dlt; bounds memory on large files.
+        resume: Filled by lakegate: the files committed in the zones (``file:<identity>`` -> commit day
+            as ``YYYYMMDD``); they are skipped.
+        archive: Filled by lakegate when ``url`` is in the landing zone: the folder committed files are
+            moved to (``<landing>/_archive/<domain>/<dataset>``). Files elsewhere are never moved.
     """
 
     url: str = Field(min_length=1)
@@ -39,6 +43,8 @@ class FilesConfig(ConnectorConfig):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf8"
     batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
+    resume: dict[str, int] = Field(default_factory=dict)
+    archive: str | None = None
 
     @field_validator("url")
     @classmethod
