@@ -146,11 +146,32 @@ def _parse_joined(values: list[bytes]) -> pa.Table | None:
     options = pj.ReadOptions(block_size=max(1 << 20, len(buffer) + 1), use_threads=False)
     try:
         table = pj.read_json(io.BytesIO(buffer), read_options=options)
+        if (texts := _timestamps_as_text(table.schema)) is not None:
+            # pyarrow took some strings for timestamps (dropping their offset, reformatting them): read
+            # them again as the strings they are.
+            parse = pj.ParseOptions(explicit_schema=texts, unexpected_field_behavior="infer")
+            table = pj.read_json(io.BytesIO(buffer), read_options=options, parse_options=parse)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows != len(values) or any(_reserved(n) for n in table.column_names):
         return None
     return _as_text(table)
+
+
+def _timestamps_as_text(schema: pa.Schema) -> pa.Schema | None:
+    """``schema`` with every timestamp (also nested) as a string; ``None`` when it has none."""
+
+    def text(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.string()
+        if pa.types.is_struct(kind):
+            return pa.struct([f.with_type(text(f.type)) for f in kind])
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(text(kind.value_type)))
+        return kind
+
+    changed = pa.schema([f.with_type(text(f.type)) for f in schema])
+    return None if changed.equals(schema) else changed
 
 
 def _reserved(name: str) -> bool:
