@@ -408,6 +408,8 @@ def _serve_with_demo_stream(command: list[str], url: str, rate: float) -> int:
             log.info("stopping the UI, the demo producer and the broker")
             return 0
         finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C: still clean up
+                signal.signal(signum, signal.SIG_IGN)
             stop.set()
             _stop_group(dagster)
 
