@@ -86,20 +86,20 @@ def fill(bootstrap: str, topic: str, messages: int) -> float:
     return time.perf_counter() - started
 
 
-def bare(bootstrap: str, topic: str) -> tuple[int, float]:
+def bare(bootstrap: str, topic: str) -> tuple[int, float, float]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     consumer.seek_to_beginning(*tps)
     count, ends = 0, {}
     while len(ends) < len(tps) or any(consumer.position(tp) < ends[tp] for tp in tps):
         for records in consumer.poll(timeout_ms=200, max_records=50_000).values():
             count += len(records)
         ends.update({tp: hw for tp in tps if tp not in ends and (hw := consumer.highwater(tp)) is not None})
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     consumer.close()
-    return count, elapsed
+    return count, elapsed, cpu
 
 
 def pipeline(bootstrap: str, topic: str, name: str = "clicks") -> PipelineSpec:
@@ -115,14 +115,14 @@ def pipeline(bootstrap: str, topic: str, name: str = "clicks") -> PipelineSpec:
     )
 
 
-def lakegate(spec: PipelineSpec, messages: int) -> float:
-    started = time.perf_counter()
+def lakegate(spec: PipelineSpec, messages: int) -> tuple[float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
     report = ingest(spec, run_id=f"bench-{spec.name}")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     raw = open_zone(ZoneName.RAW).read("bench", spec.name)
     unique = raw.select(pl.struct(SOURCE, POSITION).n_unique()).item()
     assert report.committed_rows == messages == raw.height == unique, (report.summary(), raw.height, unique)
-    return elapsed
+    return elapsed, cpu
 
 
 def latency(spec: PipelineSpec, bootstrap: str, topic: str) -> float:
@@ -160,11 +160,15 @@ def main() -> None:
         print(f"produced {args.messages} messages over {PARTITIONS} partitions in {produced:.1f} s")
         bare_times, lakegate_times = [], []
         for n in range(args.repeat):
-            count, elapsed = bare(bootstrap, topic)
+            count, elapsed, bare_cpu = bare(bootstrap, topic)
             assert count == args.messages, f"bare consumer read {count}"
             bare_times.append(elapsed)
-            lakegate_times.append(lakegate(pipeline(bootstrap, topic, f"clicks{n}"), args.messages))
-            print(f"pair {n + 1}: bare {bare_times[-1]:.1f} s, lakegate {lakegate_times[-1]:.1f} s")
+            lakegate_s, lakegate_cpu = lakegate(pipeline(bootstrap, topic, f"clicks{n}"), args.messages)
+            lakegate_times.append(lakegate_s)
+            print(
+                f"pair {n + 1}: bare {elapsed:.1f} s ({bare_cpu:.1f} CPU s), "
+                f"lakegate {lakegate_s:.1f} s ({lakegate_cpu:.1f} CPU s, all threads)"
+            )
         bare_s, lakegate_s = min(bare_times), min(lakegate_times)
         spec = pipeline(bootstrap, topic, f"clicks{args.repeat - 1}")
         run_s = latency(spec, bootstrap, topic)
