@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 run: export LAKEGATE_PII_KEY ?= local-demo-key-not-for-production
 run: $(VENV)/.installed
 	$(VENV)/bin/lakegate demo
-	$(VENV)/bin/lakegate serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/lakegate serve --host $(HOST) --port $(PORT) --demo-stream
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

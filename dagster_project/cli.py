@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
+import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -155,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--demo-stream",
+        action="store_true",
+        help="also start an embedded Kafka broker (Tansu) and a demo click producer for the clickstream "
+        "pipeline, and switch its stream sensor on; Ctrl-C stops them with the UI",
+    )
+    serve.add_argument("--demo-rate", type=float, default=20.0, help="demo click events per second")
     serve.set_defaults(func=_serve)
     return parser
 
@@ -421,8 +431,49 @@ def _serve(args: argparse.Namespace) -> int:
     command = ["env", "--default-signal=INT,TERM", str(dagster), "dev", "-w", str(WORKSPACE)]
     command += ["-h", args.host, "-p", str(args.port)]
     log.info("Dagster UI on http://%s:%d (zones under %s)", args.host, args.port, os.environ["LAKEGATE_HOME"])
-    os.execvp(command[0], command)
-    return 0  # pragma: no cover - execvp does not return
+    if not args.demo_stream:
+        os.execvp(command[0], command)
+    return _serve_with_demo_stream(command, f"http://{args.host}:{args.port}", args.demo_rate)
+
+
+def _serve_with_demo_stream(command: list[str], url: str, rate: float) -> int:
+    """``dagster dev`` beside the demo broker and producer; stopping any of them stops all (no orphans)."""
+    from dagster_project.demo_stream import DemoStream, start_sensor_when_ready
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # INT too: it may arrive ignored
+        signal.signal(signum, interrupt)
+    home = Path(os.environ["LAKEGATE_HOME"])
+    with DemoStream(home / "demo-stream" / "tansu.log", rate) as stream:
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stream.bootstrap}
+        # Its own session: Ctrl-C reaches this process, which stops the UI, then the producer and broker.
+        dagster = subprocess.Popen(command, env=env, start_new_session=True)
+        stop = threading.Event()
+        threading.Thread(target=start_sensor_when_ready, args=(url, stop), daemon=True).start()
+        try:
+            return dagster.wait()
+        except KeyboardInterrupt:
+            log.info("stopping the UI, the demo producer and the broker")
+            return 0
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C: still clean up
+                signal.signal(signum, signal.SIG_IGN)
+            stop.set()
+            _stop_group(dagster)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """TERM the process group of ``process`` (``dagster dev`` and its webserver, daemon and code
+    servers), KILL whatever is left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
 
-from connectors import get_connector
+from connectors import ConnectorError, get_connector
 from dagster_project.resources import ZonesResource
-from pipelines import PipelineSpec, connector_config, resumed_config
+from pipelines import PipelineSpec, PipelineSpecError, connector_config, resumed_config
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -37,7 +37,7 @@ def landing_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> 
     def sensor(
         context: dg.SensorEvaluationContext, lakegate_zones: ZonesResource
     ) -> dg.SensorResult | dg.SkipReason:
-        waiting = _probe(spec, connector_config(spec, lakegate_zones.load()))
+        waiting = _probe(spec, lambda: connector_config(spec, lakegate_zones.load()))
         if isinstance(waiting, dg.SkipReason):
             return waiting
         if not waiting:
@@ -69,7 +69,7 @@ def stream_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> d
     def sensor(
         context: dg.SensorEvaluationContext, lakegate_zones: ZonesResource
     ) -> dg.SensorResult | dg.SkipReason:
-        waiting = _probe(spec, resumed_config(spec, lakegate_zones.load()))
+        waiting = _probe(spec, lambda: resumed_config(spec, lakegate_zones.load()))
         if isinstance(waiting, dg.SkipReason):
             return waiting
         if not waiting:
@@ -86,9 +86,13 @@ def stream_sensor(spec: PipelineSpec, job: dg.UnresolvedAssetJobDefinition) -> d
     return sensor
 
 
-def _probe(spec: PipelineSpec, raw: dict[str, Any]) -> Sequence[str] | dg.SkipReason:
-    """What the connector's probe sees waiting at the source, or why the source cannot be probed."""
+def _probe(spec: PipelineSpec, raw: Callable[[], dict[str, Any]]) -> Sequence[str] | dg.SkipReason:
+    """What the connector's probe sees waiting at the source, or why the source cannot be probed (e.g.
+    the broker is down: the tick is skipped with that reason, the next tick tries again)."""
     connector = get_connector(spec.connector.type)
     if connector.probe is None:
         return dg.SkipReason(f"connector '{connector.name}' cannot be probed; use a cron trigger")
-    return connector.probe(connector.parse_config(raw))
+    try:
+        return connector.probe(connector.parse_config(raw()))
+    except (ConnectorError, PipelineSpecError) as exc:  # messages name the source, never a secret
+        return dg.SkipReason(f"cannot probe {spec.path}: {exc}")

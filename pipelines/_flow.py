@@ -31,7 +31,7 @@ from lakegate.columns import (
 from pipelines._values import resolve_env
 from pipelines.errors import PipelineSpecError
 from pipelines.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
-from transforms import CAST_ERRORS, TransformContext, cast_schema, get_transform
+from transforms import CAST_ERRORS, TransformContext, cast_schema, get_transform, reject_reason
 from zones import (
     LakegateConfig,
     LoadReport,
@@ -207,7 +207,9 @@ def transform_keeping_rejects(table: pa.Table, names: list[str], ctx: TransformC
 
 def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None = None) -> pl.DataFrame:
     data = [c for c in frame.columns if not c.startswith(PREFIX)]
-    default = f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
+    default = reject_reason(get_transform(transform)) or (
+        f"removed by transform '{transform}' (e.g. superseded by a later record with the same key)"
+    )
     why = pl.lit(reasons) if reasons is not None else pl.lit(default)
     if SOURCE in frame.columns and POSITION in frame.columns:  # name the file and row it came from
         where = pl.concat_str(pl.col(SOURCE), pl.lit(" row "), pl.col(POSITION).cast(pl.String), pl.lit(": "))

@@ -2,6 +2,8 @@
 
 - ``{env: NAME}``: the value of environment variable ``NAME``, read when the pipeline is checked or run;
   it never appears in a message, a log line or the UI (those show ``${NAME}``).
+- ``{env: NAME, default: VALUE}``: the same, ``VALUE`` when ``NAME`` is not set (shown as
+  ``${NAME:-VALUE}``; for local defaults such as a broker address, never for secrets).
 - ``lakegate://<zone>/<path>``: a path inside a zone (resolved by :func:`pipelines._flow.connector_config`,
   which also hands the zone's credentials to connectors that take storage options).
 """
@@ -16,9 +18,19 @@ from pipelines.errors import PipelineSpecError
 
 
 def _env_name(value: Any) -> str | None:
-    if isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str):
+    if (
+        isinstance(value, Mapping)
+        and set(value) in ({"env"}, {"env", "default"})
+        and isinstance(value["env"], str)
+        and isinstance(value.get("default", ""), str)
+    ):
         return value["env"]
     return None
+
+
+def _default(value: Mapping[str, Any]) -> str | None:
+    default = value.get("default")
+    return default if isinstance(default, str) else None
 
 
 def env_problems(config: Mapping[str, Any], where: str) -> list[str]:
@@ -39,17 +51,22 @@ def resolve_env(config: Mapping[str, Any], where: str) -> dict[str, Any]:
     problems = env_problems(config, where)
     if problems:
         raise PipelineSpecError("; ".join(problems))
-    return _map(config, lambda name: os.environ[name])
+    return _map(config, lambda name, default: os.environ.get(name, default))
 
 
 def for_display(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with every ``{env: NAME}`` shown as ``${NAME}`` (safe for the UI and logs)."""
-    return _map(config, lambda name: f"${{{name}}}")
+    return _map(config, _shown)
+
+
+def _shown(name: str, default: str | None) -> str:
+    return f"${{{name}}}" if default is None else f"${{{name}:-{default}}}"
 
 
 def _env_refs(value: Any, path: str) -> list[tuple[str, str]]:
+    """The ``(path, NAME)`` of each ``{env: NAME}`` without a default."""
     if (name := _env_name(value)) is not None:
-        return [(path, name)]
+        return [(path, name)] if _default(value) is None else []
     if isinstance(value, Mapping):
         return [ref for key, item in value.items() for ref in _env_refs(item, f"{path}.{key}")]
     if isinstance(value, list):
@@ -60,7 +77,7 @@ def _env_refs(value: Any, path: str) -> list[tuple[str, str]]:
 def _map(config: Mapping[str, Any], replace: Any) -> dict[str, Any]:
     def walk(value: Any) -> Any:
         if (name := _env_name(value)) is not None:
-            return replace(name)
+            return replace(name, _default(value))
         if isinstance(value, Mapping):
             return {key: walk(item) for key, item in value.items()}
         if isinstance(value, list):

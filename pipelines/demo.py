@@ -153,3 +153,30 @@ def write_demo(config: LakegateConfig, rows: int = 1_000, seed: int = 7) -> Demo
     manifest.input_rows["warehouse/inventory"] = INVENTORY_ITEMS
     manifest.distinct_keys["warehouse/inventory"] = INVENTORY_ITEMS
     return manifest
+
+
+CLICK_TOPIC = "clicks"
+"""The Kafka topic of the ``clickstream`` demo pipeline."""
+_KINDS = ["page_view", "click", "purchase"]
+
+
+def click_event(n: int, at: datetime | None = None) -> dict[str, str]:
+    """Demo click event number ``n`` (deterministic): every 7th from an IPv6 client, every 50th with an
+    address that is not one (quarantined by ``mask_ip``), the e-mail of one of 97 users."""
+    user = n % 97
+    if n % 50 == 49:
+        ip = f"{300 + n % 100}.0.0.{n % 256}"  # not an address
+    elif n % 7 == 0:
+        ip = f"2001:db8:{n % 65536:x}:{user:x}::{n % 9 + 1}"
+    else:
+        ip = f"198.51.{n % 200}.{n % 250 + 1}"
+    when = at or datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=n)
+    return {
+        "event_id": f"e{n}",
+        "user_id": f"u{user}",
+        "email": f"user{user}@shop.example",
+        "ip": ip,
+        "url": f"https://shop.example/p/{n % 40}?ref=demo",
+        "kind": _KINDS[n % len(_KINDS)],
+        "at": when.isoformat(),
+    }

@@ -126,7 +126,7 @@ def test_missing_pii_key_is_one_line_and_nothing_is_lost(lakegate_home: Path) ->
         (
             ["run", "nope"],
             "lakegate: error: unknown pipeline 'nope'; pipelines: crm/customers, sales/orders, "
-            "warehouse/inventory, web/events",
+            "warehouse/inventory, web/clickstream, web/events",
         ),
         (["run", "ordrs"], "lakegate: error: unknown pipeline 'ordrs' (did you mean 'orders'?)"),
         (["table", "raw", "sales"], "lakegate: error: dataset 'sales' must be DOMAIN/DATASET"),

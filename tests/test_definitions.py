@@ -76,7 +76,7 @@ def test_every_materializable_asset_has_a_check() -> None:
 
 def test_lakegate_check_passes_on_the_shipped_project(capsys: Any) -> None:
     assert main(["check"]) == 0
-    assert "4 pipeline(s) valid" in capsys.readouterr().out
+    assert "5 pipeline(s) valid" in capsys.readouterr().out
 
 
 def test_dg_check_defs_passes_on_the_shipped_project() -> None:

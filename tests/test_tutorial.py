@@ -84,7 +84,7 @@ def test_the_tutorial_works_end_to_end(
     # 7. Check (lakegate check and dg check defs), run, look.
     capsys.readouterr()
     assert main(["check"]) == 0
-    assert "5 pipeline(s) valid" in capsys.readouterr().out
+    assert "6 pipeline(s) valid" in capsys.readouterr().out
     dg_cli = str(Path(sys.executable).with_name("dg"))
     checked = subprocess.run([dg_cli, "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout + checked.stderr

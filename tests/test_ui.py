@@ -52,7 +52,8 @@ RUN_TIMEOUT_S = 120
 # What the IngestionPipeline component builds from dagster_project/defs/*/defs.yaml:
 # orders (sales, ELT): landing -> raw -> curated, quarantine; customers (crm, ETL, PII): landing -> curated,
 # pii, quarantine; events (web, EL): landing -> raw, quarantine; inventory (warehouse, ELT, SQLite): landing
-# -> raw -> curated, quarantine. Landing assets are external (no checks).
+# -> raw -> curated, quarantine; clickstream (web, ETL from Kafka, PII): landing -> curated, pii, quarantine.
+# Landing assets are external (no checks).
 EXPECTED_CHECKS: dict[str, set[str]] = {
     "sales/orders/landing": set(),
     "sales/orders/raw": {"quality", "rows_accounted"},
@@ -69,6 +70,10 @@ EXPECTED_CHECKS: dict[str, set[str]] = {
     "warehouse/inventory/raw": {"quality", "rows_accounted"},
     "warehouse/inventory/curated": {"quality"},
     "warehouse/inventory/quarantine": {"records_explained"},
+    "web/clickstream/landing": set(),
+    "web/clickstream/curated": {"quality", "rows_accounted", "consumer_lag"},
+    "web/clickstream/pii": {"vault_consistent"},
+    "web/clickstream/quarantine": {"records_explained"},
     # A broken defs.yaml sits beside the healthy pipelines: visible, with its failing check, never fatal.
     "broken_definitions/zz_broken_products": {"definition_valid"},
 }
@@ -77,6 +82,7 @@ EXPECTED_JOBS = {
     "crm_customers_job",
     "web_events_job",
     "warehouse_inventory_job",
+    "web_clickstream_job",
     "lakegate_maintenance_job",
 }
 EXPECTED_SCHEDULES = {
@@ -84,7 +90,7 @@ EXPECTED_SCHEDULES = {
     "web_events_schedule": "0 * * * *",
     "warehouse_inventory_schedule": "*/30 * * * *",
 }
-EXPECTED_SENSORS = {"crm_customers_landing_sensor"} | {
+EXPECTED_SENSORS = {"crm_customers_landing_sensor", "web_clickstream_stream_sensor"} | {
     f"retention_{zone}_sensor" for zone in ("raw", "curated", "pii", "quarantine")
 }
 GROUPS = ("crm_customers", "sales_orders", "warehouse_inventory", "web_events")

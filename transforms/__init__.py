@@ -1,6 +1,7 @@
 """Pure polars transforms (``LazyFrame -> LazyFrame``) and the registry that finds them by name.
 
-Built-ins: ``cast_schema``, ``normalize_strings`` and ``dedupe_latest``. Other distributions add transforms
+Built-ins: ``cast_schema``, ``normalize_strings``, ``dedupe_latest``, ``cdc_apply``, ``scd2``, ``mask_ip``,
+``url_parts`` and ``event_date``. Other distributions add transforms
 through the ``lakegate.transforms`` entry-point group.
 """
 
@@ -21,6 +22,8 @@ from transforms._types import (
     TransformError,
     UnknownTypeError,
     dtype_of,
+    reject_reason,
+    removes_rows_because,
 )
 from transforms.casting import CAST_ERRORS, cast_schema
 from transforms.cleaning import normalize_strings
@@ -44,5 +47,7 @@ __all__ = [
     "get_transform",
     "normalize_strings",
     "register_transform",
+    "reject_reason",
+    "removes_rows_because",
     "transform_names",
 ]

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
 import polars as pl
 
@@ -98,3 +98,25 @@ class TransformContext:
 
 Transform = Callable[[pl.LazyFrame, TransformContext], pl.LazyFrame]
 """A pure function from a lazy frame and its context to a new lazy frame."""
+
+
+_REJECT_REASON_ATTRIBUTE: Final = "__lakegate_reject_reason__"
+
+_F = TypeVar("_F", bound=Transform)
+
+
+def removes_rows_because(reason: str) -> Callable[[_F], _F]:
+    """Declare why a transform removes rows: the reason lakegate records with each row it quarantines
+    for that transform (without it, a generic one)."""
+
+    def mark(transform: _F) -> _F:
+        setattr(transform, _REJECT_REASON_ATTRIBUTE, reason)
+        return transform
+
+    return mark
+
+
+def reject_reason(transform: Transform) -> str | None:
+    """The reason declared with :func:`removes_rows_because`, if any."""
+    reason = getattr(transform, _REJECT_REASON_ATTRIBUTE, None)
+    return reason if isinstance(reason, str) else None

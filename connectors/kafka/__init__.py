@@ -28,6 +28,7 @@ from connectors.kafka._consume import (
     source_of,
 )
 from connectors.kafka._decode import HEADERS, KEY, TIMESTAMP, VALUE, Decoder, raw_record
+from connectors.kafka._prefetch import read_ahead
 from connectors.kafka.config import KafkaConfig
 
 __all__ = [
@@ -60,7 +61,9 @@ def kafka_resource(config: KafkaConfig, name: str = "kafka") -> DltResource:
             commit_group(client, config, tps)  # what the zones hold, now that they hold it
             seek(client, config, tps, {**offsets, **config.resume})  # the zone's record wins
             read_count = 0
-            for batch in read(client, config, tps):
+            # The next batch is fetched while this one is decoded and written; the reader thread is
+            # stopped before the consumer closes.
+            for batch in read_ahead(read(client, config, tps)):
                 yield from decoder.decode(batch)
                 read_count += len(batch)
                 # Saved by dlt with the load package of these tables: the fallback when no zone record.

@@ -12,7 +12,7 @@ import base64
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -65,47 +65,42 @@ class Decoder:
     def decode(self, messages: Messages) -> list[pa.Table]:
         """The data table and (when any) the reject table of ``messages``."""
         rejects: list[tuple[int, str, str]] = []  # (row, rule, why)
-        sizes = pc.binary_length(pa.array(messages.values, pa.binary())).to_pylist()
-        limit = self.config.max_message_bytes
+        values = pa.array(messages.values, pa.binary())
+        rows: list[int] | None = None  # rows of ``messages`` in ``subset``; None: all of them
+        subset = messages
+        if not _all_fit(values, self.config.max_message_bytes):  # the usual batch skips this bookkeeping
+            rows = self._sized(pc.binary_length(values).to_pylist(), rejects)
+            subset = messages.take(rows)
         if self.config.format == "bytes":
-            good = [i for i, n in enumerate(sizes) if n is None or n <= limit]
-            rejects += [
-                (i, "message_oversize", f"{n} bytes > {limit}")
-                for i, n in enumerate(sizes)
-                if n and n > limit
-            ]
-            data = (
-                self._bytes_table(messages.take(good))
-                if len(good) < len(messages)
-                else self._bytes_table(messages)
-            )
+            data = self._bytes_table(subset)
         else:
-            fine = [i for i, n in enumerate(sizes) if n and n <= limit]
-            rejects += [
-                (i, "message_oversize", f"{n} bytes > {limit}")
-                for i, n in enumerate(sizes)
-                if n and n > limit
-            ]
-            rejects += [
-                (i, "empty_message", "the value is empty (a tombstone?)")
-                for i, n in enumerate(sizes)
-                if not n
-            ]
-            subset = messages if len(fine) == len(messages) else messages.take(fine)
             columns, good, bad = self._json(subset)
-            rejects += [(fine[i], rule, why) for i, rule, why in bad]
+            rejects += [(i if rows is None else rows[i], rule, why) for i, rule, why in bad]
             data = _with_metadata(columns, subset if len(good) == len(subset) else subset.take(good))
         tables = [data] if data.num_rows else []
         if rejects:
             tables.append(_reject_table(messages, sorted(rejects)))
         return tables
 
+    def _sized(self, sizes: list[int | None], rejects: list[tuple[int, str, str]]) -> list[int]:
+        """The rows whose value size is acceptable; the others (oversize, empty JSON) into ``rejects``."""
+        limit = self.config.max_message_bytes
+        rejects += [
+            (i, "message_oversize", f"{n} bytes > {limit}") for i, n in enumerate(sizes) if n and n > limit
+        ]
+        if self.config.format == "bytes":
+            return [i for i, n in enumerate(sizes) if n is None or n <= limit]
+        rejects += [
+            (i, "empty_message", "the value is empty (a tombstone?)") for i, n in enumerate(sizes) if not n
+        ]
+        return [i for i, n in enumerate(sizes) if n and n <= limit]
+
     def _bytes_table(self, messages: Messages) -> pa.Table:
         return _with_metadata(pa.table({VALUE: pa.array(messages.values, pa.binary())}), messages)
 
     def _json(self, messages: Messages) -> tuple[pa.Table, list[int], list[tuple[int, str, str]]]:
         """Text columns of the good values' top-level fields, their rows, and the rejects (by row)."""
-        values = [v or b"" for v in messages.values]  # the caller passes non-empty values only
+        values = cast(list[bytes], messages.values)  # the caller passes non-empty values only
         everything = list(range(len(values)))
         if self.schema is None and (table := _parse_joined(values)) is not None:
             return table, everything, []
@@ -133,6 +128,14 @@ class Decoder:
         return failures
 
 
+def _all_fit(values: pa.BinaryArray, limit: int) -> bool:
+    """Whether every value is present, non-empty and at most ``limit`` bytes."""
+    if values.null_count:
+        return False
+    sizes = pc.min_max(pc.binary_length(values))
+    return len(values) == 0 or (sizes["min"].as_py() > 0 and sizes["max"].as_py() <= limit)
+
+
 def _parse_joined(values: list[bytes]) -> pa.Table | None:
     """Parse every value in one pyarrow call, fields as text; ``None`` when the batch needs a closer look."""
     if not values:
@@ -143,11 +146,32 @@ def _parse_joined(values: list[bytes]) -> pa.Table | None:
     options = pj.ReadOptions(block_size=max(1 << 20, len(buffer) + 1), use_threads=False)
     try:
         table = pj.read_json(io.BytesIO(buffer), read_options=options)
+        if (texts := _timestamps_as_text(table.schema)) is not None:
+            # pyarrow took some strings for timestamps (dropping their offset, reformatting them): read
+            # them again as the strings they are.
+            parse = pj.ParseOptions(explicit_schema=texts, unexpected_field_behavior="infer")
+            table = pj.read_json(io.BytesIO(buffer), read_options=options, parse_options=parse)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows != len(values) or any(_reserved(n) for n in table.column_names):
         return None
     return _as_text(table)
+
+
+def _timestamps_as_text(schema: pa.Schema) -> pa.Schema | None:
+    """``schema`` with every timestamp (also nested) as a string; ``None`` when it has none."""
+
+    def text(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.string()
+        if pa.types.is_struct(kind):
+            return pa.struct([f.with_type(text(f.type)) for f in kind])
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(text(kind.value_type)))
+        return kind
+
+    changed = pa.schema([f.with_type(text(f.type)) for f in schema])
+    return None if changed.equals(schema) else changed
 
 
 def _reserved(name: str) -> bool:
@@ -226,7 +250,7 @@ def _with_metadata(columns: pa.Table, messages: Messages) -> pa.Table:
     return (
         columns.append_column(KEY, _keys(messages.keys))
         .append_column(TIMESTAMP, pa.array(messages.timestamps, pa.timestamp("ms", tz="UTC")))
-        .append_column(HEADERS, pa.array([_headers(h) for h in messages.headers], pa.string()))
+        .append_column(HEADERS, _header_column(messages.headers))
         .append_column(SOURCE, pa.array(messages.sources, pa.string()))
         .append_column(POSITION, pa.array(messages.offsets, pa.int64()))
     )
@@ -237,6 +261,12 @@ def _keys(keys: list[bytes | None]) -> pa.Array:
         return pa.array(keys, pa.binary()).cast(pa.string())
     except pa.ArrowInvalid:
         return pa.array([k.decode("utf-8", "backslashreplace") if k is not None else None for k in keys])
+
+
+def _header_column(headers: list[list[tuple[str, bytes]] | None]) -> pa.Array:
+    if not any(headers):  # the usual batch: no headers at all
+        return pa.nulls(len(headers), pa.string())
+    return pa.array([_headers(h) for h in headers], pa.string())
 
 
 def _headers(headers: list[tuple[str, bytes]] | None) -> str | None:

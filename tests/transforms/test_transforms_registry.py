@@ -92,7 +92,9 @@ def test_unknown_name_lists_the_known_transforms_sorted() -> None:
         "unknown transform 'dedupe_lastest' (did you mean 'dedupe_latest'?); "
         f"known transforms: {', '.join(transform_names())}"
     )
-    assert "cast_schema, cdc_apply, dedupe_latest, normalize_strings" in str(raised.value)
+    assert "cast_schema, cdc_apply, dedupe_latest, event_date, mask_ip, normalize_strings" in str(
+        raised.value
+    )
 
 
 def test_register_transform_adds_a_name() -> None:
