@@ -13,13 +13,18 @@ from dagster_project.resources import ZonesResource, default_resources
 DEFS_FOLDER = Path(__file__).parent / "defs"
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
-    """Load each ``defs/<pipeline>/defs.yaml``, add the retention sensors, the maintenance job and the
-    zones' backup schedules, and bind the zone and PII-key resources."""
+def definitions_for(folder: Path) -> dg.Definitions:
+    """Load each ``<folder>/<pipeline>/defs.yaml``, add the retention sensors, the maintenance job and
+    the zones' backup schedules, and bind the zone and PII-key resources."""
     return dg.Definitions.merge(
-        *pipeline_definitions(DEFS_FOLDER),
-        maintenance_definitions(DEFS_FOLDER),
+        *pipeline_definitions(folder),
+        maintenance_definitions(folder),
         backup_definitions(ZonesResource()),
         dg.Definitions(resources=default_resources()),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The shipped code location: :func:`definitions_for` the ``defs/`` folder."""
+    return definitions_for(DEFS_FOLDER)
