@@ -62,7 +62,9 @@ def timed(command: list[str], env: dict[str, str], repeat: int) -> list[float]:
 
 
 def line(what: str, times: list[float]) -> str:
-    return f"{what:44} median {statistics.median(times):6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})"
+    return (
+        f"{what:44} median {statistics.median(times):6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})"
+    )
 
 
 def generate(folder: Path, count: int) -> None:
@@ -77,7 +79,9 @@ def generate(folder: Path, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000, help="orders per demo drop (default 1000)")
     parser.add_argument("--pipeline", default="orders", help="the demo pipeline to run (default orders)")
     parser.add_argument("--pipelines", type=int, default=200, help="generated pipelines (default 200)")
@@ -87,7 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lakegate-overhead-") as tmp:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME", "LAKEGATE_CONFIG"}}
-        env |= {"LAKEGATE_HOME": str(work / "home"), "PYTHONPATH": str(ROOT), "DAGSTER_DISABLE_TELEMETRY": "1"}
+        env |= {
+            "LAKEGATE_HOME": str(work / "home"),
+            "PYTHONPATH": str(ROOT),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+        }
         lakegate = [str(BIN / "lakegate")]
         print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
 

@@ -12,7 +12,7 @@ source, how to probe the source for sensors, and which storage-option dialect it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
@@ -93,6 +93,8 @@ class Connector(Generic[C]):
         source_rows: Optional ``count(*)`` of what the source holds now, for reconciliation checks.
         source_sample: Optional rows the source holds now for the given key values (key columns, key
             tuples) as column -> value dicts, for the reconciliation check's sampled checksum.
+        ingested: Optional, with ``probe``: the probe identities the resource's dlt state records as
+            ingested. Lets ``lakegate run`` see that nothing new waits without starting a run.
     """
 
     name: str
@@ -108,6 +110,7 @@ class Connector(Generic[C]):
     health: Callable[[C], Mapping[str, int]] | None = None
     source_rows: Callable[[C], int] | None = None
     source_sample: Callable[[C, Sequence[str], Sequence[tuple[Any, ...]]], list[dict[str, Any]]] | None = None
+    ingested: Callable[[Mapping[str, Any]], Collection[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None and "resume" not in self.config_model.model_fields:

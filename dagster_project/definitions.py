@@ -9,16 +9,20 @@ from dagster_project.backups import backup_definitions
 from dagster_project.maintenance import maintenance_definitions
 from dagster_project.pipeline_defs import pipeline_definitions
 from dagster_project.resources import ZonesResource, default_resources
+from pipelines import read_defs_folder
+from pipelines.retention import Declared
 
 DEFS_FOLDER = Path(__file__).parent / "defs"
 
 
 def definitions_for(folder: Path) -> dg.Definitions:
     """Load each ``<folder>/<pipeline>/defs.yaml``, add the retention sensors, the maintenance job and
-    the zones' backup schedules, and bind the zone and PII-key resources."""
+    the zones' backup schedules, and bind the zone and PII-key resources (each file is read once)."""
+    read = read_defs_folder(folder)
+    declared = [Declared(file, spec) for file, spec, problems in read if spec is not None and not problems]
     return dg.Definitions.merge(
-        *pipeline_definitions(folder),
-        maintenance_definitions(folder),
+        *pipeline_definitions(read),
+        maintenance_definitions(declared),
         backup_definitions(ZonesResource()),
         dg.Definitions(resources=default_resources()),
     )

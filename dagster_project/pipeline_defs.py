@@ -7,6 +7,7 @@ check fails with that line — while every healthy pipeline loads, runs and show
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -15,17 +16,17 @@ from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, for_display, read_defs_file, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, for_display, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
 
 
-def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
-    """Definitions of every pipeline under ``folder``; a broken one becomes a visible failing check."""
+def pipeline_definitions(read: Sequence[tuple[Path, PipelineSpec | None, list[str]]]) -> list[dg.Definitions]:
+    """Definitions of every pipeline read by :func:`pipelines.read_defs_folder`; a broken one becomes a
+    visible failing check."""
     built = []
-    for file in sorted(folder.glob("*/defs.yaml")):
-        spec, problems = read_defs_file(file)
+    for file, spec, problems in read:
         if spec is None or problems:
             built.append(broken_pipeline(file, problems))
         else:

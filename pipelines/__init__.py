@@ -17,7 +17,13 @@ from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.spec import Pattern, PipelineSpec, check_spec
 from pipelines.steps import CurateResult, curate, ingest
-from pipelines.validation import check_defs_file, check_defs_folder, load_spec, read_defs_file
+from pipelines.validation import (
+    check_defs_file,
+    check_defs_folder,
+    load_spec,
+    read_defs_file,
+    read_defs_folder,
+)
 
 __all__ = [
     "CHECKS",
@@ -44,6 +50,7 @@ __all__ = [
     "ingest",
     "load_spec",
     "read_defs_file",
+    "read_defs_folder",
     "resumed_config",
     "zone_of",
 ]

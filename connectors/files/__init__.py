@@ -94,6 +94,7 @@ connector: Connector[FilesConfig] = Connector(
     factory=files_resource,
     description="CSV, NDJSON/JSON and Parquet files from any fsspec URL, each file ingested once",
     probe=lambda config: [identity for _, identity in discover(config)],
+    ingested=lambda state: list(state.get("ingested", {})),  # what files_resource records, for lakegate run
     kinds=frozenset({"fsspec"}),
     describe_source=lambda config: f"files at {config.url}",
     storage_options="fsspec",
