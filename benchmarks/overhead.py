@@ -40,14 +40,10 @@ SHIPPED = ROOT / "dagster_project" / "defs"
 LOCATION = """\
 from pathlib import Path
 
-import dagster as dg
+from dagster_project import definitions
 
-from dagster_project.definitions import definitions_for
-
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    return definitions_for(Path({folder!r}))
+definitions.DEFS_FOLDER = Path({folder!r})  # the shipped code location, pointed at the generated folder
+defs = definitions.defs
 """
 
 
@@ -114,8 +110,10 @@ def main() -> None:
         print(line(f"first run ({args.rows} rows per drop)", first))
         nothing = timed([*lakegate, "run", args.pipeline], env, args.repeat)
         print(line("run with nothing new", nothing))
-        always = timed([*lakegate, "run", args.pipeline, "--always"], env, args.repeat)
-        print(line("run --always with nothing new (Dagster)", always))
+        usage = subprocess.run([*lakegate, "run", "--help"], env=env, capture_output=True, text=True).stdout
+        if "--always" in usage:  # an older lakegate always starts the Dagster run
+            always = timed([*lakegate, "run", args.pipeline, "--always"], env, args.repeat)
+            print(line("run --always with nothing new (Dagster)", always))
 
         # (b) definitions of many pipelines
         defs = work / "defs"
