@@ -12,8 +12,10 @@ as a subprocess, median of ``--repeat`` (and ``lakegate run --always``: the Dags
 
 (b) ``--pipelines`` folders are generated in a temporary defs folder (copies of the shipped ``defs.yaml``
 files, each under a distinct name), then timed, each as a fresh process, median of ``--repeat``:
-``lakegate check --defs DIR`` and ``dagster definitions validate`` of a code location loading that folder
-the way ``dagster_project/definitions.py`` loads ``defs/`` (what ``lakegate serve`` and the daemon do).
+``lakegate check --defs DIR``; the code location loading that folder the way ``definitions.py`` loads
+``defs/``, in a bare process: import, build, resolve every job and snapshot the repository (what the code
+server of ``lakegate serve`` and the daemon do at each load); and ``dagster definitions validate`` of the same
+location (Dagster's own command: its CLI and instance on top of the load).
 
 Every figure is a whole process, from interpreter start to exit: what a user or a scheduler pays; each
 is quoted as wall clock and as CPU time (user + system), which a busy machine inflates far less.
@@ -44,6 +46,15 @@ from dagster_project import definitions
 
 definitions.DEFS_FOLDER = Path({folder!r})  # the shipped code location, pointed at the generated folder
 defs = definitions.defs
+"""
+LOAD = """\
+import runpy
+import sys
+
+from dagster._core.remote_representation.external_data import RepositorySnap
+
+definitions = runpy.run_path(sys.argv[1])["defs"]()  # import the location, build its definitions
+RepositorySnap.from_def(definitions.get_repository_def())  # resolve every job and snapshot it
 """
 
 
@@ -123,6 +134,8 @@ def main() -> None:
         print(line(f"lakegate check, {args.pipelines} pipelines", check))
         location = work / "location.py"
         location.write_text(LOCATION.format(folder=str(defs)))
+        code_location = timed([sys.executable, "-c", LOAD, str(location)], env, args.repeat)
+        print(line(f"code location load, {args.pipelines} pipelines", code_location))
         validate = [str(BIN / "dagster"), "definitions", "validate", "-f", str(location)]
         load = timed(validate, {**env, "DAGSTER_HOME": str(work / "home" / "dagster")}, args.repeat)
         print(line(f"definitions validate, {args.pipelines} pipelines", load))
