@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize one pipeline headless, in-process")
     run.add_argument("pipeline", help="pipeline name (a folder under dagster_project/defs)")
+    run.add_argument(
+        "--always",
+        action="store_true",
+        help="start the run even when nothing is new (by default such a run is skipped in ~1 s)",
+    )
     run.set_defaults(func=_run)
 
     table = sub.add_parser("table", help="describe a zone table (rows, schema, history)")
@@ -189,6 +194,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    instance.prepare()
+    if not args.always and (reason := _nothing_new(args.pipeline)):
+        log.info("%s: nothing new (%s); no run started (--always runs it anyway)", args.pipeline, reason)
+        return 0
     import dagster as dg
 
     from dagster_project import liveness
@@ -196,7 +205,6 @@ def _run(args: argparse.Namespace) -> int:
     from dagster_project.definitions import defs
     from dagster_project.stopping import stop_on_terminate
 
-    instance.prepare()
     job = resolve_job(defs(), args.pipeline)
 
     run_id = str(uuid.uuid4())  # known before the run starts, so it can be released whatever happens
@@ -242,6 +250,33 @@ def _run(args: argparse.Namespace) -> int:
     log.info("%s", tables_now(job))
     log.info("run %s succeeded", result.run_id)
     return 0
+
+
+def _nothing_new(requested: str) -> str | None:
+    """Why a run of pipeline ``requested`` would find nothing new (no Dagster needed to tell), else
+    ``None``: also when the name is unknown, ambiguous or broken (the run path then explains it)."""
+    from pipelines.fanout import expand
+    from pipelines.idle import nothing_to_do
+    from pipelines.validation import read_named
+    from zones import load_config
+
+    read = read_named(DEFS_FOLDER, requested)
+    if any(problems and file.parent.name == requested for file, _, problems in read):
+        return None
+    matches = [
+        one
+        for _, spec, problems in read
+        if spec is not None and not problems
+        for one in expand(spec)
+        if requested in (one.path, one.key, one.name)
+    ]
+    if len(matches) != 1:
+        return None
+    try:
+        config = load_config()
+    except LakegateError:
+        return None
+    return nothing_to_do(matches[0], config)
 
 
 def _table(args: argparse.Namespace) -> int:

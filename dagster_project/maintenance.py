@@ -6,16 +6,15 @@ run locks are held too. Each dataset's deletions, vacuum and compaction show as 
 metadata of its asset ``[domain, dataset, zone]``.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.assets import PipelineKeys, history_key
 from dagster_project.resources import ZONES, ZonesResource
 from pipelines import PipelineSpec
-from pipelines.retention import Declared, apply, load_declared, plan
+from pipelines.retention import Declared, apply, plan
 from zones import ZoneName
 
 MAINTENANCE_JOB = "lakegate_maintenance_job"
@@ -105,9 +104,8 @@ def retention_sensor(zone: ZoneName, declared: list[Declared], clock: Clock = _n
     return sensor
 
 
-def maintenance_definitions(folder: Path) -> dg.Definitions:
-    """The maintenance job and one retention sensor per zone holding pipeline data."""
-    declared = load_declared(folder)
+def maintenance_definitions(declared: Sequence[Declared]) -> dg.Definitions:
+    """The maintenance job and one retention sensor per zone holding the ``declared`` pipelines' data."""
     if not declared:
         return dg.Definitions()
     zones = [ZoneName.LANDING, ZoneName.RAW, ZoneName.CURATED, ZoneName.PII, ZoneName.QUARANTINE]

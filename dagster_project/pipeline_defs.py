@@ -7,6 +7,7 @@ check fails with that line — while every healthy pipeline loads, runs and show
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -15,21 +16,20 @@ from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
 from dagster_project.assets import PipelineKeys, curate_asset, history_asset, history_key, ingest_asset
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, read_defs_file, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
 
 
-def pipeline_definitions(folder: Path) -> list[dg.Definitions]:
-    """Definitions of every pipeline under ``folder`` (one per table of a table list); a broken one becomes
-    a visible failing check."""
+def pipeline_definitions(read: Sequence[tuple[Path, PipelineSpec | None, list[str]]]) -> list[dg.Definitions]:
+    """Definitions of every pipeline read by :func:`pipelines.read_defs_folder` (one per table of a table
+    list); a broken one becomes a visible failing check."""
     built = []
     declared: dict[str, Path] = {}  # <domain>/<name> -> the defs.yaml declaring it
-    for file in sorted(folder.glob("*/defs.yaml")):
-        spec, problems = read_defs_file(file)
-        pipelines = expand(spec) if spec is not None and not problems else []
-        problems += [
+    for file, spec, read_problems in read:
+        pipelines = expand(spec) if spec is not None and not read_problems else []
+        problems = read_problems + [
             f"{file}: attributes.name: {one.path} is already declared by {declared[one.path]}; rename one "
             "(a table of a list: set its 'dataset')"
             for one in pipelines
@@ -55,7 +55,9 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
         kinds=connector.ui_kinds,
         group_name=keys.group,
     )
-    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [landing, ingest_asset(spec, keys)]
+    # One definition per landing spec: Dagster folds bare AssetSpecs of a code location into one shared
+    # definition that every job then subsets, which made loading quadratic in the number of pipelines.
+    assets = [dg.AssetsDefinition(specs=[landing]), ingest_asset(spec, keys)]
     selected = [keys.target(Step.INGEST, Target.DATA), keys.of(ZoneName.QUARANTINE)]
     selected += [keys.of(ZoneName.PII)] if spec.pii else []
     if spec.pattern is Pattern.ELT:

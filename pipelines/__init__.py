@@ -19,7 +19,13 @@ from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError
 from pipelines.fanout import discover_tables, expand, write_tables
 from pipelines.spec import History, Pattern, PipelineSpec, check_spec
 from pipelines.steps import CurateResult, curate, history, ingest
-from pipelines.validation import check_defs_file, check_defs_folder, load_spec, read_defs_file
+from pipelines.validation import (
+    check_defs_file,
+    check_defs_folder,
+    load_spec,
+    read_defs_file,
+    read_defs_folder,
+)
 
 __all__ = [
     "CHECKS",
@@ -52,6 +58,7 @@ __all__ = [
     "ingest",
     "load_spec",
     "read_defs_file",
+    "read_defs_folder",
     "resumed_config",
     "write_tables",
     "zone_of",
