@@ -45,9 +45,8 @@ def test_nothing_new_is_skipped_and_always_runs_without_changing_anything(
 
     caplog.clear()
     assert main(["run", "orders"]) == 0
-    assert (
-        "orders: nothing new (all 2 unit(s) at the source are ingested; curated is up to date" in caplog.text
-    )
+    assert "orders: nothing new (nothing new at the source beyond the positions committed" in caplog.text
+    assert "curated is up to date with raw" in caplog.text
     assert runs() == started  # no Dagster run was started
 
     # --always starts the run anyway (checks evaluated again): a replay that changes nothing.

@@ -16,7 +16,7 @@ import yaml
 from dagster_project.cli import main
 from dagster_project.pipeline_defs import pipeline_definitions
 from dagster_project.resources import default_resources
-from pipelines import PipelineSpec, check_spec, curate, expand, ingest, read_defs_file
+from pipelines import PipelineSpec, check_spec, curate, expand, ingest, read_defs_file, read_defs_folder
 from tests.services.postgres import PASSWORD, PgServer
 from zones import ZoneName, load_config, open_zone
 
@@ -130,7 +130,7 @@ def test_each_table_gets_its_assets_and_job_without_connecting(
     url = {"env": "SHOP_DB_URL"}
     _defs_file(tmp_path, {"url": url, "cursor": "v", "tables": ["orders", {"table": "Items", "cursor": "w"}]})
     built = dg.Definitions.merge(
-        *pipeline_definitions(tmp_path), dg.Definitions(resources=default_resources())
+        *pipeline_definitions(read_defs_folder(tmp_path)), dg.Definitions(resources=default_resources())
     )
     keys = {key.to_user_string() for key in built.resolve_all_asset_keys()}
     for dataset in ("orders", "items"):
@@ -229,7 +229,7 @@ def test_a_table_named_like_another_pipeline_breaks_only_its_file(tmp_path: Path
     )
     _defs_file(tmp_path, {"url": url, "cursor": "v", "tables": ["orders", "items"]})
     built = dg.Definitions.merge(
-        *pipeline_definitions(tmp_path), dg.Definitions(resources=default_resources())
+        *pipeline_definitions(read_defs_folder(tmp_path)), dg.Definitions(resources=default_resources())
     )
     keys = {key.to_user_string() for key in built.resolve_all_asset_keys()}
     assert "sales/orders/raw" in keys and "sales/items/raw" not in keys
