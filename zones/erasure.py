@@ -88,6 +88,8 @@ class Step:
     action: str = ""
     history_files: int = 0
     log_entries: int = 0
+    backup: tuple[int, int] | None = None
+    """Files removed and log entries scrubbed in the zone's backup (``None``: the zone has none)."""
 
 
 @dataclass
@@ -108,6 +110,11 @@ class Proof:
         out = [
             f"{s.place}: {s.rows} row(s) {s.action or 'untouched'}; {s.history_files} file(s) of older "
             f"versions removed; {s.log_entries} log entr(y/ies) scrubbed"
+            + (
+                f"; backup: {s.backup[0]} file(s) removed, {s.backup[1]} log entr(y/ies) scrubbed"
+                if s.backup
+                else ""
+            )
             for s in self.steps
         ]
         out += [
@@ -262,9 +269,7 @@ def _erase_table(
     if backup is not None:
         if not dry_run:  # copy the erasure commit, so the backup's latest version is erased too
             _sync_backup(zone.config, backup, name)
-        files, entries = _scrub_tree(backup, name, needles, log_needles, dry_run)
-        if files or entries or step.rows:
-            step.place += f" (+ backup: {files} file(s) removed, {entries} log entr(y/ies) scrubbed)"
+        step.backup = _scrub_tree(backup, name, needles, log_needles, dry_run)
     return step
 
 

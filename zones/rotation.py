@@ -56,7 +56,7 @@ class Rotated:
     zone: str
     dataset: str
     status: str
-    """``rotated``, ``already rotated`` or ``no tokens``."""
+    """``rotated``, ``already rotated`` or ``no tokens`` (read, left as it is)."""
     tokens: int = 0
     """Distinct tokens re-keyed in the table."""
     unmapped_hashes: int = 0
@@ -88,6 +88,9 @@ def rotate_key(config: LakegateConfig, old: Tokenizer, new: Tokenizer, who: str)
                 continue
             frame = pl.read_delta(table)
             rewritten, count, unmapped = _rewrite(frame, tokens, hashes, known, f"{zone_name.value} {name}")
+            if rewritten is frame:  # no token nor hash: nothing to re-key, no rewrite
+                done.append(Rotated(zone_name.value, name, "no tokens"))
+                continue
             write_deltalake(
                 uri,
                 rewritten.to_arrow(),
@@ -96,7 +99,7 @@ def rotate_key(config: LakegateConfig, old: Tokenizer, new: Tokenizer, who: str)
                 storage_options=zone.delta_options(),
                 commit_properties=CommitProperties(app_transactions=[Transaction(app, 1)]),
             )
-            done.append(Rotated(zone_name.value, name, "rotated" if count else "no tokens", count, unmapped))
+            done.append(Rotated(zone_name.value, name, "rotated", count, unmapped))
     record_rights(
         open_zone(ZoneName.PII, config),
         RightsRecord(
