@@ -427,7 +427,7 @@ def _erase(args: argparse.Namespace) -> int:
     from pipelines.retention import load_declared
     from zones import load_config
     from zones.erasure import DatasetRules, erase
-    from zones.pii import Tokenizer
+    from zones.pii import Encryptor, PiiMethod, Tokenizer
     from zones.pii_rights import principal
     from zones.rotation import OLD_KEY_ENV
 
@@ -435,7 +435,10 @@ def _erase(args: argparse.Namespace) -> int:
     tokenizers = [Tokenizer.from_key(None, "lakegate erase")]
     if os.environ.get(OLD_KEY_ENV):
         tokenizers.append(Tokenizer.from_key(os.environ[OLD_KEY_ENV], f"lakegate erase ({OLD_KEY_ENV})"))
-    rules = {d.spec.path: DatasetRules(d.spec.erasure, tuple(d.spec.pii)) for d in load_declared(DEFS_FOLDER)}
+    declared = [d.spec for d in load_declared(DEFS_FOLDER)]
+    rules = {spec.path: DatasetRules(spec.erasure, tuple(spec.pii)) for spec in declared}
+    encrypted = any(m is PiiMethod.ENCRYPT for spec in declared for m in spec.pii.values())
+    encryptor = Encryptor.from_key(None, "lakegate erase (encrypted columns)") if encrypted else None
     proof = erase(
         load_config(),
         subject,
@@ -446,6 +449,7 @@ def _erase(args: argparse.Namespace) -> int:
         only=args.dataset or (),
         dry_run=args.dry_run,
         run_id=f"cli-{uuid.uuid4().hex[:12]}",
+        encryptor=encryptor,
     )
     if args.json:
         print(json.dumps(proof.as_dict(), indent=2))

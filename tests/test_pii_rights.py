@@ -164,6 +164,7 @@ def test_erase_leaves_the_subject_nowhere_and_everyone_else_untouched(
     assert main(["erase", "--subject", SUBJECT, "--reason", "ticket GDPR-17"]) == 0
     proof = capsys.readouterr().out
     assert "pii crm/customers: 1 row(s) deleted" in proof and "subject was erased" in proof
+    assert proof == dry.replace("would be erased", "was erased")  # the dry run showed exactly this
     assert SUBJECT not in proof and token not in proof
 
     # Plaintext nowhere: zone files of every version, Delta logs (statistics, predicates), backups.

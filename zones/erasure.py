@@ -1,9 +1,10 @@
 """Right to erasure: one subject out of every zone, every Delta version and every backup, Dagster-free.
 
-``erase`` computes the subject's token (and keyed hash) with the PII key, then for every Delta table of
-raw, curated, quarantine and the pii zone (their backups too):
+``erase`` computes the subject's token and keyed hash (and ciphertext, when ``encrypt`` columns are
+declared) with the PII keys, then for every Delta table of raw, curated, quarantine and the pii zone
+(their backups too):
 
-1. **rows**: a row holds the subject when one of its text columns contains the token or hash (whole, or
+1. **rows**: a row holds the subject when one of its text columns contains one of them (whole, or
    inside free text the way content detection writes ``"write to tok_... today"``), equals the
    plaintext, or -- a vaulted raw line of an unparseable record -- contains the plaintext as a word.
    Those rows are deleted by one Delta ``delete`` (or, with the dataset's ``erasure: null`` policy,
@@ -48,13 +49,14 @@ from lakegate import columns as col
 from zones.backup import LOG, Tree, backup_dataset, datasets
 from zones.config import LakegateConfig, Location, ZoneName
 from zones.errors import ZoneError
-from zones.pii import Tokenizer
+from zones.pii import Encryptor, Tokenizer
 from zones.pii_rights import PiiAccessDenied, RightsRecord, details, holds_pii_role, record_rights
 from zones.storage import delta_options, open_zone
 
 ERASED = "[erased]"
 ERASABLE_ZONES = (ZoneName.RAW, ZoneName.CURATED, ZoneName.QUARANTINE, ZoneName.PII)
 _INTERNAL = "_lakegate/"
+_CHUNK = 8 * 1024 * 1024
 
 
 class ErasurePolicy(StrEnum):
@@ -165,6 +167,7 @@ def erase(
     only: Sequence[str] = (),
     dry_run: bool = False,
     run_id: str = "",
+    encryptor: Encryptor | None = None,
 ) -> Proof:
     """Erase ``subject`` from every dataset (or the ``only`` ones) of every zone, its history and backups.
 
@@ -174,6 +177,7 @@ def erase(
         rules: ``DOMAIN/DATASET`` -> its erasure policy and PII columns (default: delete).
         who, reason: Audited with the proof; ``who`` must hold the pii role.
         dry_run: Find and report only; nothing changes (the dry run is audited too).
+        encryptor: Keys ``encrypt`` columns (``$LAKEGATE_PII_ENCRYPTION_KEY``), when some are declared.
 
     Raises:
         PiiAccessDenied: ``who`` does not hold the pii role (audited).
@@ -191,6 +195,8 @@ def erase(
     single = pl.Series([subject])
     substrings = {t.token_map(single)["token"][0] for t in tokenizers}
     substrings |= {t.hash_map(single)["hash"][0] for t in tokenizers}
+    if encryptor is not None:  # deterministic ciphertexts of ``encrypt`` columns identify the subject too
+        substrings.add(encryptor.encrypt_map(single)["encrypted"][0])
     needles = _Needles(frozenset(substrings), subject)
     proof = Proof(dry_run)
     # Vault first: the tokens of vaulted raw lines holding the subject are needles everywhere else.
@@ -251,6 +257,9 @@ def _erase_table(
     hits = {c: v for c, v in hits.items() if v}
     rule = rules.get(name.split("__")[0], DatasetRules())
     nulling = rule.erasure is ErasurePolicy.NULL and zone_name in (ZoneName.RAW, ZoneName.CURATED)
+    backup = zone.config.backup
+    if backup is not None and not dry_run:  # the backup must hold every version before files go
+        _sync_backup(zone.config, backup, name)
     if hits:
         predicate = " OR ".join(f'"{c}" IN ({_sql_list(v)})' for c, v in hits.items())
         step.rows = frame.filter(pl.any_horizontal(needles.mask(c) for c in hits)).height
@@ -262,10 +271,9 @@ def _erase_table(
                 table.delete(predicate)
     matched = frozenset(v for values in hits.values() for v in values)
     log_needles = _Needles(needles.substrings | matched, needles.plaintext)
-    backup = zone.config.backup
-    if backup is not None and not dry_run:  # the backup must hold every version before files go
-        _sync_backup(zone.config, backup, name)
     step.history_files, step.log_entries = _scrub_tree(zone.config, name, needles, log_needles, dry_run)
+    if dry_run and hits:
+        step.log_entries += 1  # the erasure's own commit (its predicate names what it deletes)
     if backup is not None:
         if not dry_run:  # copy the erasure commit, so the backup's latest version is erased too
             _sync_backup(zone.config, backup, name)
@@ -312,7 +320,12 @@ def _scrub_tree(
     if not tree.log_files(name):
         return 0, 0
     current = DeltaTable(f"{location.url}/{name}", storage_options=delta_options(location))
-    live = {unquote(str(p)) for p in pa.table(current.get_add_actions(flatten=True))["path"].to_pylist()}
+    # A dry run counts the live files too: the erasure's delete would tombstone them first.
+    live = (
+        set()
+        if dry_run
+        else {unquote(str(p)) for p in pa.table(current.get_add_actions(flatten=True))["path"].to_pylist()}
+    )
     stale = [
         p
         for p in tree.fs.find(root)
@@ -398,13 +411,19 @@ def _landing_hits(config: LakegateConfig, needles: _Needles) -> list[str]:
     fs, root = fsspec.core.url_to_fs(landing.config.url, **landing.fsspec_options())
     if not fs.exists(root):
         return []
-    found = []
+    return [p.removeprefix(f"{root.rstrip('/')}/") for p in fs.find(root) if _bytes_hold(fs, p, needles)]
+
+
+def _bytes_hold(fs: AbstractFileSystem, path: str, needles: _Needles) -> bool:
+    """The file's bytes contain the plaintext (read in chunks; compressed drops are not looked into)."""
     plain = needles.plaintext.encode()
-    for path in fs.find(root):
-        with fs.open(path, "rb") as handle:
-            if plain in handle.read():
-                found.append(path.removeprefix(f"{root.rstrip('/')}/"))
-    return found
+    tail = b""
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            if plain in tail + chunk:
+                return True
+            tail = chunk[-len(plain) :]
+    return False
 
 
 __all__ = ["DatasetRules", "ErasureError", "ErasurePolicy", "Proof", "Step", "erase"]
