@@ -36,7 +36,7 @@ NEW_KEY_ENV = "LAKEGATE_PII_KEY_NEW"
 OLD_KEY_ENV = "LAKEGATE_PII_KEY_OLD"
 ROTATION_APP = "lakegate:rotate-key:"
 _KEY_ID_LABEL = b"lakegate/pii/key-id/v1"
-_TOKEN = r"tok_[0-9a-f]{32}"
+_KEYED = r"(?:tok|hsh)_[0-9a-f]{32}"
 _INTERNAL = "_lakegate/"
 
 
@@ -148,30 +148,39 @@ def _rewrite(
 ) -> tuple[pl.DataFrame, int, int]:
     """``frame`` with every mapped token/hash replaced (whole values and inside text); counts.
 
+    Whole values are looked up in the map (a hash join); only the tokens found inside longer text are
+    replaced as substrings, with an automaton of just those.
+
     Raises:
         RotationError: a token of ``frame`` is in no vault (it would be lost).
     """
     mapping = {**tokens, **hashes}
-    olds, news = list(mapping), list(mapping.values())
+    new_hashes = set(hashes.values())
     replaced, count, unmapped = [], 0, 0
     for column, dtype in frame.schema.items():
         if dtype != pl.String:
             continue
-        found = frame[column].str.extract_all(_TOKEN).explode().drop_nulls().unique()
-        if found.is_empty() and not frame[column].str.contains("hsh_", literal=True).any():
+        values = frame[column]
+        found = values.str.extract_all(_KEYED).explode().drop_nulls().unique().to_list()
+        if not found:
             continue
-        stray = found.filter(~found.is_in(olds) & ~found.is_in(list(known)))
-        if stray.len():
+        olds = [t for t in found if t in mapping]
+        stray = [t for t in found if t.startswith("tok_") and t not in mapping and t not in known]
+        if stray:
             raise RotationError(
-                f"{where}: column {column} holds {stray.len()} token(s) in no vault; the rotation stopped "
+                f"{where}: column {column} holds {len(stray)} token(s) in no vault; the rotation stopped "
                 "before rewriting it (restore the vault, or erase those rows)"
             )
-        count += int(found.is_in(olds).sum())
-        hashed = frame[column].str.extract_all(r"hsh_[0-9a-f]{32}").explode().drop_nulls().unique()
-        unmapped += hashed.filter(~hashed.is_in(olds) & ~hashed.is_in(list(hashes.values()))).len()
+        count += sum(1 for t in olds if t.startswith("tok_"))
+        unmapped += sum(1 for t in found if t.startswith("hsh_") and t not in mapping and t not in new_hashes)
+        inside = values.filter(~values.str.contains(f"^(?:{_KEYED})$"))
+        embedded = [t for t in inside.str.extract_all(_KEYED).explode().drop_nulls().unique() if t in mapping]
+        expr = pl.col(column).replace({t: mapping[t] for t in olds})
+        if embedded:
+            expr = expr.str.replace_many(embedded, [mapping[t] for t in embedded])
         if olds:
-            replaced.append(pl.col(column).str.replace_many(olds, news))
-    return (frame.with_columns(replaced) if replaced else frame), int(count), int(unmapped)
+            replaced.append(expr)
+    return (frame.with_columns(replaced) if replaced else frame), count, unmapped
 
 
 __all__ = ["NEW_KEY_ENV", "OLD_KEY_ENV", "Rotated", "RotationError", "key_id", "rotate_key"]
