@@ -278,6 +278,7 @@ def test_reveal_for_the_pii_role_only_and_always_audited(
     assert OTHER not in out.out + out.err
     assert out.err.count("\n") == 1 and "'bob' does not hold the pii role" in out.err
     assert main(["erase", "--subject", OTHER, "--as", "bob"]) == 2
+    assert "erasure refused and audited" in capsys.readouterr().err
     assert current("curated", "crm/customers").filter(pl.col("email") == token).height == 1
     audit = read_rights(load_config()).sort("at")
     rows = audit.select("principal", "action", "outcome", "reason", "dataset", "token").rows()
@@ -287,6 +288,10 @@ def test_reveal_for_the_pii_role_only_and_always_audited(
         ("bob", "erase", "refused", "right to erasure request", "*", ""),
     ]
     assert OTHER not in " ".join(str(v) for row in audit.rows() for v in row)
+    assert main(["erase", "--subject", OTHER, "--dataset", "crm/customer"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset crm/customer: no such dataset in any zone (did you mean 'crm/customers'?)" in err
+    assert OTHER not in err and err.count("\n") == 1
 
 
 def _marked(app: str, home: Path) -> int:

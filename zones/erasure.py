@@ -46,6 +46,7 @@ from deltalake import DeltaTable
 from fsspec import AbstractFileSystem
 
 from lakegate import columns as col
+from lakegate.registry import suggest
 from zones.backup import LOG, Tree, backup_dataset, datasets
 from zones.config import LakegateConfig, Location, ZoneName
 from zones.errors import ZoneError
@@ -181,7 +182,7 @@ def erase(
 
     Raises:
         PiiAccessDenied: ``who`` does not hold the pii role (audited).
-        ErasureError: the subject is empty.
+        ErasureError: the subject is empty, or a dataset of ``only`` is in no zone.
     """
     if not subject.strip():
         raise ErasureError("--subject is empty; give the value to erase (e.g. an e-mail address)")
@@ -203,6 +204,14 @@ def erase(
     tables = [
         (zone, name) for zone in (ZoneName.PII, *ERASABLE_ZONES[:3]) for name in _datasets(config, zone, only)
     ]
+    named = {name.split("__")[0] for _, name in tables}
+    unknown = [d for d in only if d not in named]
+    if unknown:
+        known = sorted({n.split("__")[0] for z in ERASABLE_ZONES for n in _datasets(config, z, ())})
+        raise ErasureError(
+            f"--dataset {unknown[0]}: no such dataset in any zone{suggest(unknown[0], known)}; "
+            f"datasets: {', '.join(known) or 'none yet'}"
+        )
     for zone_name, name in tables:
         if zone_name is ZoneName.PII:
             needles = _with_line_tokens(config, name, needles)
