@@ -369,7 +369,9 @@ def _scrub_json(fs: AbstractFileSystem, path: str, needles: _Needles, dry_run: b
         return 0
     if not dry_run:
         lines = [
-            json.dumps(_scrub_action(json.loads(line), needles)) for line in text.splitlines() if line.strip()
+            json.dumps(_scrub_action(json.loads(line), needles), separators=(",", ":"))
+            for line in text.splitlines()
+            if line.strip()
         ]
         with fs.open(path, "wb") as handle:
             handle.write(("\n".join(lines) + "\n").encode())

@@ -45,7 +45,12 @@ class RevealError(ZoneError, LookupError):
 def principal(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """Who is acting: ``explicit`` (``--as``), else ``$LAKEGATE_PRINCIPAL``, else the OS user."""
     env = os.environ if env is None else env
-    return explicit or env.get(PRINCIPAL_ENV) or getpass.getuser()
+    if explicit or env.get(PRINCIPAL_ENV):
+        return explicit or env[PRINCIPAL_ENV]
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container user without a name
+        return f"uid:{os.getuid()}"
 
 
 def holds_pii_role(config: LakegateConfig, who: str) -> bool:

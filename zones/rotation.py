@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -109,7 +109,7 @@ def rotate_key(config: LakegateConfig, old: Tokenizer, new: Tokenizer, who: str)
             "",
             "*",
             "",
-            details(new_key_id=key_id(new), old_key_id=key_id(old), tables=[r.__dict__ for r in done]),
+            details(new_key_id=key_id(new), old_key_id=key_id(old), tables=[asdict(r) for r in done]),
         ),
     )
     return done
