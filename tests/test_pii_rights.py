@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import dlt
 import polars as pl
 import pyarrow as pa
@@ -185,8 +186,13 @@ def test_erase_leaves_the_subject_nowhere_and_everyone_else_untouched(
     assert proof == dry.replace("would be erased", "was erased")  # the dry run showed exactly this
     assert SUBJECT not in proof and token not in proof
 
-    # Plaintext nowhere: zone files of every version, Delta logs (statistics, predicates), backups.
-    for root in (lakegate_home / "zones", lake):
+    # Plaintext nowhere: zone files of every version, Delta logs (statistics, predicates), backups, dlt's
+    # working folder, the Dagster event log.
+    instance = dg.DagsterInstance.get()
+    events = [e for run in instance.get_runs() for e in instance.all_logs(run_id=run.run_id)]
+    assert len(instance.get_runs()) == 2 and events
+    assert SUBJECT not in "\n".join(dg.serialize_value(e) for e in events)
+    for root in (lakegate_home / "zones", lake, lakegate_home / "dlt"):
         for path, text in files_text(root).items():
             if "/landing/" in str(path):
                 continue  # the vendor's drop as delivered (the proof lists it)
