@@ -19,6 +19,7 @@ from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
+from zones.erasure import ErasurePolicy
 from zones.pii import GENERALIZE_TYPES, PII_KEY_ENV, TEXT_METHODS, Encryptor, PiiKeyError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -177,6 +178,9 @@ class PipelineSpec(_Strict):
     cdc: CdcSpec | None = None
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     history: History | None = None
+    erasure: ErasurePolicy = ErasurePolicy.DELETE
+    """What ``lakegate erase`` does to this dataset's rows holding the subject: ``delete`` them, or
+    ``null`` their PII columns (and replace tokens inside other text) in raw and curated."""
 
     @field_validator("name", "domain")
     @classmethod

@@ -238,13 +238,29 @@ class Hold(BaseModel):
         return f"hold by {self.who} since {self.when}: {self.reason}"
 
 
+class AccessConfig(BaseModel):
+    """``access:`` -- which principals hold which role (today: ``pii``, re-identification and erasure).
+
+    This is lakegate's policy and audit layer: ``lakegate reveal`` refuses (and audits) a principal
+    without the role. The hard boundary stays the pii zone's storage credentials: whoever holds them can
+    read the vault whatever this list says, so give them only to the holders of the role.
+
+    Attributes:
+        pii: Principals (``--as`` / ``$LAKEGATE_PRINCIPAL``, default the OS user) holding the pii role.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pii: tuple[str, ...] = ()
+
+
 class LakegateConfig(BaseModel):
-    """The zones of one deployment and its legal holds."""
+    """The zones of one deployment, its legal holds and its access roles."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     home: str
     zones: dict[ZoneName, ZoneConfig]
     holds: tuple[Hold, ...] = ()
+    access: AccessConfig = Field(default_factory=AccessConfig)
     source: str = "embedded default"
     """The file the configuration came from (named in load-time errors)."""
 
@@ -278,8 +294,10 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     }
     file = path or (Path(env["LAKEGATE_CONFIG"]) if env.get("LAKEGATE_CONFIG") else Path("lakegate.yaml"))
     holds: list[Any] = []
+    access: Any = {}
     if file.exists():
         zones, holds = _merge_file(file, zones)
+        access = _section(file, "access")
     elif path or env.get("LAKEGATE_CONFIG"):
         raise ZoneConfigError(
             f"{file}: lakegate config file not found (set LAKEGATE_CONFIG to an existing file)"
@@ -304,7 +322,20 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             err = exc.errors()[0]
             where = ".".join([str(index), *(str(p) for p in err["loc"])])
             raise ZoneConfigError(f"{file}: holds.{where}: {_message(err)}") from None
-    return LakegateConfig(home=str(home), zones=built, holds=tuple(parsed), source=str(file))
+    try:
+        roles = AccessConfig.model_validate(access)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        hint = suggest(where, list(AccessConfig.model_fields)) if err["type"] == "extra_forbidden" else ""
+        raise ZoneConfigError(f"{file}: access.{where}: {_message(err)}{hint}") from None
+    return LakegateConfig(home=str(home), zones=built, holds=tuple(parsed), access=roles, source=str(file))
+
+
+def _section(file: Path, name: str) -> Any:
+    """One top-level section of ``file`` (already parsed once by :func:`_merge_file`), ``{}`` when absent."""
+    document = yaml.safe_load(file.read_text()) or {}
+    return document.get(name) or {}
 
 
 def _message(err: Any) -> str:
