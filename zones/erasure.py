@@ -52,12 +52,14 @@ from zones.config import LakegateConfig, Location, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Encryptor, Tokenizer
 from zones.pii_rights import PiiAccessDenied, RightsRecord, details, holds_pii_role, record_rights
+from zones.retention import ARCHIVE_FOLDER
 from zones.storage import delta_options, open_zone
 
 ERASED = "[erased]"
 ERASABLE_ZONES = (ZoneName.RAW, ZoneName.CURATED, ZoneName.QUARANTINE, ZoneName.PII)
 _INTERNAL = "_lakegate/"
 _CHUNK = 8 * 1024 * 1024
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 
 
 class ErasurePolicy(StrEnum):
@@ -102,10 +104,17 @@ class Proof:
     dry_run: bool
     steps: list[Step] = field(default_factory=list)
     landing_files: list[str] = field(default_factory=list)
+    """Drops still waiting in the landing zone that hold the subject as delivered (not changed)."""
+    archived_files: dict[str, int] = field(default_factory=dict)
+    """Archived landing files (already ingested) -> occurrences of the subject replaced by ``[erased]``."""
 
     @property
     def found(self) -> bool:
-        return any(s.rows or s.history_files or s.log_entries for s in self.steps) or bool(self.landing_files)
+        return (
+            any(s.rows or s.history_files or s.log_entries for s in self.steps)
+            or bool(self.landing_files)
+            or bool(self.archived_files)
+        )
 
     def lines(self) -> list[str]:
         """The proof as printable lines."""
@@ -121,7 +130,11 @@ class Proof:
             for s in self.steps
         ]
         out += [
-            f"landing {f}: holds the subject as delivered (not changed; delete the drop)"
+            f"landing {f}: {n} occurrence(s) {verb} replaced by {ERASED} (archived, already ingested)"
+            for f, n in self.archived_files.items()
+        ]
+        out += [
+            f"landing {f}: holds the subject as delivered, not ingested yet (not changed; delete the drop)"
             for f in self.landing_files
         ]
         out.append(f"subject {verb} {'erased' if self.found else 'not found'} ({len(self.steps)} place(s))")
@@ -132,6 +145,7 @@ class Proof:
             "dry_run": self.dry_run,
             "steps": [asdict(s) for s in self.steps],
             "landing": self.landing_files,
+            "archived": self.archived_files,
         }
 
 
@@ -217,7 +231,7 @@ def erase(
             needles = _with_line_tokens(config, name, needles)
     for zone_name, name in tables:
         proof.steps.append(_erase_table(config, zone_name, name, needles, rules, dry_run))
-    proof.landing_files = _landing_hits(config, needles)
+    proof.archived_files, proof.landing_files = _erase_landing(config, needles, dry_run)
     record_rights(
         pii_zone,
         RightsRecord(
@@ -417,12 +431,60 @@ def _replace(value: Any, needles: list[str]) -> Any:
     return value
 
 
-def _landing_hits(config: LakegateConfig, needles: _Needles) -> list[str]:
+def _erase_landing(
+    config: LakegateConfig, needles: _Needles, dry_run: bool
+) -> tuple[dict[str, int], list[str]]:
+    """Replace the subject in archived landing files; list the waiting drops that hold it.
+
+    Archived files were ingested already: they are kept for audit and re-ingestion, so the subject's
+    plaintext is replaced there (text formats byte for byte, Parquet per string column). A drop still
+    waiting is the vendor's delivery, not yet read: it is reported for its owner to withdraw.
+    """
     landing = open_zone(ZoneName.LANDING, config)
     fs, root = fsspec.core.url_to_fs(landing.config.url, **landing.fsspec_options())
     if not fs.exists(root):
-        return []
-    return [p.removeprefix(f"{root.rstrip('/')}/") for p in fs.find(root) if _bytes_hold(fs, p, needles)]
+        return {}, []
+    archived: dict[str, int] = {}
+    waiting: list[str] = []
+    archive_root = f"{root.rstrip('/')}/{ARCHIVE_FOLDER}/"
+    for path in fs.find(root):
+        relative = path.removeprefix(f"{root.rstrip('/')}/")
+        if not path.startswith(archive_root):
+            if _bytes_hold(fs, path, needles):
+                waiting.append(relative)
+            continue
+        replaced = _erase_archived_file(fs, path, needles, dry_run)
+        if replaced:
+            archived[relative] = replaced
+    return archived, waiting
+
+
+def _erase_archived_file(fs: AbstractFileSystem, path: str, needles: _Needles, dry_run: bool) -> int:
+    """Occurrences of the subject in one archived file, replaced unless ``dry_run``."""
+    if path.endswith(".parquet"):
+        with fs.open(path, "rb") as handle:
+            frame = pl.read_parquet(handle)
+        strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+        hits = sum(
+            int(frame[name].str.count_matches(needles.plaintext, literal=True).sum() or 0) for name in strings
+        )
+        if hits and not dry_run:
+            frame = frame.with_columns(
+                pl.col(name).str.replace_all(needles.plaintext, ERASED, literal=True) for name in strings
+            )
+            with fs.open(path, "wb") as handle:
+                frame.write_parquet(handle)
+        return hits
+    if not _bytes_hold(fs, path, needles):
+        return 0
+    if path.endswith(_COMPRESSED):  # not looked into by _bytes_hold; kept for completeness
+        return 0
+    data: bytes = fs.cat_file(path)
+    plain = needles.plaintext.encode()
+    hits = data.count(plain)
+    if not dry_run:
+        fs.pipe_file(path, data.replace(plain, ERASED.encode()))
+    return hits
 
 
 def _bytes_hold(fs: AbstractFileSystem, path: str, needles: _Needles) -> bool:
