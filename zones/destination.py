@@ -12,6 +12,7 @@ so a retried or replayed job is skipped table by table. Input rows = committed +
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -36,13 +37,12 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns as col
-from zones import _delta
+from zones import _delta, _merge
 from zones._records import (
     READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
     concat_rejects,
-    latest_per_key,
     split_batch,
     stamp,
     unloadable_rows,
@@ -289,22 +289,28 @@ class _JobWriter:
                     if split.good.height:
                         yield stamp(split.good, lineage)
 
-        if self.target.merge:
-            parts = list(good())
-            frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-            frame, duplicates = latest_per_key(frame, spec)
-            rejected.extend(duplicates)
-            if write and frame.height:
-                self._commit(
-                    "data",
-                    uri,
-                    frame.to_arrow(),
-                    txn,
-                    lineage,
-                    keys=spec.primary_key,
-                    newer=spec.order_by[:1],
-                )
-            return frame.height, concat_rejects(rejected)
+        if self.target.merge:  # bounded memory: one batch plus the job's keys (see zones._merge)
+            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer)
+            job = _merge.plan(parquet, spec, split, READ_BATCH_ROWS, lineage)
+            if job.survivors:
+                survivors = _merge.rows(job, parquet, spec, split, READ_BATCH_ROWS, lineage)
+                if not write:  # already committed: only the superseded rows' records are still due
+                    for _ in survivors:
+                        pass
+                else:  # a small job merges from memory, so Delta can skip target files by its keys
+                    data = pa.RecordBatchReader.from_batches(job.schema, survivors)
+                    source = data.read_all() if job.survivors <= READ_BATCH_ROWS else data
+                    self._commit(
+                        "data",
+                        uri,
+                        source,
+                        txn,
+                        lineage,
+                        keys=spec.primary_key,
+                        newer=spec.order_by[:1],
+                        truncated_at=job.truncated_at,
+                    )
+            return job.survivors, concat_rejects(job.rejected)
         committed = 0
         frames = good()
         first = next(frames, None)
@@ -379,6 +385,7 @@ class _JobWriter:
         keys: tuple[str, ...] = (),
         update: bool = True,
         newer: tuple[str, ...] = (),
+        truncated_at: int | None = None,
     ) -> None:
         zone = self._zone(zone_key)
         options = zone.delta_options()
@@ -389,8 +396,9 @@ class _JobWriter:
         if zone_key != "pii":
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
-            assert isinstance(data, pa.Table)  # merges are built in memory
-            done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)
+            done = _delta.upsert(
+                uri, data, keys, options, txns, update=update, newer=newer, truncated_at=truncated_at
+            )
         elif isinstance(data, pa.RecordBatchReader):
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
         else:
