@@ -112,7 +112,9 @@ def prepare(home: Path, rows: int) -> None:
         ids[updates] = rng.integers(1, fresh + 1, int(updates.sum()))  # an id committed before
         append_raw(home, frame.with_columns(pl.Series("id", ids)), load, position)
         position += last - first
-    print(f"prepared raw: {rows:,} rows in {LOADS} loads ({rows - fresh:,} updates of existing ids)", flush=True)
+    print(
+        f"prepared raw: {rows:,} rows in {LOADS} loads ({rows - fresh:,} updates of existing ids)", flush=True
+    )
 
 
 def expected_latest(raw_uri: str) -> pl.LazyFrame:
@@ -172,7 +174,11 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
     want = expected_latest(raw).select(pl.exclude(col.LINEAGE_COLUMNS, col.SOURCE, col.POSITION))
     columns = want.collect_schema().names()
     differ = (
-        got.select(columns).join(want, on=columns, how="anti", nulls_equal=True).select(pl.len()).collect().item()
+        got.select(columns)
+        .join(want, on=columns, how="anti", nulls_equal=True)
+        .select(pl.len())
+        .collect()
+        .item()
     )
     held = got.select(pl.len(), pl.col("id").n_unique().alias("ids")).collect().row(0, named=True)
     expected_rows = want.select(pl.len()).collect().item()
@@ -212,7 +218,11 @@ def _small_run(home: Path, spec: Any, run_id: str, first_position: int) -> dict[
     result = pipelines.curate(spec, run_id=run_id, config=load_config(), pipelines_dir=home.parent / "dlt")
     run = time.perf_counter() - started
     checks, outcome = _checks_seconds(spec, run_id, result.report)
-    return {"run_seconds": run, "checks_seconds": checks, "passed": all(o["passed"] for o in outcome.values())}
+    return {
+        "run_seconds": run,
+        "checks_seconds": checks,
+        "passed": all(o["passed"] for o in outcome.values()),
+    }
 
 
 def run_small_on_empty(home: Path) -> dict[str, Any]:
@@ -231,7 +241,9 @@ def _child(what: str, home: Path, rows: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--run", choices=["prepare", "lakegate", "bare", "small"], help=argparse.SUPPRESS)
@@ -260,14 +272,18 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     big = lakegate["small_onto_big"]
-    print(f"bare polars read + dedupe + write_delta: {bare['seconds']:.2f} s, peak RSS {bare['peak_rss'] / 1e9:.2f} GB")
+    print(
+        f"bare polars read + dedupe + write_delta: {bare['seconds']:.2f} s, "
+        f"peak RSS {bare['peak_rss'] / 1e9:.2f} GB"
+    )
     print(f"lakegate curate: {lakegate['seconds']:.2f} s, peak RSS {lakegate['peak_rss'] / 1e9:.2f} GB")
     print(
         f"curate checks on the {args.rows:,}-row backfill: {lakegate['checks_seconds']:.2f} s "
         f"({lakegate['checks_seconds'] / lakegate['seconds']:.0%} of the curate run); {lakegate['checks']}"
     )
     print(
-        f"{SMALL_RUN_ROWS:,}-row run onto the {args.rows:,}-row curated table: run {big['run_seconds']:.2f} s, "
+        f"{SMALL_RUN_ROWS:,}-row run onto the {args.rows:,}-row curated table: "
+        f"run {big['run_seconds']:.2f} s, "
         f"checks {big['checks_seconds']:.2f} s; onto an empty one: run {small_empty['run_seconds']:.2f} s, "
         f"checks {small_empty['checks_seconds']:.2f} s "
         f"(checks {big['checks_seconds'] / small_empty['checks_seconds']:.2f}x)"

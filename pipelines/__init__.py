@@ -12,7 +12,17 @@ Usable from a plain Python script::
 
 from pipelines._flow import connector_config, resumed_config
 from pipelines._values import for_display
-from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
+from pipelines.checks import (
+    CHECKS,
+    CheckDef,
+    CheckInput,
+    CheckOutcome,
+    Step,
+    Target,
+    checks_for,
+    table_check,
+    zone_of,
+)
 from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.spec import Pattern, PipelineSpec, check_spec
@@ -45,5 +55,6 @@ __all__ = [
     "load_spec",
     "read_defs_file",
     "resumed_config",
+    "table_check",
     "zone_of",
 ]

@@ -208,29 +208,43 @@ class CurateInput:
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The pending raw rows, about ``batch_rows`` at a time, in raw order (by load, source and position
-        within a batch; batches follow the commits), without the lineage columns raw stamped on them."""
+        within a batch; batches follow the commits), without the lineage columns raw stamped on them.
+
+        Every batch has the same columns and types (all files' columns, aligned by name), so the
+        transformed batches land in one load file: one job, merged in one commit, in order.
+        """
+        columns = pl.concat(
+            [pl.DataFrame(schema=pl.Schema(s)) for s in self._schemas()], how="diagonal_relaxed"
+        )
         chunks: list[pl.DataFrame] = []
         rows = 0
         for uri in self.files:
             fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
             with fs.open(path, "rb") as handle:
                 parquet = pq.ParquetFile(handle, pre_buffer=False)
-                wanted = [c for c in parquet.schema_arrow.names if c == LOAD_ID or c not in LINEAGE_COLUMNS]
+                wanted = [c for c in parquet.schema_arrow.names if c in columns.columns]
                 for batch in parquet.iter_batches(batch_size=min(self.batch_rows, 100_000), columns=wanted):
                     frame = pl.from_arrow(batch)
                     assert isinstance(frame, pl.DataFrame)
                     chunks.append(frame)
                     rows += frame.height
                     if rows >= self.batch_rows:
-                        yield _raw_order(chunks)
+                        yield _raw_order(columns, chunks)
                         chunks, rows = [], 0
         if rows:
-            yield _raw_order(chunks)
+            yield _raw_order(columns, chunks)
+
+    def _schemas(self) -> Iterator[pa.Schema]:
+        """Each pending file's columns (from its footer), lineage columns but the load id left out."""
+        for uri in self.files:
+            fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
+            with fs.open(path, "rb") as handle:
+                schema = pq.read_schema(handle)
+            yield pa.schema([f for f in schema if f.name == LOAD_ID or f.name not in LINEAGE_COLUMNS])
 
 
-def _raw_order(chunks: list[pl.DataFrame]) -> pl.DataFrame:
-    # Files from before and after a schema change differ in columns: align them by name.
-    frame = pl.concat(chunks, how="diagonal_relaxed")
+def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat([columns, *chunks], how="diagonal_relaxed").select(columns.columns)
     order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
     return frame.sort(order, nulls_last=True, maintain_order=True).drop(LOAD_ID, strict=False)
 
@@ -296,10 +310,36 @@ def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
     @dlt.resource(name=spec.name)
     def curated() -> Any:
         record_position(pending.app_id, pending.raw_version)
+        schema: pa.Schema | None = None
         for frame in pending.batches():
-            yield transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
+            table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
+            schema = schema or _with_reject_columns(table).schema
+            yield _conformed(table, schema)
 
     return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
+
+
+def _with_reject_columns(table: pa.Table) -> pa.Table:
+    for name in (REJECT_RULE, REJECT_REASON, RAW_TEXT):
+        if name not in table.column_names:
+            table = table.append_column(pa.field(name, pa.string()), pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in the columns and types of the first batch, so dlt keeps every batch in one load file
+    (a schema change would open another file: another job). A column the first batch did not have (a
+    transform that adds columns only sometimes) leaves the table as it is."""
+    if not set(table.column_names) <= set(schema.names):
+        return table
+    arrays = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    try:
+        return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
 
 
 def curate_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:

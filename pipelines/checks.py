@@ -17,6 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from connectors import get_connector
@@ -26,7 +28,7 @@ from lakegate.registry import RegistrationError, Registry
 from pipelines._flow import connector_config, resumed_config
 from pipelines.errors import PipelineError
 from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
-from pipelines.spec import CdcSpec, Pattern, PipelineSpec
+from pipelines.spec import CdcSpec, Pattern, PipelineSpec, Scope
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
@@ -103,37 +105,68 @@ def zone_of(spec: PipelineSpec, step: Step, target: Target) -> ZoneName:
     return ZoneName(target.value)
 
 
-def expectations_for(spec: PipelineSpec, *, full: bool) -> list[Expectation]:
-    """The standard suite plus declared expectations.
+def expectations_for(spec: PipelineSpec, *, full: bool, scope: Scope = Scope.BATCH) -> list[Expectation]:
+    """The standard suite plus the declared expectations of ``scope``.
 
     ``full=False`` (one run's rows of append-only raw) drops key uniqueness (resent records are normal
-    in raw) and the row count (a run may bring nothing new).
+    in raw); the row count is the table's, never a run's (a run may bring nothing new), so only
+    :func:`table_expectations` carries it.
     """
     standard = standard_expectations(list(spec.columns), spec.primary_key)
-    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
-    if not full:
-        standard = [e for e in standard if e.type not in _UNIQUE and e.type != _ROW_COUNT]
+    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.scoped(scope)]
+    standard = [e for e in standard if e.type != _ROW_COUNT and (full or e.type not in _UNIQUE)]
     return standard + declared
 
 
-def _quality(check: CheckInput) -> CheckOutcome:
-    """Great Expectations over the step's data table (declared columns only).
+def table_expectations(spec: PipelineSpec) -> list[Expectation]:
+    """The whole-table suite (scheduled): the standard one with the row count, and ``scope: table``."""
+    standard = standard_expectations(list(spec.columns), spec.primary_key)
+    return standard + [Expectation(e.type, e.kwargs) for e in spec.quality.scoped(Scope.TABLE)]
 
-    Raw is append-only: there only the rows this run committed are checked, so one old bad row does
-    not block promotion forever. ETL's curated and ELT's curated are checked whole — except for a
-    stream's micro-batches, which check the rows of their run only (never the whole table each minute).
+
+def _quality(check: CheckInput) -> CheckOutcome:
+    """Great Expectations over the rows this run wrote to the step's data table (declared columns only).
+
+    Its cost follows the batch, never the table: the rows are found by run id (Delta file statistics
+    skip the other files). Raw is append-only and resent records are normal there: key uniqueness is
+    not checked. In curated (ELT's curate, ETL) the batch's keys must be unique and not null; across the
+    table the merge by key keeps them unique (one source row per key, matched on the key), so it is not
+    re-validated row by row here — the scheduled :func:`table_quality` does that. The table's row count
+    comes from the Delta log.
     """
     spec = check.spec
     zone = zone_of(spec, check.step, Target.DATA)
-    whole = check.step is Step.CURATE or (spec.pattern is Pattern.ETL and not spec.streaming)
+    curated = check.step is Step.CURATE or spec.pattern is Pattern.ETL
     table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
-    frame = (
-        pl.DataFrame() if table is None else _read(table, list(spec.columns), None if whole else check.run_id)
+    frame = pl.DataFrame() if table is None else _read(table, list(spec.columns), check.run_id)
+    outcome = _validated(
+        frame, expectations_for(spec, full=curated), f"{zone.value}.{spec.domain}.{spec.name}"
     )
+    if not curated:
+        return outcome
+    rows = table_rows(table)
+    failures = outcome.failures + (() if rows else ("the curated table holds no rows (Delta log)",))
+    return CheckOutcome(
+        passed=outcome.passed and bool(rows),
+        metadata={**outcome.metadata, "table_rows": rows},
+        failures=failures,
+    )
+
+
+def table_quality(check: CheckInput) -> CheckOutcome:
+    """The whole-table suite over the pipeline's final table: what a batch cannot answer (``scope: table``
+    expectations) and an audit of what the write path guarantees (key unique, rows present). Reads every
+    row: it runs on ``quality.table_schedule``, not with each run."""
+    spec = check.spec
+    zone = zone_of(spec, check.step, Target.DATA)
+    table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
+    frame = pl.DataFrame() if table is None else _read(table, list(spec.columns), None)
+    return _validated(frame, table_expectations(spec), f"{zone.value}.{spec.domain}.{spec.name}.table")
+
+
+def _validated(frame: pl.DataFrame, expectations: list[Expectation], suite_name: str) -> CheckOutcome:
     try:
-        report = validate(
-            frame, expectations_for(spec, full=whole), suite_name=f"{zone.value}.{spec.domain}.{spec.name}"
-        )
+        report = validate(frame, expectations, suite_name=suite_name)
     except QualityConfigError as exc:
         return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
     summary = report.summary()
@@ -147,6 +180,14 @@ def _quality(check: CheckInput) -> CheckOutcome:
         },
         failures=tuple(summary["failures"]),
     )
+
+
+def table_rows(table: DeltaTable | None) -> int:
+    """Rows of a Delta table from its log (the add actions' record counts): no data file is read."""
+    if table is None:
+        return 0
+    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+    return int(pc.sum(counts).as_py() or 0)
 
 
 def _read(table: DeltaTable, wanted: list[str], run_id: str | None) -> pl.DataFrame:
@@ -356,7 +397,7 @@ CHECKS: tuple[CheckDef, ...] = (
         "quality",
         Step.CURATE,
         Target.DATA,
-        "Great Expectations on the whole curated table",
+        "Great Expectations on the rows this run merged; the table's row count from the Delta log",
         _quality,
         blocking=lambda spec: spec.quality.blocking,
     ),
@@ -400,6 +441,23 @@ REGISTRY: Registry[CheckDef] = Registry(
 under the ``lakegate.checks`` entry point (or register in-process) — the one registry design."""
 for _builtin in CHECKS:
     REGISTRY.register(_builtin.key, _builtin)
+
+
+def table_check(spec: PipelineSpec) -> CheckDef | None:
+    """The whole-table check of ``spec``'s final table (curated, or raw for EL), run on
+    ``quality.table_schedule`` rather than with each run; ``None`` when no expectation is ``scope: table``.
+    Never blocking: it judges the table, not a run's rows."""
+    if not spec.quality.scoped(Scope.TABLE):
+        return None
+    step = Step.CURATE if spec.pattern is Pattern.ELT else Step.INGEST
+    return CheckDef(
+        "table_quality",
+        step,
+        Target.DATA,
+        "Great Expectations on the whole table (scope: table expectations, key, row count), on a schedule",
+        table_quality,
+        blocking=lambda spec: False,
+    )
 
 
 def checks_for(spec: PipelineSpec, step: Step) -> list[CheckDef]:
