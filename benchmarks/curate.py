@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,28 @@ SEED = 20_241_130
 
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _RssSampler(threading.Thread):
+    """This process's RSS every 20 ms, to attribute the peak to a dlt step."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, int]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.02):
+            with open("/proc/self/statm") as statm:
+                self.samples.append((time.time(), int(statm.read().split()[1]) * page))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> int:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0)
 
 
 def _isolated_env(home: Path) -> None:
@@ -163,10 +186,18 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
     _isolated_env(home)
     spec = _spec()
     config = load_config()
+    sampler = _RssSampler()
+    sampler.start()
     started = time.perf_counter()
     result = pipelines.curate(spec, run_id="bench", config=config, pipelines_dir=home.parent / "dlt")
     seconds = time.perf_counter() - started
+    sampler.stop()
     peak = _peak_rss()
+    steps = {
+        name: f"{end - start:.1f} s, peak {sampler.peak(start, end) / 1e9:.2f} GB"
+        for name, (start, end) in result.report.steps.items()
+    }
+    print(f"lakegate: dlt steps: {steps}", flush=True)
     report = result.report
     curated = open_zone(ZoneName.CURATED, config).table_uri("bench", "orders")
     raw = open_zone(ZoneName.RAW, config).table_uri("bench", "orders")
