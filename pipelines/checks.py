@@ -27,12 +27,13 @@ from lakegate.errors import LakegateError
 from lakegate.registry import RegistrationError, Registry
 from pipelines._flow import connector_config, resumed_config
 from pipelines.errors import PipelineError
-from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
+from pipelines.quality import Expectation, QualityConfigError, columns_read, standard_expectations, validate
 from pipelines.spec import CdcSpec, Pattern, PipelineSpec, Scope
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 _ROW_COUNT = "expect_table_row_count_to_be_between"
+_COLUMN_SET = "expect_table_columns_to_match_set"
 
 
 class Step(StrEnum):
@@ -138,17 +139,23 @@ def _quality(check: CheckInput) -> CheckOutcome:
     zone = zone_of(spec, check.step, Target.DATA)
     curated = check.step is Step.CURATE or spec.pattern is Pattern.ETL
     table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
-    frame = pl.DataFrame() if table is None else _read(table, list(spec.columns), check.run_id)
-    outcome = _validated(
-        frame, expectations_for(spec, full=curated), f"{zone.value}.{spec.domain}.{spec.name}"
-    )
+    suite = expectations_for(spec, full=curated)
+    # The schema is the table's (Delta metadata): only the columns the other expectations read are read.
+    schema = [e for e in suite if e.type == _COLUMN_SET]
+    rows = [e for e in suite if e.type != _COLUMN_SET]
+    needed = columns_read(rows)
+    wanted = list(spec.columns) if needed is None else [c for c in spec.columns if c in needed]
+    frame = pl.DataFrame() if table is None else _read(table, wanted, check.run_id)
+    name = f"{zone.value}.{spec.domain}.{spec.name}"
+    columns = pl.DataFrame() if table is None else _read(table, list(spec.columns), check.run_id, limit=0)
+    outcome = _validated(columns, schema, name, frame, rows)
     if not curated:
         return outcome
-    rows = table_rows(table)
-    failures = outcome.failures + (() if rows else ("the curated table holds no rows (Delta log)",))
+    stored = table_rows(table)
+    failures = outcome.failures + (() if stored else ("the curated table holds no rows (Delta log)",))
     return CheckOutcome(
-        passed=outcome.passed and bool(rows),
-        metadata={**outcome.metadata, "table_rows": rows},
+        passed=outcome.passed and bool(stored),
+        metadata={**outcome.metadata, "table_rows": stored},
         failures=failures,
     )
 
@@ -164,21 +171,27 @@ def table_quality(check: CheckInput) -> CheckOutcome:
     return _validated(frame, table_expectations(spec), f"{zone.value}.{spec.domain}.{spec.name}.table")
 
 
-def _validated(frame: pl.DataFrame, expectations: list[Expectation], suite_name: str) -> CheckOutcome:
+def _validated(
+    frame: pl.DataFrame, expectations: list[Expectation], suite_name: str, *more: Any
+) -> CheckOutcome:
+    """Validate ``frame`` against ``expectations`` (and each further ``frame, expectations`` pair given in
+    ``more``) as one suite: value-free counts and failures."""
+    pairs = [(frame, expectations), *zip(more[::2], more[1::2], strict=True)]
     try:
-        report = validate(frame, expectations, suite_name=suite_name)
+        reports = [validate(f, e, suite_name=suite_name) for f, e in pairs]
     except QualityConfigError as exc:
         return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
-    summary = report.summary()
+    summaries = [r.summary() for r in reports]
+    failures = [line for s in summaries for line in s["failures"]]
     return CheckOutcome(
-        passed=report.success,
+        passed=all(r.success for r in reports),
         metadata={
-            "rows": frame.height,
-            "evaluated": summary["evaluated"],
-            "failed": summary["failed"],
-            "failures": summary["failures"],
+            "rows": max(f.height for f, _ in pairs),
+            "evaluated": sum(s["evaluated"] for s in summaries),
+            "failed": len(failures),
+            "failures": failures,
         },
-        failures=tuple(summary["failures"]),
+        failures=tuple(failures),
     )
 
 
@@ -190,8 +203,8 @@ def table_rows(table: DeltaTable | None) -> int:
     return int(pc.sum(counts).as_py() or 0)
 
 
-def _read(table: DeltaTable, wanted: list[str], run_id: str | None) -> pl.DataFrame:
-    scan = pl.scan_delta(table)
+def _read(table: DeltaTable, wanted: list[str], run_id: str | None, limit: int | None = None) -> pl.DataFrame:
+    scan = pl.scan_delta(table) if limit is None else pl.scan_delta(table).head(limit)
     if run_id is not None:
         scan = scan.filter(pl.col(RUN_ID) == run_id)
     present = {f.name for f in table.schema().fields}
