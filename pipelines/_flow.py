@@ -192,7 +192,7 @@ def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None =
     )
 
 
-CURATE_BATCH_ROWS = 500_000
+CURATE_BATCH_ROWS = 250_000
 """Raw rows a curate step transforms at a time: bounds its memory, whatever the backfill's size."""
 
 

@@ -83,13 +83,15 @@ def upsert(
     update: bool = True,
     newer: Sequence[str] = (),
     truncated_at: int | None = None,
+    fs_options: dict[str, Any] | None = None,
 ) -> Committed:
     """Merge ``data`` (one row per key) by ``keys``: update matches (when ``update``) and insert the rest,
     in one commit.
 
     A table is merged from memory, so Delta skips the target files its keys cannot match; a reader is
     streamed (bounded memory, every target file read). Change rows (``_lakegate_op``) delete and
-    truncate too; for a reader ``truncated_at`` is the position of its last truncate, if any.
+    truncate too; for a reader ``truncated_at`` is the position of its last truncate, if any. The first
+    merge into a table is an append (staged in bounded memory when a reader and ``fs_options`` are given).
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -101,6 +103,8 @@ def upsert(
     if table is None:
         if changes:  # nothing to delete yet: keep only rows that hold a record
             data = _records_only(data)
+        if isinstance(data, pa.RecordBatchReader) and fs_options is not None and not changes:
+            return append_stream(uri, data.schema, data, options, fs_options, txns)
         return append(uri, data, options, txns)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     merger = table.merge(

@@ -63,7 +63,8 @@ def plan(
     for good, bad in _split(parquet, split, batch_rows):
         rejected.extend([bad] if bad.height else [])
         if good.height:
-            wanted = [col.ROW_ID, *spec.primary_key, *spec.order_by, col.OP, col.POSITION]
+            changes = [col.OP, col.POSITION] if col.OP in good.columns else []
+            wanted = [col.ROW_ID, *spec.primary_key, *spec.order_by, *changes]
             keys.append(good.select([c for c in dict.fromkeys(wanted) if c in good.columns]))
             schemas.append(good.clear())
     keep = np.zeros(parquet.metadata.num_rows, dtype=bool)
@@ -90,7 +91,7 @@ def _latest(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
         return frame
     if spec.order_by:  # stable: rows equal on order_by keep their arrival order
         frame = frame.sort(list(spec.order_by), nulls_last=False, maintain_order=True)
-    return frame.filter(pl.int_range(pl.len()).over(spec.primary_key) == pl.len().over(spec.primary_key) - 1)
+    return frame.unique(subset=list(spec.primary_key), keep="last", maintain_order=False)
 
 
 def rows(

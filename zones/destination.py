@@ -397,7 +397,15 @@ class _JobWriter:
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
             done = _delta.upsert(
-                uri, data, keys, options, txns, update=update, newer=newer, truncated_at=truncated_at
+                uri,
+                data,
+                keys,
+                options,
+                txns,
+                update=update,
+                newer=newer,
+                truncated_at=truncated_at,
+                fs_options=zone.fsspec_options(),
             )
         elif isinstance(data, pa.RecordBatchReader):
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
