@@ -165,15 +165,23 @@ def run_bare(home: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": frame.height, "peak_rss": _peak_rss()}
 
 
-def _checks_seconds(spec: Any, run_id: str, report: Any) -> tuple[float, dict[str, Any]]:
+def _raw_report(rows: int) -> Any:
+    from zones import LoadReport
+
+    return LoadReport(input_rows=rows, committed_rows=rows)
+
+
+def _checks_seconds(spec: Any, run_id: str, report: Any, step: Any = None) -> tuple[float, dict[str, Any]]:
+    """Seconds of the step's checks (all of them: the default suite and the rest)."""
     from pipelines import CheckInput, Step, checks_for
     from pipelines.quality import _get_context
     from zones import load_config
 
-    given = CheckInput(spec=spec, config=load_config(), run_id=run_id, report=report, step=Step.CURATE)
+    step = step or Step.CURATE
+    given = CheckInput(spec=spec, config=load_config(), run_id=run_id, report=report, step=step)
     _get_context()  # Great Expectations' import and context (~3 s, once per process) are fixed overhead
     started = time.perf_counter()
-    outcomes = {check.name: check.evaluate(given) for check in checks_for(spec, Step.CURATE)}
+    outcomes = {check.name: check.evaluate(given) for check in checks_for(spec, step)}
     seconds = time.perf_counter() - started
     return seconds, {name: {"passed": o.passed, **o.metadata} for name, o in outcomes.items()}
 
@@ -181,6 +189,7 @@ def _checks_seconds(spec: Any, run_id: str, report: Any) -> tuple[float, dict[st
 def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
     import pipelines
     from lakegate import columns as col
+    from pipelines import Step
     from zones import ZoneName, load_config, open_zone
 
     _isolated_env(home)
@@ -225,6 +234,7 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
         flush=True,
     )
     checks, outcome = _checks_seconds(spec, "bench", report)
+    raw_checks, raw_outcome = _checks_seconds(spec, "bench-raw", _raw_report(rows), Step.INGEST)
     small_onto_big = _small_run(home, spec, "small-onto-5m", rows)
     return {
         "seconds": seconds,
@@ -232,6 +242,8 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
         "ok": ok,
         "checks_seconds": checks,
         "checks": outcome,
+        "raw_checks_seconds": raw_checks,
+        "raw_checks": raw_outcome,
         "small_onto_big": small_onto_big,
     }
 
@@ -311,6 +323,10 @@ def main() -> None:
     print(
         f"curate checks on the {args.rows:,}-row backfill: {lakegate['checks_seconds']:.2f} s "
         f"({lakegate['checks_seconds'] / lakegate['seconds']:.0%} of the curate run); {lakegate['checks']}"
+    )
+    print(
+        f"ingest checks on the {args.rows:,} raw rows of one run: {lakegate['raw_checks_seconds']:.2f} s; "
+        f"{lakegate['raw_checks']}"
     )
     print(
         f"{SMALL_RUN_ROWS:,}-row run onto the {args.rows:,}-row curated table: "

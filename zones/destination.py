@@ -198,9 +198,7 @@ class _JobWriter:
                 self._vault(parquet, spec, uris["pii"], txn, lineage)
             committed, rejected = self._rows(parquet, spec, uris["data"], txn, lineage, write=todo["data"])
             if todo["quarantine"] and rejected.height:
-                self._commit(
-                    "quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage
-                )
+                self._commit("quarantine", uris["quarantine"], _stamped(rejected, lineage), txn, lineage)
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
         except _DATA_ERRORS as exc:
@@ -412,6 +410,17 @@ class _JobWriter:
         else:
             done = _delta.append(uri, data, options, txns)
         self._audit(zone, uri, done, txn, lineage, merge=bool(keys))
+
+
+def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
+    """``frame`` stamped slice by slice: a large quarantine (a backfill's superseded rows) is committed
+    in bounded memory."""
+    schema = stamp(frame.head(0), lineage).to_arrow().schema
+    slices = range(0, frame.height, READ_BATCH_ROWS)
+    batches = (
+        b for i in slices for b in stamp(frame.slice(i, READ_BATCH_ROWS), lineage).to_arrow().to_batches()
+    )
+    return pa.RecordBatchReader.from_batches(schema, batches)
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
