@@ -225,11 +225,12 @@ def _rows_accounted(check: CheckInput) -> CheckOutcome:
 
 
 def _records_explained(check: CheckInput) -> CheckOutcome:
-    """Every quarantined record names its rule and reason."""
+    """Every quarantined record of this run names its rule and reason (a run checks its own records:
+    the cost follows the run, not the quarantine's size)."""
     counts = _aggregate(
         check,
         ZoneName.QUARANTINE,
-        this_run=check.spec.streaming,  # a micro-batch checks its own records
+        this_run=True,
         records=pl.len(),
         unexplained=(pl.col(RULE).is_null() | pl.col(REASON).is_null()).sum(),
     )
@@ -237,10 +238,12 @@ def _records_explained(check: CheckInput) -> CheckOutcome:
 
 
 def _vault_consistent(check: CheckInput) -> CheckOutcome:
-    """The vault holds exactly one non-empty value per (token, column)."""
+    """The values this run vaulted are one non-empty value per (token, column); across the vault the
+    insert-only merge by (token, column) keeps them unique."""
     counts = _aggregate(
         check,
         ZoneName.PII,
+        this_run=True,
         tokens=pl.len(),
         duplicated=pl.len() - pl.struct("token", "column").n_unique(),
         empty=pl.col("value").is_null().sum(),

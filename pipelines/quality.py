@@ -264,10 +264,11 @@ def _aggregated(exp: Expectation, df: pl.DataFrame) -> ExpectationOutcome | None
     if exp.type == "expect_column_values_to_not_be_null":
         bad, considered = df.get_column(columns[0]).null_count(), df.height
     else:  # unique: every row of a repeated value counts; rows with only nulls are left out
-        kept = ~pl.all_horizontal(pl.col(columns).is_null())
+        kept = df.lazy().filter(~pl.all_horizontal(pl.col(columns).is_null()))
         value = pl.col(columns[0]) if len(columns) == 1 else pl.struct(columns)
-        counts = df.lazy().filter(kept).select(value.is_duplicated().sum().alias("n"), pl.len().alias("of"))
-        bad, considered = counts.collect().row(0)
+        distinct, considered = kept.select(value.n_unique().alias("n"), pl.len().alias("of")).collect().row(0)
+        # Counting the rows of repeated values is 5x slower than counting distinct values: only on failure.
+        bad = 0 if distinct == considered else kept.select(value.is_duplicated().sum()).collect().item()
     percent = bad / considered * 100 if considered else None  # computed as GE does
     return ExpectationOutcome(exp.type, ",".join(columns), bad == 0, df.height, int(bad), percent, None, None)
 
