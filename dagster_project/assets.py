@@ -11,7 +11,17 @@ import polars as pl
 
 import pipelines
 from dagster_project.resources import PII_KEY, ZONES
-from pipelines import CheckInput, CheckOutcome, Pattern, PipelineSpec, Step, Target, checks_for, zone_of
+from pipelines import (
+    CheckDef,
+    CheckInput,
+    CheckOutcome,
+    Pattern,
+    PipelineSpec,
+    Step,
+    Target,
+    checks_for,
+    zone_of,
+)
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
 
 
@@ -277,6 +287,34 @@ def history_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition
         )
 
     return history
+
+
+def table_quality_check(spec: PipelineSpec, keys: PipelineKeys, check: CheckDef) -> dg.AssetChecksDefinition:
+    """The whole-table check (``scope: table`` expectations) as an asset check of its own: the pipeline's
+    job leaves it out and its schedule runs it (see ``pipeline_defs``)."""
+
+    @dg.asset_check(
+        asset=keys.target(check.step, check.target),
+        name=check.name,
+        description=check.description,
+        blocking=check.blocking(spec),
+        required_resource_keys={ZONES},
+    )
+    def table_quality(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        config = getattr(context.resources, ZONES).load()
+        given = CheckInput(
+            spec=spec, config=config, run_id=context.run_id, report=LoadReport(), step=check.step
+        )
+        outcome = check.evaluate(given)
+        if not outcome.passed:
+            context.log.warning(f"check {spec.path}:{check.name} FAILED: {'; '.join(outcome.failures)}")
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            metadata=_metadata(outcome),
+            description="; ".join(outcome.failures) or None,
+        )
+
+    return table_quality
 
 
 def _describe(spec: PipelineSpec, zone: ZoneName) -> str:

@@ -14,9 +14,16 @@ import dagster as dg
 
 from connectors import get_connector
 from dagster_project._runs import PIPELINE_TAG
-from dagster_project.assets import PipelineKeys, curate_asset, history_asset, history_key, ingest_asset
+from dagster_project.assets import (
+    PipelineKeys,
+    curate_asset,
+    history_asset,
+    history_key,
+    ingest_asset,
+    table_quality_check,
+)
 from dagster_project.sensors import landing_sensor, stream_sensor
-from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, zone_of
+from pipelines import Pattern, PipelineSpec, Step, Target, expand, for_display, table_check, zone_of
 from zones import ZoneName
 
 BROKEN_GROUP = "broken_definitions"
@@ -45,7 +52,8 @@ def pipeline_definitions(read: Sequence[tuple[Path, PipelineSpec | None, list[st
 
 def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     """The landing source asset, ingest and (ELT) curate (and history) assets with their checks, the job
-    ``<domain>_<name>_job`` and its schedule, landing or stream sensor."""
+    ``<domain>_<name>_job`` and its schedule, landing or stream sensor — and, when expectations are
+    declared ``scope: table``, the ``table_quality`` check with its job and schedule."""
     keys = PipelineKeys(spec)
     connector = get_connector(spec.connector.type)
     source = connector.source_line(for_display(spec.connector.config))
@@ -66,13 +74,33 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
     if spec.pattern is Pattern.ELT and spec.history is not None:
         assets.append(history_asset(spec, keys))
         selected.append(history_key(spec))
+    selection = dg.AssetSelection.assets(*selected)
+    jobs, checks, schedules, sensors = [], [], [], []
+    table = table_check(spec)
+    if table is not None:  # whole-table expectations: their own job on their own schedule, not per run
+        check = table_quality_check(spec, keys, table)
+        selection = selection - dg.AssetSelection.checks(check)
+        checks.append(check)
+        table_job = dg.define_asset_job(
+            f"{spec.key}_table_quality_job",
+            selection=dg.AssetSelection.checks(check),
+            description=f"Whole-table expectations of {spec.path} (scope: table)",
+        )
+        jobs.append(table_job)
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{spec.key}_table_quality_schedule",
+                job=table_job,
+                cron_schedule=spec.quality.table_schedule,
+            )
+        )
     job = dg.define_asset_job(
         f"{spec.key}_job",
-        selection=dg.AssetSelection.assets(*selected),
+        selection=selection,
         description=f"Ingest {spec.path} ({spec.pattern.value})",
         tags={PIPELINE_TAG: spec.path},
     )
-    schedules, sensors = [], []
+    jobs.append(job)
     if spec.trigger and spec.trigger.cron:
         schedules.append(
             dg.ScheduleDefinition(name=f"{spec.key}_schedule", job=job, cron_schedule=spec.trigger.cron)
@@ -81,7 +109,7 @@ def build_pipeline(spec: PipelineSpec) -> dg.Definitions:
         sensors.append(landing_sensor(spec, job))
     elif spec.streaming:
         sensors.append(stream_sensor(spec, job))
-    return dg.Definitions(assets=assets, jobs=[job], schedules=schedules, sensors=sensors)
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors)
 
 
 def broken_pipeline(file: Path, problems: list[str]) -> dg.Definitions:

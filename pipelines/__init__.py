@@ -13,7 +13,17 @@ Usable from a plain Python script::
 from pipelines._flow import connector_config, resumed_config
 from pipelines._history import history_counts, history_dataset
 from pipelines._values import for_display
-from pipelines.checks import CHECKS, CheckDef, CheckInput, CheckOutcome, Step, Target, checks_for, zone_of
+from pipelines.checks import (
+    CHECKS,
+    CheckDef,
+    CheckInput,
+    CheckOutcome,
+    Step,
+    Target,
+    checks_for,
+    table_check,
+    zone_of,
+)
 from pipelines.checks import REGISTRY as CHECK_REGISTRY
 from pipelines.errors import PipelineError, PipelineSpecError, TableRequestError, UnknownPipelineError
 from pipelines.fanout import discover_tables, expand, write_tables
@@ -60,6 +70,7 @@ __all__ = [
     "read_defs_file",
     "read_defs_folder",
     "resumed_config",
+    "table_check",
     "write_tables",
     "zone_of",
 ]

@@ -6,14 +6,17 @@ quarantine record. :mod:`pipelines.steps` runs them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import dlt
+import fsspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dlt.extract import DltResource, DltSource
 
 from connectors import Kind, get_connector, plain_strings
@@ -222,13 +225,61 @@ def _as_rejects(frame: pl.DataFrame, transform: str, reasons: pl.Series | None =
     )
 
 
+CURATE_BATCH_ROWS = 250_000
+"""Raw rows a curate step transforms at a time: bounds its memory, whatever the backfill's size."""
+
+
 @dataclass(frozen=True)
 class CurateInput:
-    """The raw rows a curate step has to apply and the raw version they reach."""
+    """The raw data files a curate step has to apply, in commit order, and the raw version they reach."""
 
-    frame: pl.DataFrame
+    files: tuple[str, ...]
     raw_version: int
     app_id: str
+    fs_options: dict[str, Any]
+    batch_rows: int = CURATE_BATCH_ROWS
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The pending raw rows, about ``batch_rows`` at a time, in raw order (by load, source and position
+        within a batch; batches follow the commits), without the lineage columns raw stamped on them.
+
+        Every batch has the same columns and types (all files' columns, aligned by name), so the
+        transformed batches land in one load file: one job, merged in one commit, in order.
+        """
+        columns = pl.concat(
+            [pl.DataFrame(schema=pl.Schema(s)) for s in self._schemas()], how="diagonal_relaxed"
+        )
+        chunks: list[pl.DataFrame] = []
+        rows = 0
+        for uri in self.files:
+            fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
+            with fs.open(path, "rb") as handle:
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
+                wanted = [c for c in parquet.schema_arrow.names if c in columns.columns]
+                for batch in parquet.iter_batches(batch_size=min(self.batch_rows, 100_000), columns=wanted):
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)
+                    chunks.append(frame)
+                    rows += frame.height
+                    if rows >= self.batch_rows:
+                        yield _raw_order(columns, chunks)
+                        chunks, rows = [], 0
+        if rows:
+            yield _raw_order(columns, chunks)
+
+    def _schemas(self) -> Iterator[pa.Schema]:
+        """Each pending file's columns (from its footer), lineage columns but the load id left out."""
+        for uri in self.files:
+            fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
+            with fs.open(path, "rb") as handle:
+                schema = pq.read_schema(handle)
+            yield pa.schema([f for f in schema if f.name == LOAD_ID or f.name not in LINEAGE_COLUMNS])
+
+
+def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat([columns, *chunks], how="diagonal_relaxed").select(columns.columns)
+    order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
+    return frame.sort(order, nulls_last=True, maintain_order=True).drop(LOAD_ID, strict=False)
 
 
 def raw_app_id(spec: PipelineSpec) -> str:
@@ -246,53 +297,88 @@ def raw_applied_version(spec: PipelineSpec, config: LakegateConfig) -> int | Non
     return max((v for v in applied if v is not None), default=None)
 
 
-def pending_raw(spec: PipelineSpec, config: LakegateConfig) -> CurateInput | None:
-    """Raw rows committed since the raw version curated last applied; ``None`` when up to date."""
-    return raw_since(spec, config, raw_applied_version(spec, config))
+def pending_raw(
+    spec: PipelineSpec, config: LakegateConfig, batch_rows: int = CURATE_BATCH_ROWS
+) -> CurateInput | None:
+    """The raw files committed since the raw version curated last applied; ``None`` when up to date.
+
+    Nothing is read yet: :meth:`CurateInput.batches` streams the rows.
+    """
+    return raw_since(spec, config, raw_applied_version(spec, config), batch_rows)
 
 
-def raw_since(spec: PipelineSpec, config: LakegateConfig, done: int | None) -> CurateInput | None:
-    """Raw rows committed after raw version ``done`` (``None``: all); ``None`` when there are none."""
+def raw_since(
+    spec: PipelineSpec, config: LakegateConfig, done: int | None, batch_rows: int = CURATE_BATCH_ROWS
+) -> CurateInput | None:
+    """The raw files committed after raw version ``done`` (``None``: all); ``None`` when there are none."""
     raw = open_zone(ZoneName.RAW, config)
     table = raw.delta_table(spec.domain, spec.name)
     if table is None:
         return None
-    app_id = raw_app_id(spec)
     if done is not None and done >= table.version():
         return None
     # Raw is append-only: the files its appends added since the applied version hold exactly the new
-    # rows (read from the commits, so compaction and retention deletes never look like new rows).
-    new_files = table.file_uris() if done is None else appended_since(table, done, raw.fsspec_options())
+    # rows (read from the commits, so compaction and retention deletes never look like new rows), in
+    # the order they were committed — later batches must be the later rows.
+    try:
+        new_files = appended_since(table, -1 if done is None else done, raw.fsspec_options())
+    except FileNotFoundError:  # never curated and the first commits' log entries expired: take them all
+        new_files = table.file_uris()
     if not new_files:
         return None
-    options = raw.delta_options() or None
-    # Files from before and after a schema change differ in columns: align them by name.
-    parts = [pl.read_parquet(uri, storage_options=options) for uri in new_files]
-    frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-    order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
-    frame = (
-        frame.drop([c for c in LINEAGE_COLUMNS if c != LOAD_ID], strict=False)
-        .sort(order, nulls_last=True, maintain_order=True)
-        .drop(LOAD_ID, strict=False)
+    return CurateInput(
+        files=tuple(new_files),
+        raw_version=table.version(),
+        app_id=raw_app_id(spec),
+        fs_options=raw.fsspec_options(),
+        batch_rows=batch_rows,
     )
-    return CurateInput(frame=frame, raw_version=table.version(), app_id=app_id)
 
 
 def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
-    """A dlt source yielding the transformed pending raw rows (and the rows transforms removed).
+    """A dlt source yielding the pending raw rows batch by batch, transformed (with the rows transforms
+    removed as reject rows).
 
-    The raw version they reach travels with the load package (``record_position``): whichever run
-    finally loads the package commits it, so the next curate starts right after it.
+    One load package covers them all: the destination merges it by key in one commit, later rows
+    winning across batches. The raw version they reach travels with the package (``record_position``):
+    whichever run finally loads it commits it, so the next curate starts right after it.
     """
-    table = transform_keeping_rejects(pending.frame.to_arrow(), spec.transforms, _context(spec))
+    ctx = _context(spec)
 
     # No dlt key hints: reject rows carry no key, and the merge by key is the zone destination's job.
     @dlt.resource(name=spec.name)
     def curated() -> Any:
         record_position(pending.app_id, pending.raw_version)
-        yield table
+        schema: pa.Schema | None = None
+        for frame in pending.batches():
+            table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
+            schema = schema or _with_reject_columns(table).schema
+            yield _conformed(table, schema)
 
     return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
+
+
+def _with_reject_columns(table: pa.Table) -> pa.Table:
+    for name in (REJECT_RULE, REJECT_REASON, RAW_TEXT):
+        if name not in table.column_names:
+            table = table.append_column(pa.field(name, pa.string()), pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in the columns and types of the first batch, so dlt keeps every batch in one load file
+    (a schema change would open another file: another job). A column the first batch did not have (a
+    transform that adds columns only sometimes) leaves the table as it is."""
+    if not set(table.column_names) <= set(schema.names):
+        return table
+    arrays = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    try:
+        return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
 
 
 def curate_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:

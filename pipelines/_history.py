@@ -56,17 +56,20 @@ def pending_history(spec: PipelineSpec, config: LakegateConfig) -> CurateInput |
     return raw_since(spec, config, done)
 
 
-def history_source(spec: PipelineSpec, pending: CurateInput, config: LakegateConfig) -> DltSource:
-    """The versions ``pending`` opens or closes, with the raw version they reach (recorded on commit)."""
+def history_source(
+    spec: PipelineSpec, pending: CurateInput, changes: list[pl.DataFrame], config: LakegateConfig
+) -> DltSource:
+    """The versions ``changes`` (``pending``'s raw rows, held in memory) open or close, with the raw
+    version they reach (recorded on commit)."""
     dataset = history_dataset(spec)
     stored = open_zone(ZoneName.CURATED, config).delta_table(dataset.domain, dataset.name)
-    frames = [pending.frame]
+    frames = list(changes)
     if stored is not None:
         current = pl.scan_delta(stored).filter(pl.col(IS_CURRENT)).drop(LINEAGE_COLUMNS, strict=False)
         frames.insert(0, current.collect())
-    changes = pl.concat(frames, how="diagonal_relaxed")
+    versions_in = pl.concat(frames, how="diagonal_relaxed")
     ctx = TransformContext(primary_key=tuple(spec.primary_key))
-    table = plain_strings(scd2(changes.lazy(), ctx).collect().to_arrow())
+    table = plain_strings(scd2(versions_in.lazy(), ctx).collect().to_arrow())
 
     @dlt.resource(name=dataset.name)
     def versions() -> object:

@@ -17,6 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from connectors import get_connector
@@ -25,12 +27,13 @@ from lakegate.errors import LakegateError
 from lakegate.registry import RegistrationError, Registry
 from pipelines._flow import connector_config, resumed_config
 from pipelines.errors import PipelineError
-from pipelines.quality import Expectation, QualityConfigError, standard_expectations, validate
-from pipelines.spec import CdcSpec, Pattern, PipelineSpec
+from pipelines.quality import Expectation, QualityConfigError, columns_read, standard_expectations, validate
+from pipelines.spec import CdcSpec, Pattern, PipelineSpec, Scope
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 _ROW_COUNT = "expect_table_row_count_to_be_between"
+_COLUMN_SET = "expect_table_columns_to_match_set"
 
 
 class Step(StrEnum):
@@ -103,57 +106,108 @@ def zone_of(spec: PipelineSpec, step: Step, target: Target) -> ZoneName:
     return ZoneName(target.value)
 
 
-def expectations_for(spec: PipelineSpec, *, full: bool) -> list[Expectation]:
-    """The standard suite plus declared expectations.
+def expectations_for(spec: PipelineSpec, *, full: bool, scope: Scope = Scope.BATCH) -> list[Expectation]:
+    """The standard suite plus the declared expectations of ``scope``.
 
     ``full=False`` (one run's rows of append-only raw) drops key uniqueness (resent records are normal
-    in raw) and the row count (a run may bring nothing new).
+    in raw); the row count is the table's, never a run's (a run may bring nothing new), so only
+    :func:`table_expectations` carries it.
     """
     standard = standard_expectations(list(spec.columns), spec.primary_key)
-    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.expectations]
-    if not full:
-        standard = [e for e in standard if e.type not in _UNIQUE and e.type != _ROW_COUNT]
+    declared = [Expectation(e.type, e.kwargs) for e in spec.quality.scoped(scope)]
+    standard = [e for e in standard if e.type != _ROW_COUNT and (full or e.type not in _UNIQUE)]
     return standard + declared
 
 
-def _quality(check: CheckInput) -> CheckOutcome:
-    """Great Expectations over the step's data table (declared columns only).
+def table_expectations(spec: PipelineSpec) -> list[Expectation]:
+    """The whole-table suite (scheduled): the standard one with the row count, and ``scope: table``."""
+    standard = standard_expectations(list(spec.columns), spec.primary_key)
+    return standard + [Expectation(e.type, e.kwargs) for e in spec.quality.scoped(Scope.TABLE)]
 
-    Raw is append-only: there only the rows this run committed are checked, so one old bad row does
-    not block promotion forever. ETL's curated and ELT's curated are checked whole — except for a
-    stream's micro-batches, which check the rows of their run only (never the whole table each minute).
+
+def _quality(check: CheckInput) -> CheckOutcome:
+    """Great Expectations over the rows this run wrote to the step's data table (declared columns only).
+
+    Its cost follows the batch, never the table: the rows are found by run id (Delta file statistics
+    skip the other files). Raw is append-only and resent records are normal there: key uniqueness is
+    not checked. In curated (ELT's curate, ETL) the batch's keys must be unique and not null; across the
+    table the merge by key keeps them unique (one source row per key, matched on the key), so it is not
+    re-validated row by row here — the scheduled :func:`table_quality` does that. The table's row count
+    comes from the Delta log.
     """
     spec = check.spec
     zone = zone_of(spec, check.step, Target.DATA)
-    whole = check.step is Step.CURATE or (spec.pattern is Pattern.ETL and not spec.streaming)
+    curated = check.step is Step.CURATE or spec.pattern is Pattern.ETL
     table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
-    frame = (
-        pl.DataFrame() if table is None else _read(table, list(spec.columns), None if whole else check.run_id)
-    )
-    if not whole and table is not None and frame.height == 0:
+    suite = expectations_for(spec, full=curated)
+    # The schema is the table's (Delta metadata): only the columns the other expectations read are read.
+    schema = [e for e in suite if e.type == _COLUMN_SET]
+    rows = [e for e in suite if e.type != _COLUMN_SET]
+    needed = columns_read(rows)
+    wanted = list(spec.columns) if needed is None else [c for c in spec.columns if c in needed]
+    frame = pl.DataFrame() if table is None else _read(table, wanted, check.run_id)
+    if not curated and table is not None and frame.height == 0:
         # This run committed no rows: nothing to gate, and importing Great Expectations costs ~3 s.
         return CheckOutcome(passed=True, metadata={"rows": 0, "evaluated": 0, "failed": 0, "failures": []})
-    try:
-        report = validate(
-            frame, expectations_for(spec, full=whole), suite_name=f"{zone.value}.{spec.domain}.{spec.name}"
-        )
-    except QualityConfigError as exc:
-        return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
-    summary = report.summary()
+    name = f"{zone.value}.{spec.domain}.{spec.name}"
+    columns = pl.DataFrame() if table is None else _read(table, list(spec.columns), check.run_id, limit=0)
+    outcome = _validated(columns, schema, name, frame, rows)
+    if not curated:
+        return outcome
+    stored = table_rows(table)
+    failures = outcome.failures + (() if stored else ("the curated table holds no rows (Delta log)",))
     return CheckOutcome(
-        passed=report.success,
-        metadata={
-            "rows": frame.height,
-            "evaluated": summary["evaluated"],
-            "failed": summary["failed"],
-            "failures": summary["failures"],
-        },
-        failures=tuple(summary["failures"]),
+        passed=outcome.passed and bool(stored),
+        metadata={**outcome.metadata, "table_rows": stored},
+        failures=failures,
     )
 
 
-def _read(table: DeltaTable, wanted: list[str], run_id: str | None) -> pl.DataFrame:
-    scan = pl.scan_delta(table)
+def table_quality(check: CheckInput) -> CheckOutcome:
+    """The whole-table suite over the pipeline's final table: what a batch cannot answer (``scope: table``
+    expectations) and an audit of what the write path guarantees (key unique, rows present). Reads every
+    row: it runs on ``quality.table_schedule``, not with each run."""
+    spec = check.spec
+    zone = zone_of(spec, check.step, Target.DATA)
+    table = open_zone(zone, check.config).delta_table(spec.domain, spec.name)
+    frame = pl.DataFrame() if table is None else _read(table, list(spec.columns), None)
+    return _validated(frame, table_expectations(spec), f"{zone.value}.{spec.domain}.{spec.name}.table")
+
+
+def _validated(
+    frame: pl.DataFrame, expectations: list[Expectation], suite_name: str, *more: Any
+) -> CheckOutcome:
+    """Validate ``frame`` against ``expectations`` (and each further ``frame, expectations`` pair given in
+    ``more``) as one suite: value-free counts and failures."""
+    pairs = [(frame, expectations), *zip(more[::2], more[1::2], strict=True)]
+    try:
+        reports = [validate(f, e, suite_name=suite_name) for f, e in pairs]
+    except QualityConfigError as exc:
+        return CheckOutcome(passed=False, metadata={"error": str(exc)}, failures=(str(exc),))
+    summaries = [r.summary() for r in reports]
+    failures = [line for s in summaries for line in s["failures"]]
+    return CheckOutcome(
+        passed=all(r.success for r in reports),
+        metadata={
+            "rows": max(f.height for f, _ in pairs),
+            "evaluated": sum(s["evaluated"] for s in summaries),
+            "failed": len(failures),
+            "failures": failures,
+        },
+        failures=tuple(failures),
+    )
+
+
+def table_rows(table: DeltaTable | None) -> int:
+    """Rows of a Delta table from its log (the add actions' record counts): no data file is read."""
+    if table is None:
+        return 0
+    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+    return int(pc.sum(counts).as_py() or 0)
+
+
+def _read(table: DeltaTable, wanted: list[str], run_id: str | None, limit: int | None = None) -> pl.DataFrame:
+    scan = pl.scan_delta(table) if limit is None else pl.scan_delta(table).head(limit)
     if run_id is not None:
         scan = scan.filter(pl.col(RUN_ID) == run_id)
     present = {f.name for f in table.schema().fields}
@@ -174,11 +228,12 @@ def _rows_accounted(check: CheckInput) -> CheckOutcome:
 
 
 def _records_explained(check: CheckInput) -> CheckOutcome:
-    """Every quarantined record names its rule and reason."""
+    """Every quarantined record of this run names its rule and reason (a run checks its own records:
+    the cost follows the run, not the quarantine's size)."""
     counts = _aggregate(
         check,
         ZoneName.QUARANTINE,
-        this_run=check.spec.streaming,  # a micro-batch checks its own records
+        this_run=True,
         records=pl.len(),
         unexplained=(pl.col(RULE).is_null() | pl.col(REASON).is_null()).sum(),
     )
@@ -186,10 +241,12 @@ def _records_explained(check: CheckInput) -> CheckOutcome:
 
 
 def _vault_consistent(check: CheckInput) -> CheckOutcome:
-    """The vault holds exactly one non-empty value per (token, column)."""
+    """The values this run vaulted are one non-empty value per (token, column); across the vault the
+    insert-only merge by (token, column) keeps them unique."""
     counts = _aggregate(
         check,
         ZoneName.PII,
+        this_run=True,
         tokens=pl.len(),
         duplicated=pl.len() - pl.struct("token", "column").n_unique(),
         empty=pl.col("value").is_null().sum(),
@@ -359,7 +416,7 @@ CHECKS: tuple[CheckDef, ...] = (
         "quality",
         Step.CURATE,
         Target.DATA,
-        "Great Expectations on the whole curated table",
+        "Great Expectations on the rows this run merged; the table's row count from the Delta log",
         _quality,
         blocking=lambda spec: spec.quality.blocking,
     ),
@@ -403,6 +460,23 @@ REGISTRY: Registry[CheckDef] = Registry(
 under the ``lakegate.checks`` entry point (or register in-process) — the one registry design."""
 for _builtin in CHECKS:
     REGISTRY.register(_builtin.key, _builtin)
+
+
+def table_check(spec: PipelineSpec) -> CheckDef | None:
+    """The whole-table check of ``spec``'s final table (curated, or raw for EL), run on
+    ``quality.table_schedule`` rather than with each run; ``None`` when no expectation is ``scope: table``.
+    Never blocking: it judges the table, not a run's rows."""
+    if not spec.quality.scoped(Scope.TABLE):
+        return None
+    step = Step.CURATE if spec.pattern is Pattern.ELT else Step.INGEST
+    return CheckDef(
+        "table_quality",
+        step,
+        Target.DATA,
+        "Great Expectations on the whole table (scope: table expectations, key, row count), on a schedule",
+        table_quality,
+        blocking=lambda spec: False,
+    )
 
 
 def checks_for(spec: PipelineSpec, step: Step) -> list[CheckDef]:

@@ -66,18 +66,37 @@ class ColumnSpec(_Strict):
         return value
 
 
+class Scope(StrEnum):
+    """What an expectation looks at: the rows a run wrote, or the whole table (on a schedule)."""
+
+    BATCH = "batch"
+    TABLE = "table"
+
+
 class ExpectationSpec(_Strict):
-    """A Great Expectations expectation by snake-case name with its arguments."""
+    """A Great Expectations expectation by snake-case name with its arguments.
+
+    ``scope: batch`` (default) checks the rows each run wrote, as part of the run; ``scope: table`` is for
+    expectations only the whole table can answer (a column's mean, distinct values across all rows): they
+    run on ``quality.table_schedule``, never per (micro-)batch.
+    """
 
     type: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    scope: Scope = Scope.BATCH
 
 
 class QualitySpec(_Strict):
-    """``quality:`` — declared expectations on top of the standard ones, and whether failures block."""
+    """``quality:`` — declared expectations on top of the standard ones, whether failures block, and the
+    cron schedule of the whole-table expectations (``scope: table``)."""
 
     expectations: list[ExpectationSpec] = Field(default_factory=list)
     blocking: bool = True
+    table_schedule: str = "0 3 * * *"
+
+    def scoped(self, scope: Scope) -> list[ExpectationSpec]:
+        """The declared expectations of ``scope``."""
+        return [e for e in self.expectations if e.scope is scope]
 
 
 SENSORS = ("landing", "stream")
@@ -217,6 +236,7 @@ class PipelineSpec(_Strict):
             schema={name: column.type for name, column in self.columns.items()},
             primary_key=tuple(self.primary_key),
             pii=dict(self.pii),
+            order_by=tuple(self.order_by),  # merges keep the greatest: an older change never wins
         )
 
 

@@ -81,9 +81,12 @@ def curate(
     run_id: str,
     config: LakegateConfig | None = None,
     pipelines_dir: Path | None = None,
+    batch_rows: int = flow.CURATE_BATCH_ROWS,
 ) -> CurateResult:
     """Transform the raw rows curated has not applied yet and merge them into curated by key.
 
+    Raw rows are read and transformed ``batch_rows`` at a time and merged in one commit (see
+    ``zones._merge``), so memory stays bounded by a batch plus the keys, whatever the backlog.
     Opening the pipeline first loads any package an interrupted curate left behind (with the raw
     version it covers), so the raw rows still pending are computed after it.
     """
@@ -91,8 +94,8 @@ def curate(
     report = LoadReport()
     target = flow.curate_target(spec, run_id, config)
     with flow.dlt_pipeline(spec, "curate", target, report, pipelines_dir) as pipeline:
-        pending = flow.pending_raw(spec, config)
-        if pending is None or not pending.frame.height:
+        pending = flow.pending_raw(spec, config, batch_rows)
+        if pending is None:
             log.info("%s curate: curated is up to date with raw", spec.path)
             return CurateResult(report=report, raw_version=None)
         pipeline.run(flow.curate_source(spec, pending))
@@ -118,10 +121,11 @@ def history(
     target = _history.history_target(spec, run_id, config)
     with flow.dlt_pipeline(spec, "history", target, report, pipelines_dir) as pipeline:
         pending = _history.pending_history(spec, config)
-        if pending is None or not pending.frame.height:
+        changes = [] if pending is None else [f for f in pending.batches() if f.height]
+        if pending is None or not changes:
             log.info("%s history: up to date with raw", spec.path)
             return CurateResult(report=report, raw_version=None)
-        pipeline.run(_history.history_source(spec, pending, config))
+        pipeline.run(_history.history_source(spec, pending, changes, config))
         _record_steps(pipeline, report)
     log.info("%s history: %s (raw version %d)", spec.path, report.summary(), pending.raw_version)
     return CurateResult(report=report, raw_version=pending.raw_version)

@@ -91,3 +91,16 @@ def test_definitions_load_without_io(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("LAKEGATE_HOME", str(home))
     assert isinstance(defs(), dg.Definitions)
     assert not home.exists()
+
+
+def test_whole_table_expectations_run_in_their_own_scheduled_job_only() -> None:
+    built = defs()
+
+    def checks_of(job: str) -> set[str]:
+        graph = built.resolve_job_def(job).asset_layer.asset_graph
+        return {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+
+    assert "sales/orders/curated:table_quality" not in checks_of("sales_orders_job")
+    assert checks_of("sales_orders_table_quality_job") == {"sales/orders/curated:table_quality"}
+    schedule = built.resolve_schedule_def("sales_orders_table_quality_schedule")
+    assert schedule.job_name == "sales_orders_table_quality_job"

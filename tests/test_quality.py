@@ -340,3 +340,34 @@ def test_the_shipped_expectation_catalogue_is_the_installed_one() -> None:
         quality.CATALOGUE.write_text(json.dumps(live, indent=1, sort_keys=True) + "\n")
     assert json.loads(quality.CATALOGUE.read_text()) == live
     assert live["expect_column_values_to_be_between"]["required"] == ["column"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pl.DataFrame({"a": [1, 2, 2, None, None], "b": [1, None, None, None, 3]}),
+        pl.DataFrame({"a": [None, None], "b": ["x", "x"]}),
+        pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}),
+        pl.DataFrame({"a": pl.Series([], dtype=pl.Int64), "b": pl.Series([], dtype=pl.String)}),
+    ],
+)
+def test_the_standard_suite_from_aggregates_reports_what_great_expectations_reports(
+    frame: pl.DataFrame,
+) -> None:
+    """The standard suite is computed with polars aggregates (no pandas): held equal to GE's own results."""
+    exps = [
+        *standard_expectations(["a", "b", "c"], ["a"]),
+        Expectation("expect_table_columns_to_match_set", {"column_set": ["a", "b"]}),
+        Expectation("expect_column_values_to_be_unique", {"column": "b"}),
+        Expectation("expect_compound_columns_to_be_unique", {"column_list": ["a", "b"]}),
+        Expectation("expect_column_values_to_not_be_null", {"column": "b"}),
+        Expectation("expect_table_row_count_to_be_between", {"min_value": 1, "max_value": 3}),
+    ]
+    fast = validate(frame, exps, suite_name="fast").outcomes
+    declared, gx_exps = quality._build(exps, "ge")
+    ge = [
+        quality._outcome(e, r, set(frame.columns))
+        for e, r in zip(declared, quality._run(to_pandas_for_ge(frame), gx_exps, "ge"), strict=True)
+    ]
+    assert all(quality._aggregated(e, frame) is not None for e in declared)  # none went through GE
+    assert list(fast) == ge

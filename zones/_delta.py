@@ -75,20 +75,36 @@ def append_stream(
 
 def upsert(
     uri: str,
-    data: pa.Table,
+    data: pa.Table | pa.RecordBatchReader,
     keys: Sequence[str],
     options: dict[str, str],
     txns: list[Transaction],
     *,
     update: bool = True,
     newer: Sequence[str] = (),
+    truncated_at: int | None = None,
+    fs_options: dict[str, Any] | None = None,
 ) -> Committed:
-    """Merge ``data`` by ``keys``: update matches (when ``update``) and insert the rest, in one commit."""
+    """Merge ``data`` (one row per key) by ``keys``: update matches (when ``update``) and insert the rest,
+    in one commit.
+
+    A table is merged from memory, so Delta skips the target files its keys cannot match; a reader is
+    streamed (bounded memory, every target file read). Change rows (``_lakegate_op``) delete and
+    truncate too; for a reader ``truncated_at`` is the position of its last truncate, if any. The first
+    merge into a table is an append (staged in bounded memory when a reader and ``fs_options`` are given).
+    """
+    changes = columns.OP in data.schema.names
+    if isinstance(data, pa.Table) and changes:
+        truncates = data.filter(pc.equal(data.column(columns.OP), columns.OP_TRUNCATE)).column(
+            columns.POSITION
+        )
+        truncated_at = pc.max(truncates).as_py() if len(truncates) else None
     table = _open(uri, options)
     if table is None:
-        if columns.OP in data.schema.names:  # nothing to delete yet: keep only rows that hold a record
-            gone = pa.array([columns.OP_DELETE, columns.OP_TRUNCATE])
-            data = data.filter(pc.invert(pc.is_in(data.column(columns.OP), gone)))
+        if changes:  # nothing to delete yet: keep only rows that hold a record
+            data = _records_only(data)
+        if isinstance(data, pa.RecordBatchReader) and fs_options is not None and not changes:
+            return append_stream(uri, data.schema, data, options, fs_options, txns)
         return append(uri, data, options, txns)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     merger = table.merge(
@@ -97,11 +113,12 @@ def upsert(
         source_alias="s",
         target_alias="t",
         merge_schema=True,
+        streamed_exec=isinstance(data, pa.RecordBatchReader),
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    if columns.OP in data.schema.names:
+    if changes:
         stored = {f.name for f in table.schema().fields}
-        _apply_changes(merger, data, keys, stored).execute()
+        _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute()
         return _committed(uri, options)
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
@@ -111,30 +128,43 @@ def upsert(
     return _committed(uri, options)
 
 
-def _apply_changes(merger: TableMerger, data: pa.Table, keys: Sequence[str], stored: set[str]) -> TableMerger:
+def _records_only(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.RecordBatchReader:
+    """``data`` without its delete and truncate rows."""
+    gone = pa.array([columns.OP_DELETE, columns.OP_TRUNCATE])
+
+    def kept(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch.filter(pc.invert(pc.is_in(batch.column(columns.OP), gone)))
+
+    if isinstance(data, pa.Table):
+        return pa.Table.from_batches([kept(b) for b in data.to_batches()], data.schema)
+    return pa.RecordBatchReader.from_batches(data.schema, (kept(b) for b in data))
+
+
+def _apply_changes(
+    merger: TableMerger, names: list[str], keys: Sequence[str], stored: set[str], truncated_at: int | None
+) -> TableMerger:
     """Change rows (``_lakegate_op``, as ``transforms.cdc_apply`` leaves them) applied to a current-state
     table: deletes remove the key, a truncate removes every older row, and a change older than the stored
     row (by position) never wins. Columns listed as unchanged keep their stored value."""
     op, pos, unchanged = (f's."{c}"' for c in (columns.OP, columns.POSITION, columns.UNCHANGED))
     newer = f'(t."{columns.POSITION}" IS NULL OR {pos} >= t."{columns.POSITION}")'
     merger = merger.when_matched_delete(predicate=f"{op} = '{columns.OP_DELETE}' AND {newer}")
-    if columns.UNCHANGED in data.schema.names:
+    if columns.UNCHANGED in names:
         updates = {
             c: f"CASE WHEN concat(',', {unchanged}, ',') LIKE '%,{c},%' THEN t.\"{c}\" ELSE s.\"{c}\" END"
-            for c in data.schema.names
+            for c in names
             if c not in keys and c in stored
         }
-        updates |= {c: f's."{c}"' for c in data.schema.names if c not in stored}  # a column just added
+        updates |= {c: f's."{c}"' for c in names if c not in stored}  # a column just added
         merger = merger.when_matched_update(updates, predicate=f"{op} <> '{columns.OP_DELETE}' AND {newer}")
     else:
         merger = merger.when_matched_update_all(predicate=f"{op} <> '{columns.OP_DELETE}' AND {newer}")
     skipped = f"('{columns.OP_DELETE}', '{columns.OP_TRUNCATE}')"
     merger = merger.when_not_matched_insert_all(predicate=f"{op} NOT IN {skipped}")
-    ops = data.column(columns.OP)
-    truncates = data.filter(pc.equal(ops, columns.OP_TRUNCATE)).column(columns.POSITION)
-    if len(truncates):
-        since = pc.max(truncates).as_py()
-        merger = merger.when_not_matched_by_source_delete(predicate=f't."{columns.POSITION}" < {since}')
+    if truncated_at is not None:
+        merger = merger.when_not_matched_by_source_delete(
+            predicate=f't."{columns.POSITION}" < {truncated_at}'
+        )
     return merger
 
 

@@ -248,20 +248,5 @@ def _columns_present(parquet: pq.ParquetFile, *names: str) -> list[str]:
     return [n for n in names if n in parquet.schema_arrow.names]
 
 
-def latest_per_key(frame: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Keep the latest row per primary key (by ``order_by``, then arrival); quarantine the others."""
-    if not spec.primary_key or not frame.height:
-        return frame, []
-    if spec.order_by:  # stable: rows equal on order_by keep their arrival order
-        frame = frame.sort(list(spec.order_by), nulls_last=False, maintain_order=True)
-    superseded = pl.int_range(pl.len()).over(spec.primary_key) < pl.len().over(spec.primary_key) - 1
-    bad = []
-    if (d := frame.filter(superseded)).height:
-        bad.append(
-            quarantine_rows(d, spec, "duplicate_key", "superseded by a later record with the same key")
-        )
-    return frame.filter(~superseded), bad
-
-
 def concat_rejects(parts: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=QUARANTINE_SCHEMA)

@@ -12,6 +12,7 @@ so a retried or replayed job is skipped table by table. Input rows = committed +
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -36,13 +37,12 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns as col
-from zones import _delta
+from zones import _delta, _merge
 from zones._records import (
     READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
     concat_rejects,
-    latest_per_key,
     split_batch,
     stamp,
     unloadable_rows,
@@ -198,9 +198,7 @@ class _JobWriter:
                 self._vault(parquet, spec, uris["pii"], txn, lineage)
             committed, rejected = self._rows(parquet, spec, uris["data"], txn, lineage, write=todo["data"])
             if todo["quarantine"] and rejected.height:
-                self._commit(
-                    "quarantine", uris["quarantine"], stamp(rejected, lineage).to_arrow(), txn, lineage
-                )
+                self._commit("quarantine", uris["quarantine"], _stamped(rejected, lineage), txn, lineage)
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
         except _DATA_ERRORS as exc:
@@ -289,22 +287,28 @@ class _JobWriter:
                     if split.good.height:
                         yield stamp(split.good, lineage)
 
-        if self.target.merge:
-            parts = list(good())
-            frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-            frame, duplicates = latest_per_key(frame, spec)
-            rejected.extend(duplicates)
-            if write and frame.height:
-                self._commit(
-                    "data",
-                    uri,
-                    frame.to_arrow(),
-                    txn,
-                    lineage,
-                    keys=spec.primary_key,
-                    newer=spec.order_by[:1],
-                )
-            return frame.height, concat_rejects(rejected)
+        if self.target.merge:  # bounded memory: one batch plus the job's keys (see zones._merge)
+            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer)
+            job = _merge.plan(parquet, spec, split, READ_BATCH_ROWS, lineage)
+            if job.survivors:
+                survivors = _merge.rows(job, parquet, spec, split, READ_BATCH_ROWS, lineage)
+                if not write:  # already committed: only the superseded rows' records are still due
+                    for _ in survivors:
+                        pass
+                else:  # a small job merges from memory, so Delta can skip target files by its keys
+                    data = pa.RecordBatchReader.from_batches(job.schema, survivors)
+                    source = data.read_all() if job.survivors <= READ_BATCH_ROWS else data
+                    self._commit(
+                        "data",
+                        uri,
+                        source,
+                        txn,
+                        lineage,
+                        keys=spec.primary_key,
+                        newer=spec.order_by[:1],
+                        truncated_at=job.truncated_at,
+                    )
+            return job.survivors, concat_rejects(job.rejected)
         committed = 0
         frames = good()
         first = next(frames, None)
@@ -379,6 +383,7 @@ class _JobWriter:
         keys: tuple[str, ...] = (),
         update: bool = True,
         newer: tuple[str, ...] = (),
+        truncated_at: int | None = None,
     ) -> None:
         zone = self._zone(zone_key)
         options = zone.delta_options()
@@ -387,13 +392,33 @@ class _JobWriter:
             txns += package_transactions()
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         if keys:
-            assert isinstance(data, pa.Table)  # merges are built in memory
-            done = _delta.upsert(uri, data, keys, options, txns, update=update, newer=newer)
+            done = _delta.upsert(
+                uri,
+                data,
+                keys,
+                options,
+                txns,
+                update=update,
+                newer=newer,
+                truncated_at=truncated_at,
+                fs_options=zone.fsspec_options(),
+            )
         elif isinstance(data, pa.RecordBatchReader):
             done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
         else:
             done = _delta.append(uri, data, options, txns)
         self._audit(zone, uri, done, txn, lineage, merge=bool(keys))
+
+
+def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
+    """``frame`` stamped slice by slice: a large quarantine (a backfill's superseded rows) is committed
+    in bounded memory."""
+    schema = stamp(frame.head(0), lineage).to_arrow().schema
+    slices = range(0, frame.height, READ_BATCH_ROWS)
+    batches = (
+        b for i in slices for b in stamp(frame.slice(i, READ_BATCH_ROWS), lineage).to_arrow().to_batches()
+    )
+    return pa.RecordBatchReader.from_batches(schema, batches)
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)

@@ -1,0 +1,108 @@
+"""A load job merged by key batch by batch (bounded memory) gives the table one batch would: later rows win
+across batches, deletes and truncates apply, and the job is still one commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlt
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import zones.destination as destination
+from lakegate import columns as col
+from zones import DatasetSpec, LoadReport, LoadTarget, ZoneName, lakegate_destination, load_config, open_zone
+
+SPEC = DatasetSpec(
+    domain="shop", name="items", schema={"id": "int64", "price": "float64"}, primary_key=("id",)
+)
+
+
+def merge(home: Path, table: pa.Table, spec: DatasetSpec, name: str) -> LoadReport:
+    report = LoadReport()
+    target = LoadTarget(
+        dataset=spec, zone=ZoneName.CURATED, pipeline="t", run_id=name, config=load_config(), merge=True
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(home / "dlt"),
+        destination=lakegate_destination(target, report),
+        dataset_name=spec.domain,
+    )
+
+    @dlt.resource(name=spec.name)
+    def items() -> pa.Table:
+        yield table
+
+    pipeline.run(items())
+    return report
+
+
+def job(ids: list[int], prices: list[float], start: int = 1, ops: list[str] | None = None) -> pa.Table:
+    columns: dict[str, list[object]] = {
+        "id": list(ids),
+        "price": list(prices),
+        col.SOURCE: ["mem://items"] * len(ids),
+        col.POSITION: list(range(start, start + len(ids))),
+    }
+    if ops is not None:
+        columns[col.OP] = list(ops)
+    return pa.table(columns)
+
+
+def curated(*names: str) -> pl.DataFrame:
+    return open_zone("curated", load_config()).read("shop", "items").select(*names).sort(names[0])
+
+
+def rules() -> list[str]:
+    return sorted(open_zone("quarantine", load_config()).read("shop", "items")[col.RULE].to_list())
+
+
+@pytest.mark.parametrize("batch_rows", [2, 100_000])
+def test_later_rows_win_across_batches_in_one_commit(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", batch_rows)
+    merge(lakegate_home, job([9, 1], [0.5, 0.1], start=0), SPEC, "first")
+    # id 1 comes back in the last batch, id 2 spans the first and third batch.
+    report = merge(lakegate_home, job([2, 3, 4, 2, 5, 1], [1, 2, 3, 4, 5, 6], start=10), SPEC, "second")
+    assert curated("id", "price").rows() == [(1, 6.0), (2, 4.0), (3, 2.0), (4, 3.0), (5, 5.0), (9, 0.5)]
+    assert (report.input_rows, report.committed_rows, report.quarantined_rows) == (6, 5, 1)
+    assert rules() == ["duplicate_key"]
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None and table.version() == 1  # the second job is one merge commit
+
+
+def test_with_order_by_an_older_row_of_a_later_batch_never_wins(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", 1)
+    spec = DatasetSpec(
+        domain="shop",
+        name="items",
+        schema={"id": "int64", "price": "float64"},
+        primary_key=("id",),
+        order_by=("price",),
+    )
+    merge(lakegate_home, job([1, 1, 2], [5.0, 3.0, 1.0]), spec, "first")
+    assert curated("id", "price").rows() == [(1, 5.0), (2, 1.0)]
+
+
+def test_changes_across_batches_apply_deletes_and_the_last_truncate(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = DatasetSpec(domain="shop", name="items", primary_key=("id",))
+    merge(lakegate_home, job([9], [0.5], start=0, ops=["c"]), spec, "before")
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", 2)
+    changes = job(
+        [1, 2, 1, None, 3, 4, 4, 5, 5],  # type: ignore[list-item]
+        [1, 2, 3, 0, 5, 6, 7, 8, 9],
+        start=10,
+        ops=["c", "c", "u", "t", "c", "c", "d", "c", "u"],
+    )
+    report = merge(lakegate_home, changes, spec, "changes")
+    # The truncate (position 13) empties the table and drops the job's earlier changes; 4 is deleted.
+    assert curated("id", "price").rows() == [(3, 5.0), (5, 9.0)]
+    assert report.input_rows == report.committed_rows + report.quarantined_rows == 9
+    assert rules() == ["duplicate_key", "duplicate_key", "truncated", "truncated", "truncated"]
