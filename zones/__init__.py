@@ -21,7 +21,7 @@ from zones.config import (
     load_config,
     retention_conflict,
 )
-from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination
+from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination, lineage_stamp
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
 from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
 from zones.positions import committed_position, committed_positions, position_app_id, record_position
@@ -67,6 +67,7 @@ __all__ = [
     "committed_position",
     "committed_positions",
     "lakegate_destination",
+    "lineage_stamp",
     "lakegate_home",
     "lakegate_pipeline",
     "load_config",

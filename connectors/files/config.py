@@ -31,6 +31,8 @@ class FilesConfig(ConnectorConfig):
         delimiter: CSV field separator.
         encoding: Text encoding of CSV/JSON files.
         batch_rows: Rows per Arrow table handed to dlt; bounds memory on large files.
+        columns: Declared column types (``defs.yaml`` type names, set by the pipeline): CSV values are
+            typed as they are parsed; a value not read there stays text for the zone to cast or quarantine.
     """
 
     url: str = Field(min_length=1)
@@ -39,6 +41,7 @@ class FilesConfig(ConnectorConfig):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf8"
     batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
+    columns: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
