@@ -6,7 +6,7 @@ Usage::
     .venv/bin/python benchmarks/batch_files.py --rows 500000  # quick run
     .venv/bin/python benchmarks/batch_files.py --repeat 3     # fastest of 3 runs per path (noisy machines)
     .venv/bin/python benchmarks/batch_files.py --profile      # lakegate path only, under cProfile
-    .venv/bin/python benchmarks/batch_files.py --bad-fraction 0.01  # 1% of rows hold one value that does not cast
+    .venv/bin/python benchmarks/batch_files.py --bad-fraction 0.01  # 1% of rows: a value that does not cast
 
 The CSV is generated once (vectorised numpy/polars) under ``$LAKEGATE_HOME/bench`` (or ``--dir``) and reused
 by later runs. Each measured path then runs in its own child process (``--run lakegate|bare``) so that its
@@ -20,9 +20,9 @@ tell two paths apart. A child prints its measurements as JSON on its last stdout
 - ``bare``: ``pl.scan_csv(path).sink_parquet(out)``; the child checks the parquet row count.
 
 ``--bad-fraction F`` gives lakegate a variant of the file (``orders_<rows>_bad<F>.csv``) in which a
-deterministic fraction F of the rows holds one value that does not cast (``n/a`` in ``quantity``, ``abc`` in
-``unit_price``, ``maybe`` in ``is_gift``, ``yesterday`` in ``created_at``). The lakegate child then checks that
-exactly those rows are quarantined (by their line numbers, rule ``cast_schema``) and every other row is
+deterministic fraction F of the rows holds one value that does not cast (``n/a`` in ``quantity``, ``abc``
+in ``unit_price``, ``maybe`` in ``is_gift``, ``yesterday`` in ``created_at``). The lakegate child then checks
+that exactly those rows are quarantined (by their line numbers, rule ``cast_schema``) and every other row is
 committed. The bare path still reads the clean file (bare polars stops at the first bad value).
 
 The parent prints rows/s, MB/s (CSV bytes / elapsed), CPU seconds and peak RSS of each path, and last the line
@@ -312,9 +312,9 @@ def run_lakegate(
         quarantine = pl.read_delta(open_zone(ZoneName.QUARANTINE, config).table_uri(spec.domain, spec.name))
         positions = set(quarantine["_lakegate_position"].to_list())
         rules = set(quarantine["_lakegate_rule"].to_list())
-        quarantine_ok = positions == expected_bad and quarantine.height == len(expected_bad) and rules == {
-            "cast_schema"
-        }
+        quarantine_ok = (
+            positions == expected_bad and quarantine.height == len(expected_bad) and rules == {"cast_schema"}
+        )
         print(
             f"lakegate: quarantine holds {quarantine.height:,} record(s) (rules {sorted(rules)}); "
             f"the {len(expected_bad):,} spoiled line(s) "
@@ -336,7 +336,8 @@ def run_lakegate(
     print(
         "lakegate: correctness "
         + (
-            f"OK: {good_rows:,} of {rows:,} generated rows committed to raw, {len(expected_bad):,} quarantined"
+            f"OK: {good_rows:,} of {rows:,} generated rows committed to raw, "
+            f"{len(expected_bad):,} quarantined"
             if ok
             else f"FAILED: expected {good_rows:,} committed and {len(expected_bad):,} quarantined"
         ),

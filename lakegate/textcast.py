@@ -1,4 +1,4 @@
-"""Declared text read as typed values by pyarrow — exactly as ``transforms.cast_schema`` reads it, or not at all.
+"""Text read as typed values by pyarrow, exactly as ``transforms.cast_schema`` reads it, or not at all.
 
 pyarrow's vectorised parsers are 3 to 30 times faster than the general polars parsing in ``cast_schema`` but
 accept a narrower (and for integers a slightly different) set of inputs. :func:`cast_text` therefore casts a

@@ -66,7 +66,9 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
         resolved[key] = value
     if options and connector.storage_options:
         resolved.setdefault("storage_options", options)
-    if spec.columns and "columns" in connector.config_model.model_fields:  # a connector that types as it reads
+    if (
+        spec.columns and "columns" in connector.config_model.model_fields
+    ):  # a connector that types as it reads
         resolved.setdefault("columns", {name: column.type for name, column in spec.columns.items()})
     return resolved
 

@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from fsspec.implementations.local import LocalFileSystem
 
 from zones.errors import ZoneError
 

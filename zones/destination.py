@@ -41,6 +41,7 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns as col
+from transforms import dtype_of
 from zones import _delta
 from zones._records import (
     READ_BATCH_ROWS,
@@ -60,7 +61,6 @@ from zones.errors import ZoneError
 from zones.pii import Tokenizer
 from zones.positions import package_position, position_app_id, source_positions
 from zones.storage import Zone, open_zone
-from transforms import dtype_of
 
 log = logging.getLogger("lakegate.zones.destination")
 
@@ -233,7 +233,10 @@ class _JobWriter:
             if spec.pii and self.tokenizer and todo["pii"]:
                 self._vault(parquet, spec, uris["pii"], txn, lineage)
             if todo["data"] and self._adoptable(parquet, spec, lineage):
-                committed, rejected = self._adopt(path, parquet, uris["data"], txn, lineage), concat_rejects([])
+                committed, rejected = (
+                    self._adopt(path, parquet, uris["data"], txn, lineage),
+                    concat_rejects([]),
+                )
             else:
                 committed, rejected = self._rows(
                     parquet, spec, uris["data"], txn, lineage, write=todo["data"]
@@ -382,10 +385,16 @@ class _JobWriter:
                 return False
         if not all(_kept_as_received(plain_type(f.type)) for f in schema):
             return False
-        expected = {col.LOAD_ID: lineage.load_id, col.RUN_ID: lineage.run_id, col.INGESTED_AT: lineage.ingested_at}
+        expected = {
+            col.LOAD_ID: lineage.load_id,
+            col.RUN_ID: lineage.run_id,
+            col.INGESTED_AT: lineage.ingested_at,
+        }
         return all(_constant(parquet, name, value) for name, value in expected.items())
 
-    def _adopt(self, path: Path, parquet: pq.ParquetFile, uri: str, txn: Transaction, lineage: Lineage) -> int:
+    def _adopt(
+        self, path: Path, parquet: pq.ParquetFile, uri: str, txn: Transaction, lineage: Lineage
+    ) -> int:
         zone = self.data_zone
         schema = pa.schema(
             [
@@ -510,7 +519,13 @@ def _constant(parquet: pq.ParquetFile, name: str, value: object) -> bool:
     index = parquet.schema_arrow.names.index(name)
     for group in range(metadata.num_row_groups):
         stats = metadata.row_group(group).column(index).statistics
-        if stats is None or not stats.has_min_max or stats.null_count or stats.min != value or stats.max != value:
+        if (
+            stats is None
+            or not stats.has_min_max
+            or stats.null_count
+            or stats.min != value
+            or stats.max != value
+        ):
             return False
     return True
 
