@@ -104,6 +104,8 @@ class LoadReport:
     quarantined_rows: int = 0
     vaulted_values: int = 0
     replayed_jobs: int = 0
+    adopted_jobs: int = 0
+    """Load jobs whose load file became the Delta data file as it is (see the module doc)."""
     rules: Counter[str] = field(default_factory=Counter)
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
@@ -413,6 +415,7 @@ class _JobWriter:
             self._txns("data", txn, lineage),
         )
         self._audit(zone, uri, done, txn, lineage, merge=False)
+        self.report.add(adopted_jobs=1)
         return done.rows
 
     def _txns(self, zone_key: str, txn: Transaction, lineage: Lineage) -> list[Transaction]:
