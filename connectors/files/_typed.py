@@ -35,37 +35,40 @@ def arrow_types(columns: Mapping[str, str]) -> dict[str, pa.DataType]:
 def split_typed(table: pa.Table, types: Mapping[str, pa.DataType]) -> tuple[pa.Table | None, pa.Table | None]:
     """``table`` (text columns) as (rows typed, rows left as text); either part may be None.
 
-    A region whose declared columns all cast is typed whole; otherwise the rows whose values look readable
-    are cast, and the others stay text. When that cast still fails, the whole region stays text.
+    A region whose declared columns all cast is typed whole. Otherwise the rows whose values in the
+    columns that failed look readable are kept: the columns that did cast are filtered, the ones that
+    failed are cast again on those rows only; the other rows stay text. When that cast still fails, the
+    whole region stays text.
     """
     if not types or any(name not in table.column_names for name in types):
         return None, table  # a column is missing: the zone adds it (and types what is there)
-    typed, failing = _cast_all(table, types)
-    if typed is not None:
-        return typed, None
+    cast: dict[str, pa.ChunkedArray | pa.Array] = {}
     readable = None
-    for name in failing:
-        ok = _looks_readable(table.column(name), types[name])
-        readable = ok if readable is None else pc.and_(readable, ok)
-    assert readable is not None
-    good = table.filter(readable)
-    rest = table.filter(pc.invert(readable))
-    typed, _ = _cast_all(good, types)
-    if typed is None:
-        return None, table
-    return (typed if typed.num_rows else None), (rest if rest.num_rows else None)
-
-
-def _cast_all(table: pa.Table, types: Mapping[str, pa.DataType]) -> tuple[pa.Table | None, list[str]]:
-    failing: list[str] = []
     for name, target in types.items():
-        index = table.column_names.index(name)
-        cast = cast_text(table.column(index), target)
-        if cast is None:
-            failing.append(name)
-        elif not failing:
-            table = table.set_column(index, name, cast)
-    return (None if failing else table), failing
+        column = table.column(name)
+        typed_column = cast_text(column, target)
+        if typed_column is not None:
+            cast[name] = typed_column
+            continue
+        ok = _looks_readable(column, target)
+        readable = ok if readable is None else pc.and_(readable, ok)
+    if readable is None:
+        return _with(table, cast), None
+    good, rest = table.filter(readable), table.filter(pc.invert(readable))
+    for name, target in types.items():
+        if name in cast:
+            cast[name] = pc.filter(cast[name], readable)
+        elif (typed_column := cast_text(good.column(name), target)) is not None:
+            cast[name] = typed_column
+        else:
+            return None, table
+    return (_with(good, cast) if good.num_rows else None), (rest if rest.num_rows else None)
+
+
+def _with(table: pa.Table, columns: Mapping[str, pa.ChunkedArray | pa.Array]) -> pa.Table:
+    for name, column in columns.items():
+        table = table.set_column(table.column_names.index(name), name, column)
+    return table
 
 
 def _looks_readable(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:

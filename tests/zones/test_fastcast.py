@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 from polars.testing import assert_series_equal
 
-from transforms import CAST_ERRORS, TransformContext, cast_schema
 from connectors.files._typed import arrow_types, split_typed
+from transforms import CAST_ERRORS, TransformContext, cast_schema
 from zones._fastcast import fast_cast
 
 VALUES = {
