@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,12 +18,9 @@ from lakegate.textcast import ISO_8601, arrow_type, cast_text
 
 _BOOL_TEXT = pa.array(["true", "false", "1", "0"])
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
-_NUMBERS = {
-    pa.int32(): pl.Int32(),
-    pa.int64(): pl.Int64(),
-    pa.float32(): pl.Float32(),
-    pa.float64(): pl.Float64(),
-}
+# The plain decimal forms of numbers; others (``+5``, `` 5``, ``1_000``) go to the zone's cast_schema as text.
+_INTEGER = r"^-?[0-9]+$"
+_FLOAT = r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 
 
 def arrow_types(columns: Mapping[str, str]) -> dict[str, pa.DataType]:
@@ -80,10 +76,6 @@ def _looks_readable(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedA
         ok = pc.match_substring_regex(column, _DATE)
     elif pa.types.is_timestamp(target):
         ok = pc.match_substring_regex(column, ISO_8601)
-    else:  # numbers: what polars reads, without surrounding blanks or a hexadecimal x
-        parsed = pl.Series(column.combine_chunks()).cast(_NUMBERS[target], strict=False)
-        ok = pc.and_(
-            pa.array(parsed.is_not_null().to_arrow()),
-            pc.invert(pc.match_substring_regex(column, r"^\s|\s$|[xX]")),
-        )
+    else:
+        ok = pc.match_substring_regex(column, _INTEGER if pa.types.is_integer(target) else _FLOAT)
     return pc.or_(pc.fill_null(ok, False), empty)
