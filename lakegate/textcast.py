@@ -42,28 +42,33 @@ def arrow_type(type_name: str) -> pa.DataType | None:
     return ARROW_TYPES.get("".join(type_name.split()).lower())
 
 
-def cast_text(column: pa.ChunkedArray | pa.Array, target: pa.DataType) -> pa.ChunkedArray | pa.Array | None:
+def cast_text(
+    column: pa.ChunkedArray | pa.Array, target: pa.DataType, *, forms_checked: bool = False
+) -> pa.ChunkedArray | pa.Array | None:
     """``column`` (text) as ``target``, or None when some value is not one pyarrow reads as cast_schema does.
 
-    The empty string is null, as in cast_schema.
+    The empty string is null, as in cast_schema. ``forms_checked``: the caller has already matched every
+    non-empty value against :data:`ISO_8601` (a datetime ``target``), so that pass is skipped.
     """
     values = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
     if pa.types.is_integer(target) and any(pc.any(pc.match_substring(values, x)).as_py() for x in "xX"):
         return None  # pyarrow reads 0x10 as 16; cast_schema refuses hexadecimal
     try:
         if pa.types.is_timestamp(target) and target.tz is not None:
-            return _timestamp(values, target)
+            return _timestamp(values, target, forms_checked)
         return pc.cast(values, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
 
-def _timestamp(values: pa.ChunkedArray | pa.Array, target: pa.DataType) -> pa.ChunkedArray | pa.Array:
+def _timestamp(
+    values: pa.ChunkedArray | pa.Array, target: pa.DataType, forms_checked: bool
+) -> pa.ChunkedArray | pa.Array:
     """ISO 8601 with an offset (or Z) converts to UTC; without one it is read as UTC, like cast_schema.
 
     A failed parse costs as much as a good one, so the first value picks which form to try first.
     """
-    if not pc.all(pc.match_substring_regex(values, ISO_8601)).as_py():
+    if not forms_checked and not pc.all(pc.match_substring_regex(values, ISO_8601)).as_py():
         raise pa.ArrowInvalid("not the ISO 8601 forms cast_schema reads")  # e.g. hours without minutes
     first = next(iter(pc.drop_null(values.slice(0, 16)).to_pylist()), "")
     first_form, second_form = (_aware, _naive) if _OFFSET.search(first) else (_naive, _aware)

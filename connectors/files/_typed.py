@@ -42,11 +42,16 @@ def split_typed(table: pa.Table, types: Mapping[str, pa.DataType]) -> tuple[pa.T
     readable = None
     for name, target in types.items():
         column = table.column(name)
-        typed_column = cast_text(column, target)
+        # A datetime column's ISO 8601 check is the costly part of its cast: done once, it is also its mask.
+        ok = _looks_readable(column, target) if pa.types.is_timestamp(target) else None
+        checked = ok is not None
+        typed_column = (
+            cast_text(column, target, forms_checked=checked) if not checked or pc.all(ok).as_py() else None
+        )
         if typed_column is not None:
             cast[name] = typed_column
             continue
-        ok = _looks_readable(column, target)
+        ok = _looks_readable(column, target) if ok is None else ok
         readable = ok if readable is None else pc.and_(readable, ok)
     if readable is None:
         return _with(table, cast), None
@@ -54,7 +59,9 @@ def split_typed(table: pa.Table, types: Mapping[str, pa.DataType]) -> tuple[pa.T
     for name, target in types.items():
         if name in cast:
             cast[name] = pc.filter(cast[name], readable)
-        elif (typed_column := cast_text(good.column(name), target)) is not None:
+        elif (
+            typed_column := cast_text(good.column(name), target, forms_checked=pa.types.is_timestamp(target))
+        ) is not None:
             cast[name] = typed_column
         else:
             return None, table
