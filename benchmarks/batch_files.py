@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python benchmarks/batch_files.py --rows 500000  # quick run
     .venv/bin/python benchmarks/batch_files.py --repeat 3     # fastest of 3 runs per path (noisy machines)
     .venv/bin/python benchmarks/batch_files.py --profile      # lakegate path only, under cProfile
+    .venv/bin/python benchmarks/batch_files.py --bad-fraction 0.01  # 1% of rows: a value that does not cast
 
 The CSV is generated once (vectorised numpy/polars) under ``$LAKEGATE_HOME/bench`` (or ``--dir``) and reused
 by later runs. Each measured path then runs in its own child process (``--run lakegate|bare``) so that its
@@ -17,6 +18,12 @@ tell two paths apart. A child prints its measurements as JSON on its last stdout
   checks that input rows = committed rows + quarantined rows, that every generated row was committed and
   none quarantined, and that the Delta table holds them all.
 - ``bare``: ``pl.scan_csv(path).sink_parquet(out)``; the child checks the parquet row count.
+
+``--bad-fraction F`` gives lakegate a variant of the file (``orders_<rows>_bad<F>.csv``) in which a
+deterministic fraction F of the rows holds one value that does not cast (``n/a`` in ``quantity``, ``abc``
+in ``unit_price``, ``maybe`` in ``is_gift``, ``yesterday`` in ``created_at``). The lakegate child then checks
+that exactly those rows are quarantined (by their line numbers, rule ``cast_schema``) and every other row is
+committed. The bare path still reads the clean file (bare polars stops at the first bad value).
 
 The parent prints rows/s, MB/s (CSV bytes / elapsed), CPU seconds and peak RSS of each path, and last the line
 ``ratio: X.XX`` (lakegate rows/s / bare rows/s). Elapsed time covers the work only (imports and CSV
@@ -119,16 +126,48 @@ def _chunk(rng: np.random.Generator, first_id: int, n: int) -> pl.DataFrame:
     return frame.with_columns(product.alias("product")).select(list(SCHEMA))
 
 
-def generate_csv(path: Path, rows: int) -> None:
+# Bad values of the --bad-fraction variant: (column, text that no declared type reads).
+BAD_VALUES = [("quantity", "n/a"), ("unit_price", "abc"), ("is_gift", "maybe"), ("created_at", "yesterday")]
+_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6f"
+
+
+def _bad_rows(index: int, n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (0-based within chunk ``index``) that get a bad value, and which of ``BAD_VALUES`` each gets."""
+    rng = np.random.default_rng(SEED + 1_000 + index)
+    rows = np.flatnonzero(rng.random(n) < fraction)
+    return rows, rng.integers(0, len(BAD_VALUES), len(rows))
+
+
+def bad_lines(rows: int, fraction: float) -> set[int]:
+    """The line numbers (header = line 1) of the rows the variant spoils."""
+    lines: set[int] = set()
+    for index, first in enumerate(range(0, rows, GENERATE_CHUNK_ROWS)):
+        bad, _ = _bad_rows(index, min(GENERATE_CHUNK_ROWS, rows - first), fraction)
+        lines.update((first + bad + 2).tolist())
+    return lines
+
+
+def _spoil(frame: pl.DataFrame, index: int, fraction: float) -> pl.DataFrame:
+    bad, which = _bad_rows(index, frame.height, fraction)
+    for number, (column, text) in enumerate(BAD_VALUES):
+        rows = pl.Series(bad[which == number], dtype=pl.UInt32)
+        values = frame[column]
+        values = values.dt.to_string(_DATETIME_FORMAT) if column == "created_at" else values.cast(pl.String)
+        frame = frame.with_columns(values.scatter(rows, text).alias(column))
+    return frame
+
+
+def generate_csv(path: Path, rows: int, bad_fraction: float = 0.0) -> None:
     """Write a ``rows``-row CSV to ``path``, through a temporary name so a crash never leaves half a file."""
     partial = path.with_suffix(".csv.partial")
     started = time.perf_counter()
     with partial.open("wb") as out:
         for index, first in enumerate(range(0, rows, GENERATE_CHUNK_ROWS)):
             n = min(GENERATE_CHUNK_ROWS, rows - first)
-            _chunk(np.random.default_rng(SEED + index), first + 1, n).write_csv(
-                out, include_header=index == 0, datetime_format="%Y-%m-%dT%H:%M:%S%.6f"
-            )
+            frame = _chunk(np.random.default_rng(SEED + index), first + 1, n)
+            if bad_fraction:
+                frame = _spoil(frame, index, bad_fraction)
+            frame.write_csv(out, include_header=index == 0, datetime_format=_DATETIME_FORMAT)
     partial.rename(path)
     size = path.stat().st_size
     print(
@@ -137,13 +176,13 @@ def generate_csv(path: Path, rows: int) -> None:
     )
 
 
-def ensure_csv(directory: Path, rows: int) -> Path:
+def ensure_csv(directory: Path, rows: int, bad_fraction: float = 0.0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"orders_{rows}.csv"
+    path = directory / (f"orders_{rows}_bad{bad_fraction:g}.csv" if bad_fraction else f"orders_{rows}.csv")
     if path.exists():
         print(f"reusing {path} ({path.stat().st_size / 1e6:,.0f} MB)", flush=True)
     else:
-        generate_csv(path, rows)
+        generate_csv(path, rows, bad_fraction)
     return path
 
 
@@ -188,7 +227,9 @@ def _isolated_env(workdir: Path) -> Path:
     return home
 
 
-def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dict[str, Any]:
+def run_lakegate(
+    csv_path: Path, rows: int, workdir: Path, profile: bool, bad_fraction: float = 0.0
+) -> dict[str, Any]:
     _isolated_env(workdir)
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
@@ -265,13 +306,29 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
                 else "match the declared schema"
             )
         )
+    expected_bad = bad_lines(rows, bad_fraction) if bad_fraction else set()
+    quarantine_ok = True
+    if expected_bad:
+        quarantine = pl.read_delta(open_zone(ZoneName.QUARANTINE, config).table_uri(spec.domain, spec.name))
+        positions = set(quarantine["_lakegate_position"].to_list())
+        rules = set(quarantine["_lakegate_rule"].to_list())
+        quarantine_ok = (
+            positions == expected_bad and quarantine.height == len(expected_bad) and rules == {"cast_schema"}
+        )
+        print(
+            f"lakegate: quarantine holds {quarantine.height:,} record(s) (rules {sorted(rules)}); "
+            f"the {len(expected_bad):,} spoiled line(s) "
+            + ("are exactly those" if quarantine_ok else "DIFFER from them")
+        )
+    good_rows = rows - len(expected_bad)
     ok = (
         balanced
         and report.input_rows == rows
-        and report.committed_rows == rows
-        and report.quarantined_rows == 0
-        and in_table == rows
+        and report.committed_rows == good_rows
+        and report.quarantined_rows == len(expected_bad)
+        and in_table == good_rows
         and not wrong_types
+        and quarantine_ok
     )
     print(f"lakegate: dlt steps (s): {steps}")
     if sampler:
@@ -279,9 +336,10 @@ def run_lakegate(csv_path: Path, rows: int, workdir: Path, profile: bool) -> dic
     print(
         "lakegate: correctness "
         + (
-            f"OK: all {rows:,} generated rows committed to raw, none quarantined"
+            f"OK: {good_rows:,} of {rows:,} generated rows committed to raw, "
+            f"{len(expected_bad):,} quarantined"
             if ok
-            else f"FAILED: expected {rows:,} committed and 0 quarantined"
+            else f"FAILED: expected {good_rows:,} committed and {len(expected_bad):,} quarantined"
         ),
         flush=True,
     )
@@ -454,14 +512,21 @@ def child(args: argparse.Namespace) -> None:
     if args.run == "bare":
         result = run_bare(csv_path, args.rows, workdir)
     else:
-        result = run_lakegate(csv_path, args.rows, workdir, args.profile)
+        result = run_lakegate(csv_path, args.rows, workdir, args.profile, args.bad_fraction)
     result.update(path=args.run, rows=args.rows, peak_rss_bytes=_peak_rss())
     print(json.dumps(result), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- parent
 def spawn(
-    path: str, csv_path: Path, rows: int, bench_dir: Path, *, profile: bool, keep: bool
+    path: str,
+    csv_path: Path,
+    rows: int,
+    bench_dir: Path,
+    *,
+    profile: bool,
+    keep: bool,
+    bad_fraction: float = 0.0,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{path}-", dir=bench_dir))
     command = [
@@ -478,6 +543,8 @@ def spawn(
     ]
     if profile:
         command.append("--profile")
+    if bad_fraction:
+        command += ["--bad-fraction", str(bad_fraction)]
     print(f"\n== {path}: {' '.join(command)}", flush=True)
     try:
         proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -500,6 +567,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="measure each path N times (alternating); report the fastest"
     )
+    parser.add_argument(
+        "--bad-fraction",
+        type=float,
+        default=0.0,
+        help="lakegate reads a variant with this fraction of rows holding a value that does not cast",
+    )
     parser.add_argument("--run", choices=["lakegate", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -510,13 +583,24 @@ def main(argv: list[str] | None = None) -> None:
 
     bench_dir = Path(args.dir or Path(os.environ.get("LAKEGATE_HOME") or ".lakegate") / "bench").resolve()
     csv_path = ensure_csv(bench_dir, args.rows)
+    lakegate_csv = ensure_csv(bench_dir, args.rows, args.bad_fraction) if args.bad_fraction else csv_path
     csv_bytes = csv_path.stat().st_size
     paths = ["lakegate"] if args.profile else ["lakegate", "bare"]
     load_before = os.getloadavg()[0]
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
     for _ in range(max(1, args.repeat)):
         for p in paths:
-            runs[p].append(spawn(p, csv_path, args.rows, bench_dir, profile=args.profile, keep=args.keep))
+            runs[p].append(
+                spawn(
+                    p,
+                    lakegate_csv if p == "lakegate" else csv_path,
+                    args.rows,
+                    bench_dir,
+                    profile=args.profile,
+                    keep=args.keep,
+                    bad_fraction=args.bad_fraction if p == "lakegate" else 0.0,
+                )
+            )
 
     print(
         f"\n{args.rows:,} rows x {len(SCHEMA)} columns, {csv_bytes / 1e6:,.0f} MB CSV, "

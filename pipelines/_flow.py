@@ -44,6 +44,7 @@ from zones import (
     committed_position,
     committed_positions,
     lakegate_pipeline,
+    lineage_stamp,
     open_zone,
     record_position,
 )
@@ -75,6 +76,10 @@ def connector_config(spec: PipelineSpec, config: LakegateConfig) -> dict[str, An
     archive = landing_archive(spec, config)
     if archive is not None:
         resolved.setdefault("archive", archive)
+    if (
+        spec.columns and "columns" in connector.config_model.model_fields
+    ):  # a connector that types as it reads
+        resolved.setdefault("columns", {name: column.type for name, column in spec.columns.items()})
     return resolved
 
 
@@ -119,10 +124,11 @@ def dlt_pipeline(
     return lakegate_pipeline(f"lakegate_{spec.key}_{step}", target, report, pipelines_dir)
 
 
-def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
+def ingest_source(spec: PipelineSpec, config: LakegateConfig, target: LoadTarget | None = None) -> DltSource:
     """The spec's connector as a one-resource dlt source named after the dataset.
 
-    For ETL the declared transforms run in flight, before the destination.
+    For ETL the declared transforms run in flight, before the destination. Appends to ``target`` get their
+    lineage stamped as they are extracted, so a clean load file can be committed as it is.
     """
     connector = get_connector(spec.connector.type)
     built = connector.build(resumed_config(spec, config))
@@ -131,6 +137,8 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig) -> DltSource:
     if spec.pattern is Pattern.ETL and spec.transforms:
         ctx = _context(spec)
         resource = resource.add_map(lambda table: transform_keeping_rejects(table, spec.transforms, ctx))
+    if target is not None and not target.merge:
+        resource = resource.add_map(lineage_stamp(target.run_id))
     return dlt.source(name=spec.name)(lambda: resource)()
 
 

@@ -66,7 +66,7 @@ def ingest(
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
         # Built once pending packages are loaded: an ordered source resumes after what they committed.
         try:
-            pipeline.run(flow.ingest_source(spec, config))
+            pipeline.run(flow.ingest_source(spec, config, target))
         except PipelineStepFailed as exc:
             raise _explained(exc) from exc
         _record_steps(pipeline, report)

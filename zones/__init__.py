@@ -21,7 +21,7 @@ from zones.config import (
     load_config,
     retention_conflict,
 )
-from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination
+from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination, lineage_stamp
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
 from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
 from zones.positions import committed_position, committed_positions, position_app_id, record_position
@@ -69,6 +69,7 @@ __all__ = [
     "lakegate_destination",
     "lakegate_home",
     "lakegate_pipeline",
+    "lineage_stamp",
     "load_config",
     "open_zone",
     "parse_duration",

@@ -13,6 +13,7 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.table import TableMerger
@@ -71,6 +72,24 @@ def append_stream(
     _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns)
     version = DeltaTable(uri, storage_options=options).version()
     return Committed(version=version, rows=sum(f.rows for f in files))
+
+
+def adopt(
+    uri: str,
+    local_path: str,
+    metadata: pq.FileMetaData,
+    schema: pa.Schema,
+    partition_value: str,
+    options: dict[str, str],
+    fs_options: dict[str, Any],
+    txns: list[Transaction],
+) -> Committed:
+    """Append an existing parquet file (without the partition column) as it is, in one commit."""
+    fs, root = fsspec.core.url_to_fs(uri, **fs_options)
+    staged = _staged.adopt(fs, root, local_path, metadata, PARTITION_COLUMN, partition_value)
+    _staged.commit(uri, schema, [staged], PARTITION_COLUMN, options, txns)
+    version = DeltaTable(uri, storage_options=options).version()
+    return Committed(version=version, rows=staged.rows)
 
 
 def upsert(

@@ -2,18 +2,22 @@
 
 ``write_deltalake`` drains a whole ``RecordBatchReader`` into memory before it writes (measured: the
 load step held every batch of a 5M-row job, ~2 GB). Here each batch is encoded into the table's folder
-as it arrives, and the files become visible together, atomically, with the job's app transactions.
+as it arrives (or an existing parquet file is linked or copied in, see :func:`adopt`), and the files become
+visible together, atomically, with the job's app transactions. Each file is added with its row count, null
+counts and the min/max of its number, date and timestamp columns, so readers can skip it.
 A crash before the commit leaves only unreferenced files, which ``vacuum`` removes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from datetime import datetime, timedelta
+from typing import IO, Any
 
 import fsspec
 import pyarrow as pa
@@ -21,6 +25,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from fsspec.implementations.local import LocalFileSystem
 
 from zones.errors import ZoneError
 
@@ -87,8 +92,93 @@ class _OpenFile:
             rows=self.rows,
             size=fs.size(f"{root}/{self.relative}"),
             partition={column: self.value},
-            stats=json.dumps({"numRecords": self.rows, "nullCount": _null_counts(metadata)}),
+            stats=file_stats(metadata),
         )
+
+
+def adopt(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    local_path: str,
+    metadata: pq.FileMetaData,
+    partition_column: str,
+    value: str,
+) -> StagedFile:
+    """Bring an existing local parquet file (without the partition column) into the table's folder.
+
+    On the local disk it is hard-linked when it can be (no bytes copied); otherwise it is copied.
+    """
+    relative = f"{partition_column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
+    fs.makedirs(f"{root}/{partition_column}={value}", exist_ok=True)
+    target = f"{root}/{relative}"
+    linked = False
+    if isinstance(fs, LocalFileSystem):
+        try:
+            os.link(local_path, target)
+            linked = True
+        except OSError:  # another device, or links not allowed: copy
+            pass
+    if not linked:
+        fs.put_file(local_path, target)
+    return StagedFile(
+        path=relative,
+        rows=metadata.num_rows,
+        size=fs.size(target),
+        partition={partition_column: value},
+        stats=file_stats(metadata),
+    )
+
+
+def file_stats(metadata: pq.FileMetaData) -> str:
+    """The Delta ``stats`` of a parquet file: rows, null counts, and min/max where they are exact."""
+    minimum, maximum = _min_max(metadata)
+    stats: dict[str, Any] = {"numRecords": metadata.num_rows, "nullCount": _null_counts(metadata)}
+    if minimum:
+        stats["minValues"], stats["maxValues"] = minimum, maximum
+    return json.dumps(stats)
+
+
+def _min_max(metadata: pq.FileMetaData) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per flat column of numbers (not floats: NaN has no order), dates and timestamps: min and max.
+
+    Timestamps are written to the millisecond, as Delta readers expect: the minimum rounded down and the
+    maximum rounded up, so skipping by them never drops a matching file. Strings are left out (their
+    statistics may be truncated).
+    """
+    schema = metadata.schema.to_arrow_schema()
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    for index, field in enumerate(schema):
+        kind = field.type
+        if not (pa.types.is_integer(kind) or pa.types.is_date32(kind) or pa.types.is_timestamp(kind)):
+            continue
+        if "." in metadata.schema.column(index).path or metadata.num_row_groups == 0:
+            continue
+        values = []
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                break
+            values.append((stats.min, stats.max))
+        else:
+            if not values:
+                continue
+            lo, hi = min(v[0] for v in values), max(v[1] for v in values)
+            if pa.types.is_timestamp(kind):
+                low[field.name], high[field.name] = _millis(lo, up=False), _millis(hi, up=True)
+            elif pa.types.is_date32(kind):
+                low[field.name], high[field.name] = lo.isoformat(), hi.isoformat()
+            else:
+                low[field.name], high[field.name] = int(lo), int(hi)
+    return low, high
+
+
+def _millis(value: datetime, *, up: bool) -> str:
+    floor = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if up and floor != value:
+        floor += timedelta(milliseconds=1)
+    text = floor.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    return f"{text}Z"
 
 
 def _partition_value(batch: pa.RecordBatch, column: str) -> str:
@@ -170,6 +260,11 @@ def _new_columns(existing: pa.Schema, incoming: pa.Schema) -> list[pa.Field]:
                 "declare the column's type in defs.yaml (changing it needs a new table or a migration)"
             )
     return [f.with_nullable(True) for f in incoming if f.name not in known]
+
+
+def plain_type(t: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type as it is."""
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 def _same_delta_type(a: pa.DataType, b: pa.DataType) -> bool:

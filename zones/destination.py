@@ -8,6 +8,11 @@ dlt hands over each load job as a parquet file path. For every job the destinati
 4. audits each commit in its zone's audit log.
 Each commit carries the Delta app transaction ``(lakegate:<pipeline>:<table>:<dlt file id>, <load id>)``,
 so a retried or replayed job is skipped table by table. Input rows = committed + quarantined, checked per job.
+
+A load job that needs no rewrite — an append of a dataset without PII, no reject rows, every declared
+column already of its type and the lineage columns stamped at extract (:func:`lineage_stamp`) equal to
+this load's — is *adopted*: dlt's load file becomes the Delta data file as it is (hard-linked or copied
+into the table, added with its statistics), instead of being read back and encoded again.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
 from pathlib import Path
@@ -37,6 +42,7 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns as col
+from transforms import dtype_of
 from zones import _delta, _merge
 from zones._records import (
     READ_BATCH_ROWS,
@@ -48,7 +54,7 @@ from zones._records import (
     unloadable_rows,
     vault_rows,
 )
-from zones._staged import SchemaChangeError
+from zones._staged import SchemaChangeError, plain_type
 from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
@@ -98,6 +104,8 @@ class LoadReport:
     quarantined_rows: int = 0
     vaulted_values: int = 0
     replayed_jobs: int = 0
+    adopted_jobs: int = 0
+    """Load jobs whose load file became the Delta data file as it is (see the module doc)."""
     rules: Counter[str] = field(default_factory=Counter)
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
@@ -146,6 +154,36 @@ def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -
     )
 
 
+def ingested_at(load_id: str) -> datetime:
+    """When a load package was created (its dlt load id is that instant): the ``INGESTED_AT`` of its rows."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=_version_of(load_id))
+
+
+def lineage_stamp(run_id: str) -> Callable[[pa.Table], pa.Table]:
+    """A dlt map stamping the load id, run id and ingest time on every table as it is extracted.
+
+    With them in the load file, a clean load job can become a Delta data file as it is; the destination
+    adopts a file only when they equal its own lineage (a package a later run loads is rewritten).
+    """
+
+    def stamp_table(table: pa.Table) -> pa.Table:
+        load_id = str(dlt.current.load_package_state()["load_id"])
+        constants = {
+            col.LOAD_ID: pa.scalar(load_id, pa.string()),
+            col.RUN_ID: pa.scalar(run_id, pa.string()),
+            col.INGESTED_AT: pa.scalar(ingested_at(load_id), pa.timestamp("us", "UTC")),
+        }
+        for name, value in constants.items():
+            column = pa.repeat(value, table.num_rows)
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name, column)
+            else:
+                table = table.append_column(name, column)
+        return table
+
+    return stamp_table
+
+
 class _JobWriter:
     def __init__(self, target: LoadTarget, tokenizer: Tokenizer | None, report: LoadReport) -> None:
         self.target = target
@@ -173,7 +211,7 @@ class _JobWriter:
         lineage = Lineage(
             load_id=load_id,
             run_id=self.target.run_id,
-            ingested_at=datetime.now(UTC),
+            ingested_at=ingested_at(load_id),
             positions=source_positions(parquet) if self.target.track_positions else (),
         )
         uris = {
@@ -196,7 +234,15 @@ class _JobWriter:
         try:
             if spec.pii and self.tokenizer and todo["pii"]:
                 self._vault(parquet, spec, uris["pii"], txn, lineage)
-            committed, rejected = self._rows(parquet, spec, uris["data"], txn, lineage, write=todo["data"])
+            if todo["data"] and self._adoptable(parquet, spec, lineage):
+                committed, rejected = (
+                    self._adopt(path, parquet, uris["data"], txn, lineage),
+                    concat_rejects([]),
+                )
+            else:
+                committed, rejected = self._rows(
+                    parquet, spec, uris["data"], txn, lineage, write=todo["data"]
+                )
             if todo["quarantine"] and rejected.height:
                 self._commit("quarantine", uris["quarantine"], _stamped(rejected, lineage), txn, lineage)
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
@@ -330,6 +376,59 @@ class _JobWriter:
                 pass
         return committed, concat_rejects(rejected)
 
+    def _adoptable(self, parquet: pq.ParquetFile, spec: DatasetSpec, lineage: Lineage) -> bool:
+        """Whether the load file is already exactly what :meth:`_rows` would write (see the module doc)."""
+        if self.target.merge or spec.pii or not spec.schema or not parquet.metadata.num_rows:
+            return False
+        schema = parquet.schema_arrow
+        if any(name in schema.names for name in (*col.REJECT_COLUMNS, col.INGEST_DATE)):
+            return False
+        for name, type_name in spec.schema.items():
+            if name not in schema.names:
+                return False
+            declared = pl.Series(name, [], dtype=dtype_of(type_name)).to_arrow().type
+            if not _same_type(plain_type(schema.field(name).type), declared):
+                return False
+        if not all(_kept_as_received(plain_type(f.type)) for f in schema):
+            return False
+        expected = {
+            col.LOAD_ID: lineage.load_id,
+            col.RUN_ID: lineage.run_id,
+            col.INGESTED_AT: lineage.ingested_at,
+        }
+        return all(_constant(parquet, name, value) for name, value in expected.items())
+
+    def _adopt(
+        self, path: Path, parquet: pq.ParquetFile, uri: str, txn: Transaction, lineage: Lineage
+    ) -> int:
+        zone = self.data_zone
+        schema = pa.schema(
+            [
+                *(f.with_type(plain_type(f.type)) for f in parquet.schema_arrow),
+                pa.field(col.INGEST_DATE, pa.date32()),
+            ]
+        )
+        done = _delta.adopt(
+            uri,
+            str(path),
+            parquet.metadata,
+            schema,
+            lineage.ingested_at.date().isoformat(),
+            zone.delta_options(),
+            zone.fsspec_options(),
+            self._txns("data", txn, lineage),
+        )
+        self._audit(zone, uri, done, txn, lineage, merge=False)
+        self.report.add(adopted_jobs=1)
+        return done.rows
+
+    def _txns(self, zone_key: str, txn: Transaction, lineage: Lineage) -> list[Transaction]:
+        txns = [txn]
+        if zone_key != "pii":  # positions: the package's (curate's raw version, landing files), the rows'
+            txns += package_transactions()
+            txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
+        return txns
+
     def _audit_replayed(self, zone_key: str, uri: str, txn: Transaction, lineage: Lineage) -> None:
         """Audit an earlier commit of this job if its run died between the commit and its audit record.
 
@@ -387,10 +486,7 @@ class _JobWriter:
     ) -> None:
         zone = self._zone(zone_key)
         options = zone.delta_options()
-        txns = [txn]
-        if zone_key != "pii":  # positions: the package's (curate's raw version, landing files), the rows'
-            txns += package_transactions()
-            txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
+        txns = self._txns(zone_key, txn, lineage)
         if keys:
             done = _delta.upsert(
                 uri,
@@ -422,6 +518,42 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
+
+
+_TEXT = (pa.string(), pa.large_string(), pa.string_view())
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    return a == b or (a in _TEXT and b in _TEXT)
+
+
+def _kept_as_received(t: pa.DataType) -> bool:
+    """Types the rewrite path stores unchanged (it widens unsigned integers, for one)."""
+    return (
+        t in _TEXT
+        or t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.float32(), pa.float64(), pa.bool_())
+        or t == pa.date32()
+        or (pa.types.is_timestamp(t) and t.unit == "us")
+    )
+
+
+def _constant(parquet: pq.ParquetFile, name: str, value: object) -> bool:
+    """Whether every row of ``name`` holds ``value``, by the row groups' statistics."""
+    if name not in parquet.schema_arrow.names:
+        return False
+    metadata = parquet.metadata
+    index = parquet.schema_arrow.names.index(name)
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if (
+            stats is None
+            or not stats.has_min_max
+            or stats.null_count
+            or stats.min != value
+            or stats.max != value
+        ):
+            return False
+    return True
 
 
 def _safe(exc: BaseException) -> str:

@@ -76,6 +76,7 @@ def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
                 delimiter=delimiter,
                 encoding=config.encoding,
                 batch_rows=config.batch_rows,
+                columns=config.columns,
             )
         elif fmt == "parquet":
             yield from read_parquet(handle, url, batch_rows=config.batch_rows)

@@ -1,9 +1,11 @@
 """The readers by format: each turns one open file into Arrow tables of bounded size plus reject rows.
 
 Text formats (CSV, JSON) are read as text, exactly as received: typing against the dataset's declared
-schema happens once, in the zone destination, where a value that does not cast is quarantined instead
-of failing the whole file. Records that cannot be parsed come out as reject rows, one per record; a file
-becomes a single reject row only when it cannot be read at all.
+schema happens in the zone destination, where a value that does not cast is quarantined instead of
+failing the whole file. CSV's declared columns are typed while parsing, with the zone's own rules, and a
+row with a value those rules do not read there stays text for the zone (see ``_typed``). Records that
+cannot be parsed come out as reject rows, one per record; a file becomes a single reject row only when
+it cannot be read at all.
 """
 
 from __future__ import annotations

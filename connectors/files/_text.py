@@ -76,6 +76,8 @@ class Region:
     def clean(self) -> bytes | None:
         """The region as valid UTF-8 bytes, or None when it holds undecodable bytes."""
         if self._data is not None:
+            if self._data.isascii():  # most files: checked ~50x faster than a decode
+                return self._data
             try:
                 self._data.decode("utf-8")
             except UnicodeDecodeError:

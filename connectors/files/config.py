@@ -35,6 +35,8 @@ class FilesConfig(ConnectorConfig):
             as ``YYYYMMDD``); they are skipped.
         archive: Filled by lakegate when ``url`` is in the landing zone: the folder committed files are
             moved to (``<landing>/_archive/<domain>/<dataset>``). Files elsewhere are never moved.
+        columns: Declared column types (``defs.yaml`` type names, set by the pipeline): CSV values are
+            typed as they are parsed; a value not read there stays text for the zone to cast or quarantine.
     """
 
     url: str = Field(min_length=1)
@@ -45,6 +47,7 @@ class FilesConfig(ConnectorConfig):
     batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
     resume: dict[str, int] = Field(default_factory=dict)
     archive: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod

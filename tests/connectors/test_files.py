@@ -486,3 +486,15 @@ def test_declared_ndjson_is_read_line_by_line_whatever_the_suffix(tmp_path: Path
     data, rejects = read(url, format="ndjson")
     assert data["id"].to_pylist() == ["3"]
     assert [(r[POSITION], r[REJECT_RULE]) for r in rejects.to_pylist()] == [(1, "json_syntax")]
+
+
+def test_declared_columns_are_typed_as_parsed_and_unreadable_rows_stay_text(tmp_path: Path) -> None:
+    url = write(tmp_path / "t.csv", "id,qty,note\n1,5,a\n2,five,b\n3,,c\n")
+    tables = list(get_connector("files").build({"url": url, "columns": {"id": "int64", "qty": "int32"}}))
+    typed, text = tables  # typed rows first; rows left as text after them (one load file each)
+    assert typed.schema.field("id").type == pa.int64() and typed.schema.field("qty").type == pa.int32()
+    assert typed.select(["id", "qty", "note", POSITION]).to_pylist() == [
+        {"id": 1, "qty": 5, "note": "a", POSITION: 2},
+        {"id": 3, "qty": None, "note": "c", POSITION: 4},  # empty is null, as the zone reads it
+    ]
+    assert text.select(["id", "qty", POSITION]).to_pylist() == [{"id": "2", "qty": "five", POSITION: 3}]

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from polars.testing import assert_series_equal
 
+from connectors.files._typed import arrow_types, split_typed
 from transforms import CAST_ERRORS, TransformContext, cast_schema
 from zones._fastcast import fast_cast
 
@@ -63,3 +64,25 @@ def test_fast_path_takes_clean_columns_and_leaves_the_rest() -> None:
     assert left == {"b": "int64", "gone": "int64"}
     assert cast.column("a").type == pa.int64()
     assert cast.column("t").to_pylist()[1] is None
+
+
+@pytest.mark.parametrize("type_name", sorted(set(VALUES) - {"string", "decimal(12,2)"}))
+def test_the_connector_types_rows_exactly_as_cast_schema_or_leaves_them_text(type_name: str) -> None:
+    """The ``files`` connector types CSV while it parses (``connectors.files._typed``): a row it types holds
+    what cast_schema reads; any other row stays text, for the zone to cast or quarantine."""
+    values = VALUES[type_name] + ["1", "x"]  # a batch where some rows type and others do not
+    table = pa.table({"c": values, "n": list(range(len(values)))})
+    typed, text = split_typed(table, arrow_types({"c": type_name}))
+    expected = reference(values, type_name)
+    typed_rows = typed["n"].to_pylist() if typed is not None else []
+    text_rows = text["n"].to_pylist() if text is not None else []
+    assert sorted(typed_rows + text_rows) == list(range(len(values)))  # every row once
+    if typed is not None:
+        assert typed.schema.field("c").type == arrow_types({"c": type_name})["c"]
+        wanted = expected[typed_rows]
+        assert wanted[CAST_ERRORS].is_null().all(), "typed a value cast_schema rejects"
+        got = pl.from_arrow(typed)
+        assert isinstance(got, pl.DataFrame)
+        assert_series_equal(got["c"], wanted["c"], check_names=False)
+    rejected = expected[CAST_ERRORS].is_not_null().arg_true().to_list()
+    assert set(rejected) <= set(text_rows)  # a value cast_schema rejects always reaches the zone as text
