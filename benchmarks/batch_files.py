@@ -7,6 +7,7 @@ Usage::
     .venv/bin/python benchmarks/batch_files.py --repeat 3     # fastest of 3 runs per path (noisy machines)
     .venv/bin/python benchmarks/batch_files.py --profile      # lakegate path only, under cProfile
     .venv/bin/python benchmarks/batch_files.py --bad-fraction 0.01  # 1% of rows: a value that does not cast
+    .venv/bin/python benchmarks/batch_files.py --zone s3      # lakegate into S3 zones (moto) vs local zones
 
 The CSV is generated once (vectorised numpy/polars) under ``$LAKEGATE_HOME/bench`` (or ``--dir``) and reused
 by later runs. Each measured path then runs in its own child process (``--run lakegate|bare``) so that its
@@ -18,6 +19,9 @@ tell two paths apart. A child prints its measurements as JSON on its last stdout
   checks that input rows = committed rows + quarantined rows, that every generated row was committed and
   none quarantined, and that the Delta table holds them all.
 - ``bare``: ``pl.scan_csv(path).sink_parquet(out)``; the child checks the parquet row count.
+- ``lakegate-s3`` (``--zone s3``, instead of ``bare``): the same lakegate run with every zone in a bucket of a
+  moto S3 server the script starts (its own process), credentials by environment-variable name in a
+  ``lakegate.yaml``; the last line is then ``ratio: X.XX`` = S3 rows/s / local-disk rows/s.
 
 ``--bad-fraction F`` gives lakegate a variant of the file (``orders_<rows>_bad<F>.csv``) in which a
 deterministic fraction F of the rows holds one value that does not cast (``n/a`` in ``quantity``, ``abc``
@@ -38,6 +42,7 @@ and the peak RSS of each dlt step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -45,11 +50,13 @@ import os
 import pstats
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,13 +234,37 @@ def _isolated_env(workdir: Path) -> Path:
     return home
 
 
+S3_ZONES = ("landing", "raw", "curated", "pii", "quarantine")
+S3_BUCKET = "bench-lake"
+
+
+def _zones_on_s3(workdir: Path, endpoint: str) -> None:
+    """Every zone in the moto server's bucket, credentials by environment-variable name (lakegate.yaml)."""
+    storage = (
+        "    storage: {key: {env: AWS_ACCESS_KEY_ID}, secret: {env: AWS_SECRET_ACCESS_KEY}, "
+        "endpoint_url: {env: AWS_ENDPOINT_URL}}\n"
+    )
+    zones = "".join(f"  {z}:\n    url: s3://{S3_BUCKET}/{z}\n{storage}" for z in S3_ZONES)
+    (workdir / "lakegate.yaml").write_text("zones:\n" + zones)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench-secret",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
 def run_lakegate(
-    csv_path: Path, rows: int, workdir: Path, profile: bool, bad_fraction: float = 0.0
+    csv_path: Path,
+    rows: int,
+    workdir: Path,
+    profile: bool,
+    bad_fraction: float = 0.0,
+    s3_endpoint: str | None = None,
 ) -> dict[str, Any]:
     _isolated_env(workdir)
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
+    if s3_endpoint:
+        _zones_on_s3(workdir, s3_endpoint)
     import pipelines
     from pipelines import PipelineSpec
     from transforms import dtype_of
@@ -283,15 +314,15 @@ def run_lakegate(
         f"(input = committed + quarantined: {'yes' if balanced else 'NO'})",
         flush=True,
     )
-    table_uri = open_zone(ZoneName.RAW, config).table_uri(spec.domain, spec.name)
-    try:
-        table = DeltaTable(table_uri)
-    except TableNotFoundError:
+    raw = open_zone(ZoneName.RAW, config)
+    table_uri = raw.table_uri(spec.domain, spec.name)
+    table = raw.delta_table(spec.domain, spec.name)
+    if table is None:
         in_table, wrong_types = 0, {"*": "no table"}
         print(f"lakegate: raw Delta table {table_uri} does NOT exist")
     else:
         in_table = sum(int(n) for n in table.get_add_actions(flatten=True).column("num_records").to_pylist())
-        committed_schema = pl.scan_delta(table_uri).collect_schema()
+        committed_schema = pl.scan_delta(table).collect_schema()
         wrong_types = {
             name: str(committed_schema.get(name))
             for name, type_name in SCHEMA.items()
@@ -309,7 +340,8 @@ def run_lakegate(
     expected_bad = bad_lines(rows, bad_fraction) if bad_fraction else set()
     quarantine_ok = True
     if expected_bad:
-        quarantine = pl.read_delta(open_zone(ZoneName.QUARANTINE, config).table_uri(spec.domain, spec.name))
+        quarantined = open_zone(ZoneName.QUARANTINE, config).delta_table(spec.domain, spec.name)
+        quarantine = pl.DataFrame() if quarantined is None else pl.read_delta(quarantined)
         positions = set(quarantine["_lakegate_position"].to_list())
         rules = set(quarantine["_lakegate_rule"].to_list())
         quarantine_ok = (
@@ -512,7 +544,9 @@ def child(args: argparse.Namespace) -> None:
     if args.run == "bare":
         result = run_bare(csv_path, args.rows, workdir)
     else:
-        result = run_lakegate(csv_path, args.rows, workdir, args.profile, args.bad_fraction)
+        result = run_lakegate(
+            csv_path, args.rows, workdir, args.profile, args.bad_fraction, args.s3_endpoint or None
+        )
     result.update(path=args.run, rows=args.rows, peak_rss_bytes=_peak_rss())
     print(json.dumps(result), flush=True)
 
@@ -527,13 +561,14 @@ def spawn(
     profile: bool,
     keep: bool,
     bad_fraction: float = 0.0,
+    s3_endpoint: str | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{path}-", dir=bench_dir))
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--run",
-        path,
+        "bare" if path == "bare" else "lakegate",
         "--csv",
         str(csv_path),
         "--rows",
@@ -545,6 +580,8 @@ def spawn(
         command.append("--profile")
     if bad_fraction:
         command += ["--bad-fraction", str(bad_fraction)]
+    if s3_endpoint:
+        command += ["--s3-endpoint", s3_endpoint]
     print(f"\n== {path}: {' '.join(command)}", flush=True)
     try:
         proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -556,6 +593,37 @@ def spawn(
     if proc.returncode != 0 or not lines:
         sys.exit(f"{path} run failed (exit code {proc.returncode}); see its output above")
     return json.loads(lines[-1])
+
+
+@contextlib.contextmanager
+def _moto_server(bench_dir: Path) -> Iterator[str]:
+    """A moto S3 server in its own process (deltalake holds the GIL while it waits on HTTP, so an
+    in-process server would never answer), with the benchmark's bucket; yields its endpoint."""
+    import s3fs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = Path(sys.executable).with_name("moto_server")
+    with (bench_dir / "moto.log").open("w") as log:
+        server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"moto_server did not start (see {bench_dir / 'moto.log'})")
+                time.sleep(0.2)
+        s3fs.S3FileSystem(key="bench", secret="bench-secret", endpoint_url=endpoint).mkdir(S3_BUCKET)
+        print(f"moto S3 server at {endpoint}, bucket {S3_BUCKET}", flush=True)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -573,7 +641,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="lakegate reads a variant with this fraction of rows holding a value that does not cast",
     )
+    parser.add_argument(
+        "--zone",
+        choices=["local", "s3"],
+        default="local",
+        help="s3: lakegate into zones on a moto S3 server beside lakegate into local zones; ratio = S3/local",
+    )
     parser.add_argument("--run", choices=["lakegate", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--s3-endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -585,22 +660,24 @@ def main(argv: list[str] | None = None) -> None:
     csv_path = ensure_csv(bench_dir, args.rows)
     lakegate_csv = ensure_csv(bench_dir, args.rows, args.bad_fraction) if args.bad_fraction else csv_path
     csv_bytes = csv_path.stat().st_size
-    paths = ["lakegate"] if args.profile else ["lakegate", "bare"]
+    paths = ["lakegate"] if args.profile else ["lakegate", "lakegate-s3" if args.zone == "s3" else "bare"]
     load_before = os.getloadavg()[0]
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
-    for _ in range(max(1, args.repeat)):
-        for p in paths:
-            runs[p].append(
-                spawn(
-                    p,
-                    lakegate_csv if p == "lakegate" else csv_path,
-                    args.rows,
-                    bench_dir,
-                    profile=args.profile,
-                    keep=args.keep,
-                    bad_fraction=args.bad_fraction if p == "lakegate" else 0.0,
+    with _moto_server(bench_dir) if args.zone == "s3" else contextlib.nullcontext() as endpoint:
+        for _ in range(max(1, args.repeat)):
+            for p in paths:
+                runs[p].append(
+                    spawn(
+                        p,
+                        csv_path if p == "bare" else lakegate_csv,
+                        args.rows,
+                        bench_dir,
+                        profile=args.profile,
+                        keep=args.keep,
+                        bad_fraction=0.0 if p == "bare" else args.bad_fraction,
+                        s3_endpoint=endpoint if p == "lakegate-s3" else None,
+                    )
                 )
-            )
 
     print(
         f"\n{args.rows:,} rows x {len(SCHEMA)} columns, {csv_bytes / 1e6:,.0f} MB CSV, "
@@ -628,6 +705,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not all(r["ok"] for results in runs.values() for r in results):
         sys.exit("a path produced wrong results; the figures above do not count")
+    if args.zone == "s3":
+        print("(lakegate-s3: every zone in a bucket of a local moto S3 server; ratio = S3 / local disk)")
+        print(f"ratio: {rates['lakegate-s3'] / rates['lakegate']:.2f}")
+        return
     print(f"ratio: {rates['lakegate'] / rates['bare']:.2f}")
 
 
