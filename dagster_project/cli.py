@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     import dagster as dg
 
-    from dagster_project import liveness
+    from dagster_project import _run_markers, liveness
     from dagster_project._runs import config_error_line, explain_failure, resolve_job, tables_now
     from dagster_project.definitions import defs
     from dagster_project.stopping import stop_on_terminate
@@ -209,9 +209,14 @@ def _run(args: argparse.Namespace) -> int:
     job = resolve_job(defs(), args.pipeline)
 
     run_id = str(uuid.uuid4())  # known before the run starts, so it can be released whatever happens
-    with dg.DagsterInstance.get() as dagster_instance, stop_on_terminate() as stop:
+    with (
+        dg.DagsterInstance.get() as dagster_instance,
+        stop_on_terminate() as stop,
+        _run_markers.marked(job.name, run_id),
+    ):
         try:
             liveness.wait_for_pools(dagster_instance, job)
+            _run_markers.forget_dead(job.name)  # their runs were just reclaimed
             log.info("running %s (run %s)", args.pipeline, run_id)
             result = job.execute_in_process(
                 instance=dagster_instance,
@@ -256,6 +261,7 @@ def _run(args: argparse.Namespace) -> int:
 def _nothing_new(requested: str) -> str | None:
     """Why a run of pipeline ``requested`` would find nothing new (no Dagster needed to tell), else
     ``None``: also when the name is unknown, ambiguous or broken (the run path then explains it)."""
+    from dagster_project import _run_markers
     from pipelines.fanout import expand
     from pipelines.idle import nothing_to_do
     from pipelines.validation import read_named
@@ -271,8 +277,8 @@ def _nothing_new(requested: str) -> str | None:
         for one in expand(spec)
         if requested in (one.path, one.key, one.name)
     ]
-    if len(matches) != 1:
-        return None
+    if len(matches) != 1 or _run_markers.unfinished(f"{matches[0].key}_job"):
+        return None  # an unfinished run (maybe killed) is for a real run to reclaim
     try:
         config = load_config()
     except LakegateError:

@@ -19,92 +19,19 @@ the second one ("already running").
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-log = logging.getLogger("lakegate")
+from dagster_project._process import RunProcess
 
-HOST_TAG = "lakegate/host"
-BOOT_TAG = "lakegate/boot_id"
-PID_TAG = "lakegate/pid"
-PID_START_TAG = "lakegate/pid_start"
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+log = logging.getLogger("lakegate")
 
 
 class AlreadyRunningError(RuntimeError):
     """A live run of the same pipeline holds it on this host."""
-
-
-@dataclass(frozen=True)
-class RunProcess:
-    """The operating-system process that executes a run."""
-
-    host: str
-    boot_id: str
-    pid: int
-    start: str
-
-    @classmethod
-    def current(cls) -> RunProcess:
-        """This process."""
-        pid = os.getpid()
-        return cls(socket.gethostname(), _boot_id(), pid, _start_time(pid) or "")
-
-    def tags(self) -> dict[str, str]:
-        """Run tags that identify this process (none of them is secret)."""
-        return {
-            HOST_TAG: self.host,
-            BOOT_TAG: self.boot_id,
-            PID_TAG: str(self.pid),
-            PID_START_TAG: self.start,
-        }
-
-    @classmethod
-    def of(cls, run: dg.DagsterRun) -> RunProcess | None:
-        """The process recorded on ``run``; ``None`` for runs not started by ``lakegate run``."""
-        tags = run.tags
-        if not {HOST_TAG, BOOT_TAG, PID_TAG, PID_START_TAG} <= tags.keys():
-            return None
-        try:
-            pid = int(tags[PID_TAG])
-        except ValueError:
-            return None
-        return cls(tags[HOST_TAG], tags[BOOT_TAG], pid, tags[PID_START_TAG])
-
-    def is_dead(self) -> bool | None:
-        """``True`` when provably dead, ``False`` when alive, ``None`` when this host cannot tell."""
-        if self.host != socket.gethostname() or not self.boot_id:
-            return None
-        if self.boot_id != _boot_id():
-            return True  # the machine rebooted since: every process of that boot is gone
-        # A pid reused by another process has another start time (clock ticks since boot).
-        return _start_time(self.pid) != self.start
-
-
-def _boot_id() -> str:
-    try:
-        return _BOOT_ID.read_text().strip()
-    except OSError:
-        return ""
-
-
-def _start_time(pid: int) -> str | None:
-    """Start time of ``pid`` from ``/proc/<pid>/stat``; ``None`` when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields after its last ")" are fixed.
-    fields = stat.rsplit(")", 1)[1].split()
-    state, start = fields[0], fields[19]
-    return None if state in {"Z", "X"} else start  # a zombie has exited: it holds nothing any more
 
 
 def job_pools(job: dg.JobDefinition) -> set[str]:
@@ -156,7 +83,7 @@ def _clear_dead(instance: dg.DagsterInstance, job_name: str, pools: set[str]) ->
         else:
             candidates[run_id] = run
     for run in candidates.values():
-        process = RunProcess.of(run)
+        process = RunProcess.of(run.tags)
         dead = None if process is None else process.is_dead()
         if dead and process is not None:
             reclaim(instance, run, f"its process {process.pid} on {process.host} is gone")

@@ -93,7 +93,7 @@ EXPECTED_SCHEDULES = {
     "warehouse_inventory_schedule": "*/30 * * * *",
 }
 EXPECTED_SENSORS = {"crm_customers_landing_sensor", "web_clickstream_stream_sensor"} | {
-    f"retention_{zone}_sensor" for zone in ("raw", "curated", "pii", "quarantine")
+    f"retention_{zone}_sensor" for zone in ("landing", "raw", "curated", "pii", "quarantine")
 }
 GROUPS = ("crm_customers", "sales_orders", "warehouse_inventory", "web_events")
 
