@@ -27,15 +27,18 @@ PIPELINES = [("orders", "sales/orders"), ("events", "web/events"), ("customers",
 ZONES = ("raw", "curated", "quarantine", "pii")
 
 
-@pytest.fixture
+@pytest.fixture(params=[(0.1, 60), (0.3, 2)], ids=["10%-retried", "30%-giving-up"])
 def zones_behind_proxy(
+    request: pytest.FixtureRequest,
     faulty_s3: Proxy,  # noqa: F811
     s3_server,  # type: ignore[no-untyped-def]
     lakegate_home: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Proxy:
+) -> tuple[Proxy, float]:
     """Every zone in a fresh bucket reached through the faulty proxy, with 1 s client timeouts (a stall
-    costs a retry, not 30 s) and 60 s of retries per request."""
+    costs a retry, not 30 s); returns the proxy and the fault rate. 10% of requests failing with 60 s of
+    retries per request: every run completes; 30% with 2 s of retries: some runs give up."""
+    rate, retry_timeout = request.param
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=s3_server.url).mkdir(bucket)
     for name, value in {
@@ -47,7 +50,8 @@ def zones_behind_proxy(
         monkeypatch.setenv(name, value)
     storage = (
         "{key: {env: AWS_ACCESS_KEY_ID}, secret: {env: AWS_SECRET_ACCESS_KEY}, "
-        "endpoint_url: {env: AWS_ENDPOINT_URL_S3}, timeout: 1, connect_timeout: 1, retry_timeout: 60}"
+        "endpoint_url: {env: AWS_ENDPOINT_URL_S3}, timeout: 1, connect_timeout: 1, "
+        f"retry_timeout: {retry_timeout}}}"
     )
     config = lakegate_home.parent / "lakegate.yaml"
     zones = ("landing", *ZONES)
@@ -55,7 +59,7 @@ def zones_behind_proxy(
         "zones:\n" + "".join(f"  {z}: {{url: 's3://{bucket}/{z}', storage: {storage}}}\n" for z in zones)
     )
     monkeypatch.setenv("LAKEGATE_CONFIG", str(config))
-    return faulty_s3
+    return faulty_s3, rate
 
 
 def _per_source(dataset: str) -> dict[tuple[str, str], int]:
@@ -85,15 +89,15 @@ def _complete(manifest: DemoManifest, dataset: str) -> None:
 
 
 def test_runs_under_faults_complete_whole_or_leave_nothing_partial(
-    zones_behind_proxy: Proxy, capsys: pytest.CaptureFixture[str]
+    zones_behind_proxy: tuple[Proxy, float], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proxy = zones_behind_proxy
+    proxy, rate = zones_behind_proxy
     proxy.faults(rate=0)
     manifest = write_demo(load_config(), rows=300)
     seen: list[tuple[str, int, dict[tuple[str, str], int]]] = []
     for _ in range(2):
         for pipeline, dataset in PIPELINES:
-            proxy.faults(rate=0.1)
+            proxy.faults(rate=rate)
             capsys.readouterr()
             status = main(["run", pipeline])
             err = capsys.readouterr().err
@@ -105,6 +109,11 @@ def test_runs_under_faults_complete_whole_or_leave_nothing_partial(
             seen.append((dataset, status, _per_source(dataset)))
     faults = proxy.faults(rate=0)
     assert all(faults.get(kind, 0) > 0 for kind in KINDS), faults
+    statuses = [status for _, status, _ in seen]
+    if rate < 0.2:
+        assert statuses == [0] * len(seen), statuses
+    else:
+        assert any(statuses), f"no run gave up: the failure path was not exercised ({faults})"
     for pipeline, dataset in PIPELINES:  # a rerun on a healthy store completes with the exact data
         assert main(["run", pipeline]) == 0, pipeline
         _complete(manifest, dataset)
@@ -112,4 +121,4 @@ def test_runs_under_faults_complete_whole_or_leave_nothing_partial(
         final = _per_source(dataset)
         for key, rows in counts.items():
             assert rows == final.get(key), (dataset, status, key, rows, final.get(key))
-    print(f"runs under faults: {[s for _, s, _ in seen]}; faults injected: {faults}")
+    print(f"rate {rate}: run statuses {statuses}; faults injected: {faults}")

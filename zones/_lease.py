@@ -5,7 +5,8 @@ each ``{"owner", "expires", "released"}``. Taking the lease is creating generati
 put-if-absent (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link on a local disk): of
 two runs racing for it exactly one creates it. Generation ``n`` blocks only while it is held and
 unexpired; a holder renews its expiry every third of the TTL, so a holder killed with SIGKILL (or a lost
-node) stops blocking the next run at most one TTL later. The TTL is ``$LAKEGATE_LEASE_SECONDS``
+node) stops blocking the next run at most one TTL later — at once when the next run is on the same host
+and sees the holder's process gone. The TTL is ``$LAKEGATE_LEASE_SECONDS``
 (default 120 s); expiry compares wall clocks, so machines sharing zones keep NTP time.
 
 The Delta commits stay safe without the lease (put-if-absent commits, app transactions); the lease keeps
@@ -51,6 +52,22 @@ class LeaseHeld(Exception):
         self.owner, self.expires = owner, expires
 
 
+def _dead_here(owner: str) -> bool:
+    """True when ``owner`` (``host:pid:nonce``) is a process of this host that no longer exists: its
+    lease is stale at once, without waiting for the TTL."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 class ZoneLease:
     """The lease of pipeline ``name`` in the zone at ``zone_url``: :meth:`acquire`, then :meth:`release`.
 
@@ -88,7 +105,8 @@ class ZoneLease:
         latest = self._latest()
         if latest is not None:
             generation, state = latest
-            if not state.get("released") and float(state.get("expires", 0)) > time.time():
+            live = float(state.get("expires", 0)) > time.time() and not _dead_here(str(state.get("owner")))
+            if not state.get("released") and live:
                 raise LeaseHeld(str(state.get("owner")), float(state["expires"]))
             if not state.get("released"):
                 log.warning(

@@ -91,17 +91,11 @@ def _s3_fsspec(s: Settings) -> dict[str, Any]:
         "endpoint_url": s.get("endpoint_url"),
         # Only when declared: s3fs with a forced region cannot create a bucket elsewhere (moto, MinIO).
         "client_kwargs": {"region_name": s["region"]} if s.get("region") else None,
-        # botocore retries 5xx, throttling, timeouts and dropped connections, like object_store does.
-        "config_kwargs": {
-            "retries": {"max_attempts": 10, "mode": "standard"},
-            **{k: v for k, v in _botocore_timeouts(s).items() if v is not None},
-        },
+        # No retry options: botocore (5 attempts with backoff on 5xx, throttling, timeouts and dropped
+        # connections) and s3fs (5 more around each call) retry by default, and connectors take fsspec
+        # options as flat text.
     }
     return {k: v for k, v in options.items() if v}
-
-
-def _botocore_timeouts(s: Settings) -> dict[str, float | None]:
-    return {"connect_timeout": _seconds(s, "connect_timeout"), "read_timeout": _seconds(s, "timeout")}
 
 
 def _gcs_key(s: Settings) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ it. Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
@@ -140,10 +141,8 @@ class FaultyProxy(BaseHTTPRequestHandler):
 
     def _close(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):  # the client may have gone already
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class Proxy:
@@ -164,7 +163,14 @@ class Proxy:
         from tests.conftest import _wait_for_port
 
         upstream_port = self.upstream.rsplit(":", 1)[1]
-        command = [sys.executable, "-m", "tests.services.faulty_proxy", str(self.port), upstream_port, *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "tests.services.faulty_proxy",
+            str(self.port),
+            upstream_port,
+            *self.args,
+        ]
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2]
@@ -174,7 +180,9 @@ class Proxy:
     def faults(self, rate: float | None = None) -> dict[str, float]:
         """The counts per fault kind so far; with ``rate``, set the fault rate first."""
         query = "" if rate is None else f"?rate={rate}"
-        request = urllib.request.Request(f"{self.url}/_faults{query}", method="GET" if rate is None else "PUT")
+        request = urllib.request.Request(
+            f"{self.url}/_faults{query}", method="GET" if rate is None else "PUT"
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             counts: dict[str, float] = json.loads(answer.read())
         return counts

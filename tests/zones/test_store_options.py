@@ -45,7 +45,6 @@ def test_s3_settings_become_both_dialects(lakegate_home: Path, monkeypatch: pyte
         "secret": SECRET,
         "endpoint_url": "http://minio:9000",
         "client_kwargs": {"region_name": "eu-west-1"},
-        "config_kwargs": {"retries": {"max_attempts": 10, "mode": "standard"}, "read_timeout": 5.0},
     }
 
 
