@@ -106,7 +106,7 @@ def _storage_failures(name: str) -> Iterator[None]:
     :class:`ZoneStorageError` line instead of a traceback: an outage is not a bug."""
     try:
         yield
-    except PipelineStepFailed as exc:
+    except (PipelineStepFailed, OSError) as exc:
         cause = _os_error(exc)
         if cause is None:
             raise
