@@ -104,12 +104,31 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     for link in reversed(chain):  # the root cause first
         if link.cls_name in known:
             return " ".join(link.message.strip().split(": ", 1)[-1].split()), None
+    outage = _storage_outage(chain)
+    if outage is not None:
+        return outage, None
     tracebacks = [
         "Traceback (most recent call last):\n" + "".join(link.stack) + link.message
         for link in reversed(chain)
     ]
     causes = "\nThe above exception was the direct cause of the following exception:\n\n"
     return " ".join(chain[-1].message.split()), causes.join(tracebacks)
+
+
+def _storage_outage(chain: list[Any]) -> str | None:
+    """One line for a zone store that kept failing past its client's retries (an ``OSError`` from
+    deltalake/object_store or s3fs/gcsfs, e.g. 5xx, timeouts, refused connections): an outage, not a bug."""
+    names: set[str] = set()
+    stack: list[type[BaseException]] = [OSError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    root = next((link for link in reversed(chain) if link.cls_name in names), None)
+    if root is None:
+        return None
+    message = " ".join(re.sub(r"\x1b\[[0-9;]*m|↳", " ", root.message).split())[:400]
+    return f"a zone's storage kept failing after retries ({message}); the next run resumes"
 
 
 def _root(error: Any) -> Any:
