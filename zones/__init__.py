@@ -23,7 +23,7 @@ from zones.config import (
 )
 from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
-from zones.pipeline import PipelineBusyError, ZoneStorageError, lakegate_pipeline, pipeline_lock
+from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
 from zones.positions import committed_position, committed_positions, position_app_id, record_position
 from zones.retention import (
     Applied,
@@ -60,7 +60,6 @@ __all__ = [
     "ZoneConfig",
     "ZoneConfigError",
     "ZoneName",
-    "ZoneStorageError",
     "ZoneWriteError",
     "appended_since",
     "apply_dataset",

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
-from dlt.pipeline.exceptions import PipelineStepFailed
 
 from zones._lease import LeaseHeld, ZoneLease
 from zones.destination import LoadReport, LoadTarget, lakegate_destination
@@ -46,7 +44,7 @@ def lakegate_pipeline(
         pipelines_dir: dlt working folders (default ``$LAKEGATE_HOME/dlt``).
     """
     folder = pipelines_dir or Path(target.config.home) / "dlt"
-    with pipeline_lock(name, folder, open_zone(target.zone, target.config)), _storage_failures(name):
+    with pipeline_lock(name, folder, open_zone(target.zone, target.config)):
         dlt.config["load.delete_completed_jobs"] = True
         dlt.config["data_writer.compression"] = "none"
         pipeline = dlt.pipeline(
@@ -98,42 +96,6 @@ def pipeline_lock(name: str, folder: Path, zone: Zone | None = None) -> Iterator
             yield
         finally:
             lease.release()
-
-
-@contextmanager
-def _storage_failures(name: str) -> Iterator[None]:
-    """A step that failed because a zone's store kept failing (its retries spent) becomes one
-    :class:`ZoneStorageError` line instead of a traceback: an outage is not a bug."""
-    try:
-        yield
-    except (PipelineStepFailed, OSError) as exc:
-        cause = _os_error(exc)
-        if cause is None:
-            raise
-        raise ZoneStorageError(
-            f"pipeline '{name}': a zone's storage kept failing after retries ({_one_line(cause)}); "
-            "nothing partial is visible, and the next run resumes the pending load"
-        ) from exc
-
-
-def _os_error(exc: BaseException) -> OSError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m|↳")
-
-
-def _one_line(error: OSError) -> str:
-    return f"{type(error).__name__}: " + " ".join(_ANSI.sub(" ", str(error)).split())[:400]
-
-
-class ZoneStorageError(ZoneError):
-    """A zone's object store kept failing (unreachable, 5xx, timeouts) after the client's retries."""
 
 
 class PipelineBusyError(ZoneError, RuntimeError):
