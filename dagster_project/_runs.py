@@ -61,9 +61,12 @@ def tables_now(job: dg.JobDefinition) -> str:
     config = load_config()
     counts = []
     for zone in ZoneName:
-        table = open_zone(zone, config).delta_table(domain, name)
-        if table is not None:
-            counts.append(f"{zone.value} {pl.scan_delta(table).select(pl.len()).collect().item()}")
+        try:
+            table = open_zone(zone, config).delta_table(domain, name)
+            if table is not None:
+                counts.append(f"{zone.value} {pl.scan_delta(table).select(pl.len()).collect().item()}")
+        except OSError:  # the run is done; a store failing now only costs this summary its count
+            counts.append(f"{zone.value} (store unavailable)")
     return f"{path}: tables now hold {', '.join(counts) or 'nothing yet'} row(s)"
 
 
@@ -104,12 +107,38 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     for link in reversed(chain):  # the root cause first
         if link.cls_name in known:
             return " ".join(link.message.strip().split(": ", 1)[-1].split()), None
+    outage = _storage_outage(chain)
+    if outage is not None:
+        return outage, None
     tracebacks = [
         "Traceback (most recent call last):\n" + "".join(link.stack) + link.message
         for link in reversed(chain)
     ]
     causes = "\nThe above exception was the direct cause of the following exception:\n\n"
     return " ".join(chain[-1].message.split()), causes.join(tracebacks)
+
+
+def _storage_outage(chain: list[Any]) -> str | None:
+    """One line for a zone store that kept failing past its client's retries (an ``OSError`` from
+    deltalake/object_store or s3fs/gcsfs, e.g. 5xx, timeouts, refused connections): an outage, not a bug."""
+    names: set[str] = set()
+    stack: list[type[BaseException]] = [OSError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    root = next((link.message for link in reversed(chain) if link.cls_name in names), None)
+    for link in chain if root is None else ():
+        if not link.cls_name.startswith("LoadClientJob"):
+            continue
+        # dlt gives up on a load job after its own retries and keeps only the last failure's text.
+        cause = next((m for m in re.finditer(r"\b(\w+): ", link.message) if m.group(1) in names), None)
+        if cause is not None:
+            root = link.message[cause.start() :]
+    if root is None:
+        return None
+    message = " ".join(re.sub(r"\x1b\[[0-9;]*m|↳", " ", root).split())[:400]
+    return f"a zone's storage kept failing after retries ({message}); the next run resumes"
 
 
 def _root(error: Any) -> Any:

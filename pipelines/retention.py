@@ -201,5 +201,8 @@ def run_locks(spec: PipelineSpec, config: LakegateConfig) -> Iterator[None]:
     """Hold the working-folder locks the pipeline's ingest and curate runs take."""
     with ExitStack() as stack:
         for step in STEPS:
-            stack.enter_context(pipeline_lock(f"lakegate_{spec.key}_{step}", Path(config.home) / "dlt"))
+            # The lease sits in the zone the step writes (as ``lakegate_pipeline`` takes it): upkeep on one
+            # machine never races a run on another.
+            zone = open_zone(spec.ingest_zone if step == "ingest" else ZoneName.CURATED, config)
+            stack.enter_context(pipeline_lock(f"lakegate_{spec.key}_{step}", Path(config.home) / "dlt", zone))
         yield

@@ -43,6 +43,29 @@ def _http(settings: Settings, endpoint: str | None) -> bool:
     return settings.get("allow_http", "").lower() == "true" or (endpoint or "").startswith("http://")
 
 
+# How long a request may take and for how long a failing one is retried (object_store retries 5xx, 429,
+# timeouts and dropped connections up to 10 times with exponential backoff by default), in seconds.
+_CLIENT = frozenset({"timeout", "connect_timeout", "retry_timeout"})
+
+
+def _seconds(s: Settings, name: str) -> float | None:
+    if not s.get(name):
+        return None
+    try:
+        value = float(s[name])
+    except ValueError:
+        raise ValueError(f"storage option '{name}' is not a number of seconds: '{s[name]}'") from None
+    if value <= 0:
+        raise ValueError(f"storage option '{name}' must be above 0 seconds")
+    return value
+
+
+def _client_delta(s: Settings) -> dict[str, str]:
+    """The declared timeouts as object_store client/retry options (``"30s"``). ``max_retries`` is left at
+    object_store's default of 10: deltalake wants it as text and polars as a number, in one dict."""
+    return {name: f"{value:g}s" for name in sorted(_CLIENT) if (value := _seconds(s, name)) is not None}
+
+
 def _s3_delta(s: Settings) -> dict[str, str]:
     options = {
         "aws_access_key_id": s.get("key"),
@@ -50,10 +73,12 @@ def _s3_delta(s: Settings) -> dict[str, str]:
         "aws_session_token": s.get("session_token"),
         "aws_endpoint_url": s.get("endpoint_url"),
         "aws_region": s.get("region") or "us-east-1",
-        # Without a lock provider concurrent S3 writers could clobber a commit; lakegate serialises
-        # writes per table (one destination job at a time), so opt in explicitly.
-        "aws_s3_allow_unsafe_rename": "true",
+        # A Delta commit is a put-if-absent (If-None-Match: *), so two writers racing for one version
+        # never both win and the loser retries at the next one: concurrent writers are safe without a
+        # lock provider or unsafe renames (AWS S3 since 2024, MinIO, moto).
+        "aws_conditional_put": "etag",
         "aws_allow_http": "true" if _http(s, s.get("endpoint_url")) else None,
+        **_client_delta(s),
     }
     return {k: v for k, v in options.items() if v}
 
@@ -66,6 +91,9 @@ def _s3_fsspec(s: Settings) -> dict[str, Any]:
         "endpoint_url": s.get("endpoint_url"),
         # Only when declared: s3fs with a forced region cannot create a bucket elsewhere (moto, MinIO).
         "client_kwargs": {"region_name": s["region"]} if s.get("region") else None,
+        # No retry options: botocore (5 attempts with backoff on 5xx, throttling, timeouts and dropped
+        # connections) and s3fs (5 more around each call) retry by default, and connectors take fsspec
+        # options as flat text.
     }
     return {k: v for k, v in options.items() if v}
 
@@ -94,6 +122,7 @@ def _gcs_delta(s: Settings) -> dict[str, str]:
         "google_service_account_key": json.dumps(key) if key else None,
         "google_service_account": s.get("service_account"),
         "allow_http": "true" if _http(s, endpoint) else None,
+        **_client_delta(s),
     }
     return {k: v for k, v in options.items() if v}
 
@@ -113,7 +142,7 @@ def _gcs_fsspec(s: Settings) -> dict[str, Any]:
 
 _LOCAL = Store(frozenset(), frozenset(), _none, _none)
 _GCS = Store(
-    frozenset({"service_account_key", "service_account", "endpoint_url", "project", "allow_http"}),
+    frozenset({"service_account_key", "service_account", "endpoint_url", "project", "allow_http"}) | _CLIENT,
     frozenset({"service_account_key"}),
     _gcs_delta,
     _gcs_fsspec,
@@ -123,7 +152,7 @@ STORES: dict[str, Store] = {
     "file": _LOCAL,
     "memory": _LOCAL,
     "s3": Store(
-        frozenset({"key", "secret", "session_token", "endpoint_url", "region", "allow_http"}),
+        frozenset({"key", "secret", "session_token", "endpoint_url", "region", "allow_http"}) | _CLIENT,
         frozenset({"secret", "session_token"}),
         _s3_delta,
         _s3_fsspec,

@@ -90,6 +90,17 @@ class Location(BaseModel):
             raise ValueError(f"'{url}' must start with file://, s3:// or gs://")
         return url.rstrip("/")
 
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, storage: Any) -> Any:
+        # ``timeout: 30`` reads as a number in YAML; every setting is text to the stores.
+        if isinstance(storage, dict):
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for k, v in storage.items()
+            }
+        return storage
+
     @model_validator(mode="after")
     def _known_settings(self) -> Location:
         check_settings(self.scheme, self.storage, lambda value: isinstance(value, EnvRef))

@@ -20,12 +20,15 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
 
+from zones._lease import LeaseHeld, ZoneLease
 from zones.destination import LoadReport, LoadTarget, lakegate_destination
 from zones.errors import ZoneError
+from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.pipeline")
 
@@ -36,8 +39,9 @@ def lakegate_pipeline(
 ) -> Iterator[dlt.Pipeline]:
     """A dlt pipeline named ``name`` committing into ``target``'s zones, held for one run.
 
-    Only one run of a pipeline at a time: its working folder (state, pending packages) is locked while
-    the context is open, and a second run fails at once with :class:`PipelineBusyError`.
+    Only one run of a pipeline at a time, on any machine: its working folder (state, pending packages)
+    is locked and its lease in the target zone held while the context is open (see
+    :func:`pipeline_lock`); a second run fails at once with :class:`PipelineBusyError`.
 
     Args:
         name: dlt pipeline name; its working folder keeps the connector's state between runs.
@@ -46,7 +50,7 @@ def lakegate_pipeline(
         pipelines_dir: dlt working folders (default ``$LAKEGATE_HOME/dlt``).
     """
     folder = pipelines_dir or Path(target.config.home) / "dlt"
-    with pipeline_lock(name, folder):
+    with pipeline_lock(name, folder, open_zone(target.zone, target.config)):
         dlt.config["load.delete_completed_jobs"] = True
         dlt.config["data_writer.compression"] = "snappy"
         dlt.config["data_writer.arrow_concat_promote_options"] = "default"
@@ -65,10 +69,13 @@ def lakegate_pipeline(
 
 
 @contextmanager
-def pipeline_lock(name: str, folder: Path) -> Iterator[None]:
-    """Hold dlt pipeline ``name``'s working-folder lock (the lock a run holds), or fail at once.
+def pipeline_lock(name: str, folder: Path, zone: Zone | None = None) -> Iterator[None]:
+    """Hold dlt pipeline ``name``'s run guard (what a run holds), or fail at once.
 
-    Table upkeep takes the same lock as the runs of the dataset, so it never races them.
+    Two guards: the working-folder lock (one host: the kernel drops it with the process) and, with
+    ``zone``, the pipeline's lease in that zone (every host sharing the zones: a put-if-absent object
+    renewed while held, taken over once expired — see ``zones._lease``). Table upkeep takes the same
+    guards as the runs of the dataset, so it never races them.
 
     Raises:
         PipelineBusyError: a run holds it.
@@ -81,7 +88,22 @@ def pipeline_lock(name: str, folder: Path) -> Iterator[None]:
             raise PipelineBusyError(
                 f"pipeline '{name}' is already running (lock {lock.name}); try again later"
             ) from None
-        yield
+        if zone is None:
+            yield
+            return
+        lease = ZoneLease(zone.config.url, zone.fsspec_options(), name)
+        try:
+            lease.acquire()
+        except LeaseHeld as held:
+            until = datetime.fromtimestamp(held.expires, UTC).strftime("%H:%M:%S UTC")
+            raise PipelineBusyError(
+                f"pipeline '{name}' is already running (lease in zone {zone.name} held by {held.owner}, "
+                f"renewed until {until}); try again later"
+            ) from None
+        try:
+            yield
+        finally:
+            lease.release()
 
 
 class PipelineBusyError(ZoneError, RuntimeError):

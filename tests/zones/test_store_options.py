@@ -27,7 +27,7 @@ def test_s3_settings_become_both_dialects(lakegate_home: Path, monkeypatch: pyte
         lakegate_home,
         monkeypatch,
         "{url: s3://lake/raw, storage: {key: {env: KEY_ID}, secret: {env: KEY_SECRET}, "
-        "endpoint_url: 'http://minio:9000', region: eu-west-1}}",
+        "endpoint_url: 'http://minio:9000', region: eu-west-1, timeout: 5, retry_timeout: 60}}",
     )
     raw = open_zone("raw", load_config())
     assert raw.delta_options() == {
@@ -35,8 +35,10 @@ def test_s3_settings_become_both_dialects(lakegate_home: Path, monkeypatch: pyte
         "aws_secret_access_key": SECRET,
         "aws_endpoint_url": "http://minio:9000",
         "aws_region": "eu-west-1",
-        "aws_s3_allow_unsafe_rename": "true",
+        "aws_conditional_put": "etag",
         "aws_allow_http": "true",
+        "timeout": "5s",
+        "retry_timeout": "60s",
     }
     assert raw.fsspec_options() == {
         "key": "AKIA1",
@@ -44,6 +46,12 @@ def test_s3_settings_become_both_dialects(lakegate_home: Path, monkeypatch: pyte
         "endpoint_url": "http://minio:9000",
         "client_kwargs": {"region_name": "eu-west-1"},
     }
+
+
+def test_a_timeout_that_is_not_seconds_is_named(lakegate_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _config(lakegate_home, monkeypatch, "{url: s3://lake/raw, storage: {timeout: 5m}}")
+    with pytest.raises(ZoneConfigError, match="s3://lake/raw: storage option 'timeout' is not a number"):
+        open_zone("raw", load_config()).delta_options()
 
 
 def test_gcs_endpoint_and_emulator_key_are_one_and_the_same(
