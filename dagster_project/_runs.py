@@ -129,9 +129,10 @@ def _storage_outage(chain: list[Any]) -> str | None:
         stack.extend(cls.__subclasses__())
     root = next((link.message for link in reversed(chain) if link.cls_name in names), None)
     for link in chain if root is None else ():
-        if not link.cls_name.startswith("LoadClientJob"):
+        if not (link.cls_name.startswith("LoadClientJob") or "LoadClientJob" in link.message):
             continue
-        # dlt gives up on a load job after its own retries and keeps only the last failure's text.
+        # dlt gives up on a load job after its own retries and keeps only the last failure's text (also
+        # when the step failure wraps it: PipelineStepFailed names the job's exception class).
         cause = next((m for m in re.finditer(r"\b(\w+): ", link.message) if m.group(1) in names), None)
         if cause is not None:
             root = link.message[cause.start() :]
