@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
@@ -36,16 +37,30 @@ def audit_uri(zone: Zone) -> str:
     return f"{zone.config.url}/{AUDIT_DATASET}"
 
 
+def append_record(zone: Zone, log: str, entry: Any) -> None:
+    """Append one record (a dataclass with an ``at`` timestamp) to the Delta log table ``<zone>/<log>``.
+
+    The zone's audit log, its retention audit and the pii zone's rights log are such tables.
+    """
+    frame = pl.DataFrame([asdict(entry)]).with_columns(pl.col("at").dt.cast_time_unit("us"))
+    uri = f"{zone.config.url}/{log}"
+    write_deltalake(uri, frame.to_arrow(), mode="append", storage_options=zone.delta_options())
+
+
+def read_records(zone: Zone, log: str) -> pl.DataFrame:
+    """The Delta log table ``<zone>/<log>`` (empty when nothing was recorded yet)."""
+    try:
+        table = DeltaTable(f"{zone.config.url}/{log}", storage_options=zone.delta_options())
+    except TableNotFoundError:
+        return pl.DataFrame()
+    return pl.read_delta(table)
+
+
 def record(zone: Zone, entry: AuditRecord) -> None:
     """Append ``entry`` to the zone's audit log."""
-    frame = pl.DataFrame([asdict(entry)]).with_columns(pl.col("at").dt.cast_time_unit("us"))
-    write_deltalake(audit_uri(zone), frame.to_arrow(), mode="append", storage_options=zone.delta_options())
+    append_record(zone, AUDIT_DATASET, entry)
 
 
 def read_audit(zone: Zone) -> pl.DataFrame:
     """The zone's audit log (empty when nothing was committed yet)."""
-    try:
-        table = DeltaTable(audit_uri(zone), storage_options=zone.delta_options())
-    except TableNotFoundError:
-        return pl.DataFrame()
-    return pl.read_delta(table)
+    return read_records(zone, AUDIT_DATASET)

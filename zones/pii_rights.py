@@ -16,14 +16,13 @@ import getpass
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
 
+from zones.audit import append_record, read_records
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.storage import Zone, open_zone
@@ -77,23 +76,12 @@ class RightsRecord:
 
 def record_rights(zone: Zone, entry: RightsRecord) -> None:
     """Append ``entry`` to the pii zone's rights log."""
-    frame = pl.DataFrame([asdict(entry)]).with_columns(pl.col("at").dt.cast_time_unit("us"))
-    write_deltalake(
-        f"{zone.config.url}/{RIGHTS_LOG}",
-        frame.to_arrow(),
-        mode="append",
-        storage_options=zone.delta_options(),
-    )
+    append_record(zone, RIGHTS_LOG, entry)
 
 
 def read_rights(config: LakegateConfig) -> pl.DataFrame:
     """The pii zone's rights log (empty when nothing was revealed, erased or rotated yet)."""
-    zone = open_zone(ZoneName.PII, config)
-    try:
-        table = DeltaTable(f"{zone.config.url}/{RIGHTS_LOG}", storage_options=zone.delta_options())
-    except TableNotFoundError:
-        return pl.DataFrame()
-    return pl.read_delta(table)
+    return read_records(open_zone(ZoneName.PII, config), RIGHTS_LOG)
 
 
 def details(**what: Any) -> str:

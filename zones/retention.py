@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import fsspec
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import DeltaTable
 
 from lakegate.columns import INGEST_DATE
 from zones._durations import delta_interval
+from zones.audit import append_record, read_records
 from zones.config import Hold, LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.storage import Zone, open_zone
@@ -477,22 +477,12 @@ def _set_window(table: DeltaTable, window: timedelta) -> None:
 
 
 def _audit(zone: Zone, entry: RetentionRecord) -> None:
-    frame = pl.DataFrame([asdict(entry)]).with_columns(pl.col("at").dt.cast_time_unit("us"))
-    write_deltalake(
-        f"{zone.config.url}/{RETENTION_AUDIT}",
-        frame.to_arrow(),
-        mode="append",
-        storage_options=zone.delta_options(),
-    )
+    append_record(zone, RETENTION_AUDIT, entry)
 
 
 def read_retention_audit(zone: Zone) -> pl.DataFrame:
     """The zone's retention audit (empty when nothing was deleted or vacuumed yet)."""
-    try:
-        table = DeltaTable(f"{zone.config.url}/{RETENTION_AUDIT}", storage_options=zone.delta_options())
-    except TableNotFoundError:
-        return pl.DataFrame()
-    return pl.read_delta(table)
+    return read_records(zone, RETENTION_AUDIT)
 
 
 __all__ = [
