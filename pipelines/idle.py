@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import dlt
 
@@ -43,14 +42,14 @@ def _why_idle(spec: PipelineSpec, config: LakegateConfig, folder: Path) -> str |
     connector = get_connector(spec.connector.type)
     if connector.probe is None or connector.positions is None:
         return None
-    if _state_if_settled(spec, "ingest", config, folder) is None:
+    if not _settled(spec, "ingest", config, folder):
         return None
     if connector.probe(connector.parse_config(flow.resumed_config(spec, config))):
         return None
     source = "nothing new at the source beyond the positions committed in the zones"
     if spec.pattern is not Pattern.ELT:
         return source
-    if _state_if_settled(spec, "curate", config, folder) is None:
+    if not _settled(spec, "curate", config, folder):
         return None
     raw = open_zone(ZoneName.RAW, config).delta_table(spec.domain, spec.name)
     applied = flow.raw_applied_version(spec, config)
@@ -59,13 +58,11 @@ def _why_idle(spec: PipelineSpec, config: LakegateConfig, folder: Path) -> str |
     return f"{source}; curated is up to date with raw"
 
 
-def _state_if_settled(
-    spec: PipelineSpec, step: str, config: LakegateConfig, folder: Path
-) -> dict[str, Any] | None:
-    """The dlt state of the step's pipeline when it has run before and holds no pending package."""
+def _settled(spec: PipelineSpec, step: str, config: LakegateConfig, folder: Path) -> bool:
+    """Whether the step's dlt pipeline has run before and holds no pending package."""
     name = f"lakegate_{spec.key}_{step}"
     if not (folder / name / "state.json").is_file():
-        return None
+        return False
     target = flow.ingest_target(spec, "idle-probe", config)  # never loads: only opens the working folder
     with pipeline_lock(name, folder):
         pipeline = dlt.pipeline(
@@ -74,6 +71,4 @@ def _state_if_settled(
             destination=lakegate_destination(target, LoadReport()),
             dataset_name=spec.domain,
         )
-        if pipeline.has_pending_data:
-            return None
-        return dict(pipeline.state)
+        return not pipeline.has_pending_data
