@@ -59,7 +59,12 @@ from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
-from zones.positions import package_transactions, position_app_id, source_positions
+from zones.positions import (
+    package_transactions,
+    position_app_id,
+    source_positions,
+    unloaded_earlier_jobs,
+)
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
@@ -192,8 +197,19 @@ class _JobWriter:
         self.data_zone = open_zone(target.zone, target.config)
         self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
         self.pii = open_zone(ZoneName.PII, target.config)
+        self.loaded_ahead: set[str] = set()
 
     def load(self, path: Path, table: TTableSchema) -> None:
+        """Commit the load job ``path``; an ordered source's earlier jobs of the package go first."""
+        if path.name in self.loaded_ahead:
+            return
+        if self.target.track_positions:
+            for earlier in unloaded_earlier_jobs(path, frozenset(self.loaded_ahead)):
+                self._load_job(earlier, table)
+                self.loaded_ahead.add(earlier.name)
+        self._load_job(path, table)
+
+    def _load_job(self, path: Path, table: TTableSchema) -> None:
         load_id = dlt.current.load_package_state()["load_id"]
         job = ParsedLoadJobFileName.parse(path.name)
         spec = self._spec_for(str(table["name"]))
@@ -425,7 +441,7 @@ class _JobWriter:
     def _txns(self, zone_key: str, txn: Transaction, lineage: Lineage) -> list[Transaction]:
         txns = [txn]
         if zone_key != "pii":  # positions: the package's (curate's raw version, landing files), the rows'
-            txns += package_transactions()
+            txns += package_transactions(frozenset(self.loaded_ahead))
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         return txns
 
