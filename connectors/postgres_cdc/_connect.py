@@ -57,6 +57,17 @@ def scrub(text: str, dsn: str) -> str:
     return text
 
 
+# What libpq says when the server goes away under an open connection (an immediate shutdown, a crash,
+# pg_terminate_backend, a restart).
+_CONNECTION_LOST = (
+    "no message from the libpq",
+    "server closed the connection",
+    "terminating connection",
+    "connection already closed",
+    "ssl syscall error",
+)
+
+
 def explain(exc: psycopg2.Error, dsn: str, doing: str) -> CdcError:
     """The one-line error for a psycopg2 failure while ``doing`` something."""
     at = where(dsn)
@@ -75,6 +86,11 @@ def explain(exc: psycopg2.Error, dsn: str, doing: str) -> CdcError:
         "connection refused" in lower or "could not translate host" in lower or "timeout" in lower
     ):
         return SourceUnreachableError(f"postgres_cdc {at}: server unreachable ({detail})")
+    if any(sign in lower for sign in _CONNECTION_LOST):
+        return SourceUnreachableError(
+            f"postgres_cdc {at}: the server closed the connection while {doing} (stopped or restarted?); "
+            "nothing uncommitted was acknowledged: the next run resumes after the last committed change"
+        )
     if isinstance(exc, psycopg2.OperationalError) and exc.pgcode is None:
         return SourceUnreachableError(f"postgres_cdc {at}: cannot connect ({detail})")
     return CdcError(f"postgres_cdc {at}: {doing} failed: {detail}")
