@@ -29,21 +29,24 @@ def read_parquet(handle: IO[bytes], source: str, *, batch_rows: int) -> Iterator
 
     A file that is not Parquet (or whose footer is truncated) is one ``file_unreadable`` reject; a row
     group that fails to decode ends the file with one ``file_unreadable`` reject at the first row not read.
+    Pages that carry a CRC are verified, so a corrupt byte in them is such a failure, not a wrong value.
     """
     try:
-        batches = pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_rows)
+        parquet = pq.ParquetFile(handle, pre_buffer=False, page_checksum_verification=True)
     except (pa.ArrowException, *READ_ERRORS) as exc:
         yield file_reject(source, "file_unreadable", f"not a readable Parquet file ({type(exc).__name__})")
         return
     position = 1
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, *READ_ERRORS) as exc:
-            problem = f"{source} row {position}: rows from here on cannot be read ({type(exc).__name__})"
-            yield reject_table(source, [(position, "file_unreadable", problem, None)])
-            return
-        yield with_lineage(pa.Table.from_batches([batch]), source, position)
-        position += batch.num_rows
+    for group in range(parquet.metadata.num_row_groups):  # a bad group must not take its neighbours
+        batches = parquet.iter_batches(batch_size=batch_rows, row_groups=[group])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, *READ_ERRORS) as exc:
+                problem = f"{source} row {position}: rows from here on cannot be read ({type(exc).__name__})"
+                yield reject_table(source, [(position, "file_unreadable", problem, None)])
+                return
+            yield with_lineage(pa.Table.from_batches([batch]), source, position)
+            position += batch.num_rows
