@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import s3fs
 
@@ -69,9 +71,6 @@ def zones_on_store(
 def zone_text(url: str, options: Mapping[str, object]) -> dict[str, str]:
     """Every file under a zone URL as text (Parquet files decoded value by value, Delta logs and
     everything else as written), keyed by path: what a scan for leaked values reads."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     fs, root = fsspec.core.url_to_fs(url, **options)
     texts = {}
     for path in fs.find(root):

@@ -1,5 +1,7 @@
 """The acceptance path as a user runs it: demo data, `lakegate run`, `lakegate table` — with every zone
-on local disk, on S3 (moto server) and on GCS (fake-gcs-server + shim), same assertions."""
+on local disk, on S3 (moto server) and on GCS (fake-gcs-server + shim), same assertions: files and sql
+pipelines, a Kafka stream (Tansu) into raw and curated, the PII split scanned file by file on the store,
+and retention with a legal hold (last: it deletes what the others read)."""
 
 from __future__ import annotations
 
