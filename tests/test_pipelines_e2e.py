@@ -1,26 +1,30 @@
 """The acceptance path as a user runs it: demo data, `lakegate run`, `lakegate table` — with every zone
-on local disk, on S3 (moto server) and on GCS (fake-gcs-server + shim), same assertions."""
+on local disk, on S3 (moto server) and on GCS (fake-gcs-server + shim), same assertions: files and sql
+pipelines, a Kafka stream (Tansu) into raw and curated, the PII split scanned file by file on the store,
+and retention with a legal hold (last: it deletes what the others read)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 
 import fsspec
 import polars as pl
 import pytest
-import s3fs
 
 from dagster_project.cli import main
+from dagster_project.definitions import DEFS_FOLDER
+from lakegate.columns import POSITION, SOURCE
+from pipelines import PipelineSpec, curate, ingest
 from pipelines.demo import INVENTORY_DB, DemoManifest, write_demo
+from pipelines.retention import apply, load_declared, plan
 from tests.conftest import isolate
-from zones import ZoneName, load_config, open_zone, read_audit
-
-STORES = ["local", pytest.param("s3", marks=pytest.mark.s3), pytest.param("gcs", marks=pytest.mark.gcs)]
+from tests.services.kafka import TansuBroker, create_topic, new_topic, produce
+from tests.store_params import STORES, zone_text, zones_on_store
+from zones import ZoneName, load_config, open_zone, read_audit, read_retention_audit
 
 
 def table_json(capsys: pytest.CaptureFixture[str], zone: str, dataset: str) -> dict:
@@ -29,50 +33,23 @@ def table_json(capsys: pytest.CaptureFixture[str], zone: str, dataset: str) -> d
     return json.loads(capsys.readouterr().out)
 
 
+# Raw expires after 30 days; a legal hold keeps sales/orders whatever the policy says.
+RETENTION = {"raw": "retention: 30d"}
+HOLD = (
+    f"holds:\n  - {{dataset: sales/orders, zone: raw, reason: case 17, who: legal, when: {date.today()}}}\n"
+)
+
+
 @pytest.fixture(scope="module", params=STORES)
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoManifest]:
     """The demo drops ingested and curated, every zone (landing too) on the store of the parameter."""
     with pytest.MonkeyPatch.context() as mp:
         home = isolate(mp, tmp_path_factory.mktemp(f"lakegate-{request.param}"))
-        if request.param != "local":
-            _zones_in_a_bucket(request, mp, home)
+        zones_on_store(request, mp, home, request.param, RETENTION, HOLD)
         manifest = write_demo(load_config(), rows=300)
         for pipeline in ("orders", "customers", "events", "inventory"):
             assert main(["run", pipeline]) == 0, pipeline
         yield manifest
-
-
-def _zones_in_a_bucket(request: pytest.FixtureRequest, mp: pytest.MonkeyPatch, home: Path) -> None:
-    """A ``lakegate.yaml`` putting every zone in a fresh bucket, credentials by environment variable."""
-    bucket = f"lake-{uuid.uuid4().hex[:8]}"
-    if request.param == "s3":
-        server = request.getfixturevalue("s3_server")
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_ENDPOINT_URL_S3": server.url,
-            "AWS_EC2_METADATA_DISABLED": "true",  # never fall back to a cloud metadata address
-        }.items():
-            mp.setenv(name, value)
-        storage = (
-            "{key: {env: AWS_ACCESS_KEY_ID}, secret: {env: AWS_SECRET_ACCESS_KEY}, "
-            "endpoint_url: {env: AWS_ENDPOINT_URL_S3}}"
-        )
-        scheme = "s3"
-        s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=server.url).mkdir(bucket)
-    else:
-        server = request.getfixturevalue("gcs_server")
-        mp.setenv("GCS_ENDPOINT_URL", server.url)
-        storage, scheme = "{endpoint_url: {env: GCS_ENDPOINT_URL}}", "gs"
-        server.create_bucket(bucket)
-    config = home.parent / "lakegate.yaml"
-    config.write_text(
-        "zones:\n"
-        + "".join(
-            f"  {z.value}: {{url: '{scheme}://{bucket}/{z.value}', storage: {storage}}}\n" for z in ZoneName
-        )
-    )
-    mp.setenv("LAKEGATE_CONFIG", str(config))
 
 
 def test_orders_input_rows_are_curated_or_quarantined(
@@ -253,3 +230,86 @@ def test_quarantine_view_groups_by_rule_without_plaintext_pii(
     text = capsys.readouterr().out
     assert "json_syntax" in text
     assert not any(value in text for value in demo.pii_values)
+
+
+def test_pii_plaintext_only_in_the_pii_zone_of_the_store(demo: DemoManifest) -> None:
+    config = load_config()
+    curated = open_zone("curated", config).read("crm", "customers")
+    assert curated["email"].str.starts_with("tok_").all() and curated["phone"].str.starts_with("****").all()
+    vault = open_zone("pii", config).read("crm", "customers")
+    resolved = curated.join(vault, left_on="email", right_on="token", how="inner")
+    assert resolved.height == curated.height and resolved["value"].str.contains("@").all()
+    assert any("broken-line@example.com" in v for v in vault["value"])  # an unreadable line, vaulted whole
+    scanned = 0
+    for name in ("raw", "curated", "quarantine"):
+        zone = open_zone(name, config)
+        for path, text in zone_text(zone.config.url, zone.fsspec_options()).items():
+            scanned += path.endswith(".parquet")
+            leaked = [value for value in demo.pii_values if value in text]
+            assert not leaked, f"{leaked[:3]} leaked into {path}"
+    assert scanned >= 6
+
+
+@pytest.mark.kafka
+def test_kafka_stream_lands_exactly_the_produced_records(
+    demo: DemoManifest, kafka_broker: TansuBroker
+) -> None:
+    topic = new_topic("e2e")
+    create_topic(kafka_broker.bootstrap, topic, partitions=2)
+    produced = [(n % 2, None, json.dumps({"tick_id": f"t{n}", "n": n}).encode()) for n in range(200)]
+    produce(kafka_broker.bootstrap, topic, produced)
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "ticks",
+            "domain": "stream",
+            "pattern": "ELT",
+            "primary_key": ["tick_id"],
+            "connector": {
+                "type": "kafka",
+                "config": {"bootstrap_servers": kafka_broker.bootstrap, "topics": [topic]},
+            },
+        }
+    )
+    config = load_config()
+
+    report = ingest(spec, run_id="stream-1")
+    curate(spec, run_id="stream-1", config=config)
+
+    assert (report.input_rows, report.committed_rows, report.quarantined_rows) == (200, 200, 0)
+    raw = open_zone("raw", config).read("stream", "ticks")
+    assert sorted(raw.select(SOURCE, POSITION).rows()) == sorted(
+        (f"{topic}/{p}", offset) for p in range(2) for offset in range(100)
+    )
+    curated = open_zone("curated", config).read("stream", "ticks")
+    assert sorted(curated.select("tick_id", "n").rows()) == sorted((f"t{n}", str(n)) for n in range(200))
+    versions = {z: open_zone(z, config).delta_table("stream", "ticks").version() for z in ("raw", "curated")}
+    assert ingest(spec, run_id="stream-2").input_rows == 0
+    assert curate(spec, run_id="stream-2", config=config).raw_version is None
+    assert {z: open_zone(z, config).delta_table("stream", "ticks").version() for z in versions} == versions
+
+
+def test_retention_expires_raw_by_policy_the_hold_wins_and_it_is_audited(demo: DemoManifest) -> None:
+    """Last in the module: it deletes what the other tests read."""
+    config = load_config()
+    raw, curated = open_zone(ZoneName.RAW, config), open_zone(ZoneName.CURATED, config)
+    orders = {z.name: z.read("sales", "orders").height for z in (raw, curated)}
+    assert raw.read("web", "events").height == demo.input_rows["web/events"]
+    declared = [d for d in load_declared(DEFS_FOLDER) if d.spec.name in ("orders", "events")]
+    later = datetime.now(UTC) + timedelta(days=31)
+
+    planned = plan(declared, config, later, zones=[ZoneName.RAW])
+    summaries = {s["dataset"]: s for s in (p.summary() for p in planned.datasets)}
+    assert summaries["web/events"]["delete"]["rows"] == demo.input_rows["web/events"]
+    assert summaries["sales/orders"]["delete"]["rows"] == 0
+    assert summaries["sales/orders"]["held"] and "hold by legal" in summaries["sales/orders"]["held"][0]
+    done = {
+        d.plan.policy.path: d.deleted_rows for d in apply(declared, config, planned, run_id="retention-1")
+    }
+    assert done == {"web/events": demo.input_rows["web/events"], "sales/orders": 0}
+
+    assert raw.read("web", "events").height == 0
+    assert {z.name: z.read("sales", "orders").height for z in (raw, curated)} == orders
+    audit = read_retention_audit(raw).filter(pl.col("operation") == "delete")
+    assert audit.select("dataset", "rows", "run_id").rows() == [
+        ("web/events", demo.input_rows["web/events"], "retention-1")
+    ]

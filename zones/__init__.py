@@ -22,6 +22,7 @@ from zones.config import (
     retention_conflict,
 )
 from zones.destination import LoadReport, LoadTarget, ZoneWriteError, lakegate_destination, lineage_stamp
+from zones.errors import ZoneStorageError
 from zones.pii import PII_KEY_ENV, PiiKeyError, PiiMethod, Tokenizer
 from zones.pipeline import PipelineBusyError, lakegate_pipeline, pipeline_lock
 from zones.positions import committed_position, committed_positions, position_app_id, record_position
@@ -60,6 +61,7 @@ __all__ = [
     "ZoneConfig",
     "ZoneConfigError",
     "ZoneName",
+    "ZoneStorageError",
     "ZoneWriteError",
     "appended_since",
     "apply_dataset",

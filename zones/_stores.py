@@ -92,8 +92,7 @@ def _s3_fsspec(s: Settings) -> dict[str, Any]:
         # Only when declared: s3fs with a forced region cannot create a bucket elsewhere (moto, MinIO).
         "client_kwargs": {"region_name": s["region"]} if s.get("region") else None,
         # No retry options: botocore (5 attempts with backoff on 5xx, throttling, timeouts and dropped
-        # connections) and s3fs (5 more around each call) retry by default, and connectors take fsspec
-        # options as flat text.
+        # connections) and s3fs (5 more around each call) retry by default.
     }
     return {k: v for k, v in options.items() if v}
 

@@ -7,6 +7,7 @@ never drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from zones._stores import STORES
 from zones.config import LakegateConfig, Location, ZoneConfig, ZoneConfigError, ZoneName, load_config
+from zones.errors import ZoneStorageError
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,22 @@ class Zone:
         return fsspec_options(self.config)
 
     def delta_table(self, domain: str, dataset: str, version: int | None = None) -> DeltaTable | None:
-        """The dataset's Delta table, or ``None`` when nothing was ever committed to it."""
+        """The dataset's Delta table, or ``None`` when nothing was ever committed to it.
+
+        Raises:
+            ZoneStorageError: the zone's store did not answer (after the client's retries): one line
+                naming the zone and its URL.
+        """
         try:
             return DeltaTable(
                 self.table_uri(domain, dataset), version=version, storage_options=self.delta_options()
             )
         except TableNotFoundError:
             return None
+        except OSError as exc:
+            raise ZoneStorageError(
+                f"zone '{self.name.value}' at {self.config.url} cannot be reached: {_last_cause(exc)}"
+            ) from exc
 
     def read(self, domain: str, dataset: str, version: int | None = None) -> pl.DataFrame:
         """Read a dataset (optionally as of a version); an empty frame when the table does not exist."""
@@ -56,6 +67,17 @@ class Zone:
         if table is None:
             return pl.DataFrame()
         return pl.read_delta(table)
+
+
+_CHAIN = re.compile(r"\x1b\[[0-9;]*m|↳")
+
+
+def _last_cause(error: OSError) -> str:
+    """The innermost cause in object_store's chained message (e.g. ``Connection refused (os error
+    111)``): the request URLs and retry counts before it would only repeat the zone URL, and the store's
+    credentials never appear in it (they travel in headers)."""
+    parts = [" ".join(part.split()) for part in _CHAIN.split(str(error))]
+    return next((part for part in reversed(parts) if part), type(error).__name__)[:200]
 
 
 def open_zone(name: ZoneName | str, config: LakegateConfig | None = None) -> Zone:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -41,7 +41,7 @@ class FilesConfig(ConnectorConfig):
 
     url: str = Field(min_length=1)
     format: FileFormat | None = None
-    storage_options: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold credentials
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf8"
     batch_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)

@@ -28,7 +28,7 @@ class SqlDatabase(ConnectorConfig):
 
     url: str = Field(min_length=1, repr=False)
     schema_name: str | None = Field(default=None, pattern=_IDENT)
-    storage_options: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold credentials
 
 
 class SqlTable(ConnectorConfig):
