@@ -29,7 +29,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from zones.errors import ZoneError
 
-_ROWS_PER_FILE = 2_000_000
+ROWS_PER_FILE = 2_000_000
 _ROW_GROUP_ROWS = 100_000
 
 
@@ -45,9 +45,14 @@ class StagedFile:
 
 
 def stage(
-    fs: fsspec.AbstractFileSystem, root: str, batches: Iterable[pa.RecordBatch], partition_column: str
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    batches: Iterable[pa.RecordBatch],
+    partition_column: str,
+    rows_per_file: int = ROWS_PER_FILE,
 ) -> Iterator[StagedFile]:
-    """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file.
+    """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file,
+    a new file after about ``rows_per_file`` rows.
 
     The partition column is stored in the Delta log, not in the files, as the protocol expects.
     """
@@ -55,7 +60,7 @@ def stage(
     for batch in batches:
         value = _partition_value(batch, partition_column)
         data = _delta_compatible(batch.drop_columns([partition_column]))
-        if current is not None and (current.value != value or current.rows >= _ROWS_PER_FILE):
+        if current is not None and (current.value != value or current.rows >= rows_per_file):
             yield current.close(fs, root, partition_column)
             current = None
         if current is None:
