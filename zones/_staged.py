@@ -52,7 +52,7 @@ def stage(
     rows_per_file: int = ROWS_PER_FILE,
 ) -> Iterator[StagedFile]:
     """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file,
-    a new file after about ``rows_per_file`` rows.
+    at most ``rows_per_file`` rows each.
 
     The partition column is stored in the Delta log, not in the files, as the protocol expects.
     """
@@ -60,13 +60,15 @@ def stage(
     for batch in batches:
         value = _partition_value(batch, partition_column)
         data = _delta_compatible(batch.drop_columns([partition_column]))
-        if current is not None and (current.value != value or current.rows >= rows_per_file):
-            yield current.close(fs, root, partition_column)
-            current = None
-        if current is None:
-            current = _OpenFile.create(fs, root, partition_column, value, data.schema)
-        current.writer.write_batch(data, row_group_size=_ROW_GROUP_ROWS)
-        current.rows += data.num_rows
+        while data.num_rows:
+            if current is not None and (current.value != value or current.rows >= rows_per_file):
+                yield current.close(fs, root, partition_column)
+                current = None
+            if current is None:
+                current = _OpenFile.create(fs, root, partition_column, value, data.schema)
+            part, data = data.slice(0, rows_per_file - current.rows), data.slice(rows_per_file - current.rows)
+            current.writer.write_batch(part, row_group_size=_ROW_GROUP_ROWS)
+            current.rows += part.num_rows
     if current is not None:
         yield current.close(fs, root, partition_column)
 
