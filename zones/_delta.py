@@ -6,7 +6,7 @@ retried load jobs and replayed source positions change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,10 @@ their size bounds what a small merge costs (a backfill's rows arrive in key orde
 Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
 files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k."""
 
+MERGED_TABLE_CONFIGURATION = {"delta.targetFileSize": str(4 * 1024 * 1024)}
+"""A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
+100 MB), so a merge touching many files leaves files a later small merge can still skip (~35k rows here)."""
+
 MAX_KEY_RANGES = 32
 """Key ranges a small merge names for Delta's file skipping (one range per cluster of its keys)."""
 
@@ -51,14 +55,21 @@ def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
 
 
 def append(
-    uri: str, data: pa.RecordBatchReader | pa.Table, options: dict[str, str], txns: list[Transaction]
+    uri: str,
+    data: pa.RecordBatchReader | pa.Table,
+    options: dict[str, str],
+    txns: list[Transaction],
+    configuration: Mapping[str, str] | None = None,
 ) -> Committed:
-    """Append ``data`` (streamed when a reader) in one commit; returns what was committed."""
+    """Append ``data`` (streamed when a reader) in one commit; returns what was committed.
+
+    ``configuration`` sets the table's properties when this append creates it."""
     write_deltalake(
         uri,
         data,
         mode="append",
         partition_by=[PARTITION_COLUMN],
+        configuration=configuration,
         schema_mode="merge",
         storage_options=options,
         commit_properties=CommitProperties(app_transactions=txns),
@@ -74,13 +85,15 @@ def append_stream(
     fs_options: dict[str, Any],
     txns: list[Transaction],
     rows_per_file: int = _staged.ROWS_PER_FILE,
+    configuration: Mapping[str, str] | None = None,
 ) -> Committed:
-    """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``)."""
+    """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``);
+    ``configuration`` sets the table's properties when this append creates it."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
     files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN, rows_per_file))
     if not files:
         raise ValueError(f"{uri}: nothing to append")
-    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns)
+    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, configuration)
     version = DeltaTable(uri, storage_options=options).version()
     return Committed(version=version, rows=sum(f.rows for f in files))
 
@@ -137,9 +150,16 @@ def upsert(
             data = _records_only(data)
         if isinstance(data, pa.RecordBatchReader) and fs_options is not None and not changes:
             return append_stream(
-                uri, data.schema, data, options, fs_options, txns, rows_per_file=MERGED_ROWS_PER_FILE
+                uri,
+                data.schema,
+                data,
+                options,
+                fs_options,
+                txns,
+                rows_per_file=MERGED_ROWS_PER_FILE,
+                configuration=MERGED_TABLE_CONFIGURATION,
             )
-        return append(uri, data, options, txns)
+        return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):

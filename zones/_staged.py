@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -220,8 +220,10 @@ def commit(
     partition_column: str,
     options: dict[str, str],
     txns: list[Transaction],
+    configuration: Mapping[str, str] | None = None,
 ) -> None:
-    """Add the staged files to the table (created when missing) in one commit carrying ``txns``."""
+    """Add the staged files to the table (created when missing, with ``configuration``) in one commit
+    carrying ``txns``."""
     schema = delta_schema(schema)
     now = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
@@ -237,6 +239,7 @@ def commit(
             [a for a in actions if isinstance(a, AddAction)],
             mode="append",
             partition_by=[partition_column],
+            configuration=configuration,
             storage_options=options,
             commit_properties=properties,
         )

@@ -137,6 +137,9 @@ def test_a_merged_backfill_is_laid_out_in_key_order(lakegate_home: Path, small_f
     layout = files()
     assert layout.height >= 4 and layout["num_records"].max() <= 30  # type: ignore[operator]
     assert (layout["min.id"].shift(-1) > layout["max.id"]).head(-1).all()  # disjoint key ranges
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None  # and Delta's merges rewrite files at a size a small merge can skip
+    assert table.metadata().configuration == delta.MERGED_TABLE_CONFIGURATION
 
 
 def test_a_small_merge_reads_only_the_files_its_keys_can_be_in(
