@@ -6,11 +6,12 @@ retried load jobs and replayed source positions change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,6 +23,19 @@ from lakegate import columns
 from zones import _staged
 
 PARTITION_COLUMN = columns.INGEST_DATE
+
+MERGED_ROWS_PER_FILE = 50_000
+"""Rows per file of a merged table's first write: a later merge rewrites the files holding its keys, so
+their size bounds what a small merge costs (a backfill's rows arrive in key order, see ``zones._merge``).
+Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
+files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k."""
+
+MERGED_TABLE_CONFIGURATION = {"delta.targetFileSize": str(4 * 1024 * 1024)}
+"""A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
+100 MB), so a merge touching many files leaves files a later small merge can still skip (~35k rows here)."""
+
+MAX_KEY_RANGES = 32
+"""Key ranges a small merge names for Delta's file skipping (one range per cluster of its keys)."""
 
 
 def _open(uri: str, options: dict[str, str]) -> DeltaTable | None:
@@ -41,14 +55,21 @@ def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
 
 
 def append(
-    uri: str, data: pa.RecordBatchReader | pa.Table, options: dict[str, str], txns: list[Transaction]
+    uri: str,
+    data: pa.RecordBatchReader | pa.Table,
+    options: dict[str, str],
+    txns: list[Transaction],
+    configuration: Mapping[str, str] | None = None,
 ) -> Committed:
-    """Append ``data`` (streamed when a reader) in one commit; returns what was committed."""
+    """Append ``data`` (streamed when a reader) in one commit; returns what was committed.
+
+    ``configuration`` sets the table's properties when this append creates it."""
     write_deltalake(
         uri,
         data,
         mode="append",
         partition_by=[PARTITION_COLUMN],
+        configuration=configuration,
         schema_mode="merge",
         storage_options=options,
         commit_properties=CommitProperties(app_transactions=txns),
@@ -63,13 +84,16 @@ def append_stream(
     options: dict[str, str],
     fs_options: dict[str, Any],
     txns: list[Transaction],
+    rows_per_file: int = _staged.ROWS_PER_FILE,
+    configuration: Mapping[str, str] | None = None,
 ) -> Committed:
-    """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``)."""
+    """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``);
+    ``configuration`` sets the table's properties when this append creates it."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
-    files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN))
+    files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN, rows_per_file))
     if not files:
         raise ValueError(f"{uri}: nothing to append")
-    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns)
+    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, configuration)
     version = DeltaTable(uri, storage_options=options).version()
     return Committed(version=version, rows=sum(f.rows for f in files))
 
@@ -107,10 +131,12 @@ def upsert(
     """Merge ``data`` (one row per key) by ``keys``: update matches (when ``update``) and insert the rest,
     in one commit.
 
-    A table is merged from memory, so Delta skips the target files its keys cannot match; a reader is
-    streamed (bounded memory, every target file read). Change rows (``_lakegate_op``) delete and
-    truncate too; for a reader ``truncated_at`` is the position of its last truncate, if any. The first
-    merge into a table is an append (staged in bounded memory when a reader and ``fs_options`` are given).
+    A table is merged from memory, and the merge predicate names the ranges its keys fall in (up to
+    ``MAX_KEY_RANGES``, cut at the widest gaps), so Delta reads and rewrites only the target files whose
+    key statistics overlap them; a reader is streamed (bounded memory, every target file read). Change
+    rows (``_lakegate_op``) delete and truncate too; for a reader ``truncated_at`` is the position of its
+    last truncate, if any. The first merge into a table is an append (staged in bounded memory, in files
+    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given).
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -123,9 +149,21 @@ def upsert(
         if changes:  # nothing to delete yet: keep only rows that hold a record
             data = _records_only(data)
         if isinstance(data, pa.RecordBatchReader) and fs_options is not None and not changes:
-            return append_stream(uri, data.schema, data, options, fs_options, txns)
-        return append(uri, data, options, txns)
+            return append_stream(
+                uri,
+                data.schema,
+                data,
+                options,
+                fs_options,
+                txns,
+                rows_per_file=MERGED_ROWS_PER_FILE,
+                configuration=MERGED_TABLE_CONFIGURATION,
+            )
+        return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+    # A truncate deletes target rows outside the source's keys: then every file must be read.
+    if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
+        predicate = f"{predicate} AND ({ranges})"
     merger = table.merge(
         data,
         predicate=predicate,
@@ -145,6 +183,45 @@ def upsert(
         merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
     return _committed(uri, options)
+
+
+def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES) -> str | None:
+    """A predicate on the target's key that holds for every key of ``data``: up to ``limit`` ranges,
+    cut at the widest gaps between its sorted integer keys (string keys: equal-count ranges).
+
+    ``None`` for a composite key or another key type (Delta then prunes by the keys' overall min/max).
+    """
+    if len(keys) != 1 or not len(data):
+        return None
+    values = pc.unique(data.column(keys[0]).combine_chunks()).drop_null().sort()
+    if not len(values):
+        return None
+    literal: Callable[[Any], str]
+    if pa.types.is_integer(values.type):
+        if not -(2**62) < values[0].as_py() <= values[-1].as_py() < 2**62:  # SQL literals stay int64
+            return None
+        gaps = np.diff(values.to_numpy())
+        widest = np.argsort(-gaps, kind="stable")
+        cuts = widest[gaps[widest] > 1][: limit - 1] + 1  # after the widest gaps that skip a value
+        literal = str
+    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        cuts = np.linspace(0, len(values), limit + 1, dtype=np.int64)[1:-1]
+        literal = _quoted
+    else:
+        return None
+    starts = np.unique(np.concatenate([[0], cuts.astype(np.int64)]))
+    ends = np.append(starts[1:], len(values)) - 1
+    column = f't."{keys[0]}"'
+    return " OR ".join(
+        f"{column} = {literal(values[lo].as_py())}"
+        if lo == hi
+        else f"({column} >= {literal(values[lo].as_py())} AND {column} <= {literal(values[hi].as_py())})"
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
+    )
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _records_only(data: pa.Table | pa.RecordBatchReader) -> pa.Table | pa.RecordBatchReader:

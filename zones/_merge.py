@@ -10,16 +10,27 @@ A Delta merge needs one source row per key, and the latest one. The job is there
 
 So later rows of the job win across batches, deletes and truncates apply, and the merge is one commit
 carrying the job's idempotency key, however large the job is.
+
+A job larger than one bucket (``BUCKET_BATCHES`` batches) with a single-column key and no change rows
+streams its surviving rows in key order: pass 2 spills them to local Arrow files, one per key range
+(the ranges cut from the keys pass 1 sorted), and each range is read back, sorted and yielded in turn.
+A backfill therefore writes curated files that each hold a narrow key range, so the file statistics
+let a later small merge skip every file its keys cannot be in (see ``zones._delta.upsert``). The
+spill folder is a local cache, removed when the stream ends.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakegate import columns as col
@@ -29,6 +40,9 @@ Split = Callable[[pa.RecordBatch], SplitBatch]
 
 _SUPERSEDED = "superseded by a later record with the same key"
 _TRUNCATED = "superseded by a later truncate of the table"
+
+BUCKET_BATCHES = 2
+"""Rows of one key range spilled and sorted at a time, in read batches: bounds memory like a batch."""
 
 
 @dataclass
@@ -43,6 +57,8 @@ class KeyedJob:
         truncated_at: Position of the job's last truncate (change rows only), for the merge.
         rejected: Quarantine records of the write-path rules (pass 1) and, after :meth:`rows`, of the
             superseded rows.
+        bounds: The first key of every key range but the first when the surviving rows are streamed in
+            key order (empty: streamed in arrival order).
     """
 
     keep: np.ndarray
@@ -51,6 +67,7 @@ class KeyedJob:
     schema: pa.Schema
     truncated_at: int | None
     rejected: list[pl.DataFrame]
+    bounds: pl.Series = field(default_factory=pl.Series)
 
 
 def plan(
@@ -82,7 +99,19 @@ def plan(
     keep[frame[col.ROW_ID].to_numpy()] = True
     columns = pl.concat(schemas, how="diagonal_relaxed").drop(col.ROW_ID)
     schema = stamp(columns, lineage).to_arrow().schema
-    return KeyedJob(keep, frame.height, columns, schema, truncated_at, rejected)
+    bounds = _bounds(frame, spec, batch_rows * BUCKET_BATCHES)
+    return KeyedJob(keep, frame.height, columns, schema, truncated_at, rejected, bounds)
+
+
+def _bounds(frame: pl.DataFrame, spec: DatasetSpec, bucket_rows: int) -> pl.Series:
+    """Cut the sorted surviving keys into ranges of ``bucket_rows`` rows (empty: one range, or a key
+    that cannot be cut: composite, unorderable or with change rows, whose truncates carry no key)."""
+    if frame.height <= bucket_rows or len(spec.primary_key) != 1 or col.OP in frame.columns:
+        return pl.Series()
+    key = frame[spec.primary_key[0]]
+    if key.null_count() or not (key.dtype.is_numeric() or key.dtype.is_temporal() or key.dtype == pl.String):
+        return pl.Series()
+    return key.gather_every(bucket_rows, offset=bucket_rows)
 
 
 def _latest(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
@@ -101,8 +130,19 @@ def _latest(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
 def rows(
     job: KeyedJob, parquet: pq.ParquetFile, spec: DatasetSpec, split: Split, batch_rows: int, lineage: Lineage
 ) -> Iterator[pa.RecordBatch]:
-    """Pass 2: the surviving rows, stamped, as batches of ``job.schema``; superseded rows join
-    ``job.rejected`` as they go by."""
+    """Pass 2: the surviving rows, stamped, as batches of ``job.schema`` (in key order when the job has
+    ``bounds``); superseded rows join ``job.rejected`` as they go by."""
+    survivors = _survivors(job, parquet, spec, split, batch_rows, lineage)
+    if not job.bounds.len():
+        for frame in survivors:
+            yield from frame.to_arrow().cast(job.schema).to_batches()
+        return
+    yield from _in_key_order(job, survivors, spec.primary_key[0], batch_rows)
+
+
+def _survivors(
+    job: KeyedJob, parquet: pq.ParquetFile, spec: DatasetSpec, split: Split, batch_rows: int, lineage: Lineage
+) -> Iterator[pl.DataFrame]:
     names = job.columns.columns
     for good, _ in _split(parquet, split, batch_rows):
         if not good.height:
@@ -113,7 +153,34 @@ def rows(
         survivors = good.filter(kept).drop(col.ROW_ID)
         if survivors.height:
             typed = pl.concat([job.columns, survivors], how="diagonal_relaxed").select(names)
-            yield from stamp(typed, lineage).to_arrow().cast(job.schema).to_batches()
+            yield stamp(typed, lineage)
+
+
+def _in_key_order(
+    job: KeyedJob, survivors: Iterator[pl.DataFrame], key: str, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Spill each frame's rows to the file of their key range, then yield range after range, sorted."""
+    folder = Path(tempfile.mkdtemp(prefix="lakegate-merge-"))
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    try:
+        for frame in survivors:
+            ranges = job.bounds.search_sorted(frame[key], side="right")
+            for (bucket,), part in frame.with_columns(ranges.alias(col.ROW_ID)).partition_by(
+                col.ROW_ID, as_dict=True, include_key=False
+            ).items():
+                if bucket not in writers:
+                    writers[bucket] = pa.ipc.new_file(folder / f"{bucket}.arrow", job.schema)
+                writers[bucket].write_table(part.to_arrow().cast(job.schema))
+        for writer in writers.values():
+            writer.close()
+        for bucket in sorted(writers):
+            with pa.memory_map(str(folder / f"{bucket}.arrow")) as source:
+                spilled = pa.ipc.open_file(source).read_all()
+                ordered = spilled.take(pc.sort_indices(spilled.column(key)))
+                del spilled
+                yield from ordered.to_batches(max_chunksize=batch_rows)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _superseded(gone: pl.DataFrame, job: KeyedJob, spec: DatasetSpec) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -29,7 +29,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from zones.errors import ZoneError
 
-_ROWS_PER_FILE = 2_000_000
+ROWS_PER_FILE = 2_000_000
 _ROW_GROUP_ROWS = 100_000
 
 
@@ -45,9 +45,14 @@ class StagedFile:
 
 
 def stage(
-    fs: fsspec.AbstractFileSystem, root: str, batches: Iterable[pa.RecordBatch], partition_column: str
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    batches: Iterable[pa.RecordBatch],
+    partition_column: str,
+    rows_per_file: int = ROWS_PER_FILE,
 ) -> Iterator[StagedFile]:
-    """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file.
+    """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file,
+    at most ``rows_per_file`` rows each.
 
     The partition column is stored in the Delta log, not in the files, as the protocol expects.
     """
@@ -55,13 +60,15 @@ def stage(
     for batch in batches:
         value = _partition_value(batch, partition_column)
         data = _delta_compatible(batch.drop_columns([partition_column]))
-        if current is not None and (current.value != value or current.rows >= _ROWS_PER_FILE):
-            yield current.close(fs, root, partition_column)
-            current = None
-        if current is None:
-            current = _OpenFile.create(fs, root, partition_column, value, data.schema)
-        current.writer.write_batch(data, row_group_size=_ROW_GROUP_ROWS)
-        current.rows += data.num_rows
+        while data.num_rows:
+            if current is not None and (current.value != value or current.rows >= rows_per_file):
+                yield current.close(fs, root, partition_column)
+                current = None
+            if current is None:
+                current = _OpenFile.create(fs, root, partition_column, value, data.schema)
+            part, data = data.slice(0, rows_per_file - current.rows), data.slice(rows_per_file - current.rows)
+            current.writer.write_batch(part, row_group_size=_ROW_GROUP_ROWS)
+            current.rows += part.num_rows
     if current is not None:
         yield current.close(fs, root, partition_column)
 
@@ -213,8 +220,10 @@ def commit(
     partition_column: str,
     options: dict[str, str],
     txns: list[Transaction],
+    configuration: Mapping[str, str] | None = None,
 ) -> None:
-    """Add the staged files to the table (created when missing) in one commit carrying ``txns``."""
+    """Add the staged files to the table (created when missing, with ``configuration``) in one commit
+    carrying ``txns``."""
     schema = delta_schema(schema)
     now = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
@@ -230,6 +239,7 @@ def commit(
             [a for a in actions if isinstance(a, AddAction)],
             mode="append",
             partition_by=[partition_column],
+            configuration=configuration,
             storage_options=options,
             commit_properties=properties,
         )

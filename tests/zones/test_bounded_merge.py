@@ -1,8 +1,11 @@
 """A load job merged by key batch by batch (bounded memory) gives the table one batch would: later rows win
-across batches, deletes and truncates apply, and the job is still one commit."""
+across batches, deletes and truncates apply, and the job is still one commit. A small merge costs its batch,
+not the table: a merged backfill lays curated out in key order, and a later merge reads and rewrites only
+the files whose key range can hold its keys."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dlt
@@ -10,6 +13,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+import zones._delta as delta
+import zones._merge as bounded
 import zones.destination as destination
 from lakegate import columns as col
 from zones import DatasetSpec, LoadReport, LoadTarget, ZoneName, lakegate_destination, load_config, open_zone
@@ -106,3 +111,60 @@ def test_changes_across_batches_apply_deletes_and_the_last_truncate(
     assert curated("id", "price").rows() == [(3, 5.0), (5, 9.0)]
     assert report.input_rows == report.committed_rows + report.quarantined_rows == 9
     assert rules() == ["duplicate_key", "duplicate_key", "truncated", "truncated", "truncated"]
+
+
+def files() -> pl.DataFrame:
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None
+    actions = pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    return actions.select("path", "num_records", "min.id", "max.id").sort("min.id")
+
+
+@pytest.fixture
+def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", 10)
+    monkeypatch.setattr(bounded, "BUCKET_BATCHES", 1)
+    monkeypatch.setattr(delta, "MERGED_ROWS_PER_FILE", 20)
+
+
+def test_a_merged_backfill_is_laid_out_in_key_order(lakegate_home: Path, small_files: None) -> None:
+    # 100 new ids, then 20 updates of ids spread over them: in arrival order the last file would span 3..98.
+    updated = [98, 3, 51, 17, 76, 33, 64, 9, 88, 42, 27, 70, 5, 93, 58, 12, 81, 36, 61, 22]
+    ids = [*range(1, 101), *updated]
+    report = merge(lakegate_home, job(ids, [float(i) for i in range(len(ids))]), SPEC, "backfill")
+    assert (report.committed_rows, report.quarantined_rows) == (100, 20)
+    layout = files()
+    assert layout.height >= 4 and layout["num_records"].max() <= 30  # type: ignore[operator]
+    assert (layout["min.id"].shift(-1) > layout["max.id"]).head(-1).all()  # disjoint key ranges
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None  # and Delta's merges rewrite files at a size a small merge can skip
+    assert table.metadata().configuration == delta.MERGED_TABLE_CONFIGURATION
+
+
+def test_a_small_merge_reads_only_the_files_its_keys_can_be_in(
+    lakegate_home: Path, small_files: None
+) -> None:
+    merge(lakegate_home, job(list(range(1, 101)), [0.0] * 100), SPEC, "backfill")
+    layout = files()
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None
+    backfill = table.version()
+    uri = open_zone("curated", load_config()).table_uri("shop", "items").removeprefix("file://")
+    # Files holding neither ids 1-5 nor ids 1000-1004 are moved away: the merge fails if it opens one.
+    aside = lakegate_home / "aside"
+    aside.mkdir()
+    others = layout.filter(pl.col("min.id") > 5)["path"].to_list()
+    assert len(others) >= 3  # the min/max of the batch's keys (1..1004) alone would cover them all
+    for path in others:
+        shutil.move(f"{uri}/{path}", aside / Path(path).name)
+    merge(lakegate_home, job([1, 2, 3, 4, 5, *range(1000, 1005)], [7.0] * 10, start=200), SPEC, "small")
+    for path in others:
+        shutil.move(aside / Path(path).name, f"{uri}/{path}")
+    table.update_incremental()
+    assert table.version() == backfill + 1  # the merge committed without opening a file moved away
+    metrics = table.history(1)[0]["operationMetrics"]
+    assert (metrics["num_target_files_removed"], metrics["num_target_rows_updated"]) == (1, 5)
+    held = open_zone("curated", load_config()).read("shop", "items")
+    assert held.height == held["id"].n_unique() == 105
+    assert held.filter(pl.col("price") == 7.0)["id"].sort().to_list() == [1, 2, 3, 4, 5, *range(1000, 1005)]

@@ -1,0 +1,178 @@
+"""Small-run curate benchmark: a 1,000-row curate onto a 5M-row curated table versus onto an empty one.
+
+Usage::
+
+    .venv/bin/python benchmarks/curate_small.py                # onto 5M raw rows (4.5M curated)
+    .venv/bin/python benchmarks/curate_small.py --rows 500000  # quick run
+
+The big table is the backfill of ``benchmarks/curate.py`` (5M raw rows, 10% updates, curated by
+``pipelines.curate``). Then each round appends one 1,000-row load to raw per case and times the whole
+``pipelines.curate`` step and, apart, its checks (Great Expectations' import and context are fixed
+overhead, excluded):
+
+- ``new``: 1,000 new ids;
+- ``mostly new``: 900 new ids, 100 updates of ids 1-100;
+- ``half updates``: 500 new ids, 500 updates of ids 1-500;
+- ``all updates, clustered``: ids 1,001-2,000 (one key range);
+- ``all updates, random``: 1,000 ids drawn over the whole table.
+
+Onto an empty table: the ``new`` load curated into an empty curated table (a fresh zone each round),
+measured before and after the big table (the mean of both). Each figure is the median of ``--rounds``
+rounds: a round runs after the random updates of the round before rewrote the whole table, so the median
+includes what a merge leaves for the next one. Prints one line per case and
+last ``ratio: X.XX`` = the slowest non-random case onto the big table / the run onto the empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from batch_files import _chunk
+from curate import (
+    DEFAULT_ROWS,
+    LOADS,
+    SEED,
+    UPDATE_SHARE,
+    _checks_seconds,
+    _isolated_env,
+    _spec,
+    append_raw,
+    prepare,
+)
+
+SMALL_ROWS = 1_000
+CASES = ["new", "mostly new", "half updates", "all updates, clustered", "all updates, random"]
+
+
+def _ids(case: str, first_new: int, curated_ids: int, rng: np.random.Generator) -> np.ndarray:
+    ids = np.arange(first_new, first_new + SMALL_ROWS, dtype=np.int64)
+    updates = {"new": 0, "mostly new": 100, "half updates": 500}.get(case)
+    if updates is not None:
+        ids[:updates] = np.arange(1, updates + 1)
+    elif case == "all updates, clustered":
+        ids[:] = np.arange(SMALL_ROWS + 1, 2 * SMALL_ROWS + 1)
+    else:
+        ids[:] = np.sort(rng.choice(np.arange(1, curated_ids + 1), SMALL_ROWS, replace=False))
+    return ids
+
+
+def _curate_load(home: Path, ids: np.ndarray, load: int, position: int, run_id: str) -> dict[str, float]:
+    """Append one load of ``ids`` to raw, curate it; the step's seconds and its checks' seconds."""
+    import pipelines
+    from zones import load_config
+
+    frame = _chunk(np.random.default_rng(SEED + load), int(ids[0]), len(ids)).with_columns(
+        pl.Series("id", ids)
+    )
+    append_raw(home, frame, load, position)
+    started = time.perf_counter()
+    result = pipelines.curate(_spec(), run_id=run_id, config=load_config(), pipelines_dir=home.parent / "dlt")
+    seconds = time.perf_counter() - started
+    checks = min(_checks_seconds(_spec(), run_id, result.report)[0] for _ in range(3))
+    return {"run": seconds, "checks": checks}
+
+
+def run_big(home: Path, rows: int, rounds: int) -> dict[str, Any]:
+    import pipelines
+    from zones import load_config
+
+    _isolated_env(home)
+    prepare(home, rows)
+    started = time.perf_counter()
+    pipelines.curate(_spec(), run_id="backfill", config=load_config(), pipelines_dir=home.parent / "dlt")
+    print(f"backfill curate: {time.perf_counter() - started:.1f} s", flush=True)
+    curated_ids = rows - int(rows * UPDATE_SHARE)
+    rng = np.random.default_rng(SEED + 7)
+    load, position, first_new = LOADS, rows, 10**9
+    timings: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
+    for round_ in range(rounds):
+        for case in CASES:
+            ids = _ids(case, first_new, curated_ids, rng)
+            timings[case].append(_curate_load(home, ids, load, position, f"small-{round_}-{load}"))
+            load, position, first_new = load + 1, position + SMALL_ROWS, first_new + SMALL_ROWS
+    return {case: _median(runs) for case, runs in timings.items()}
+
+
+def run_empty(base: Path, rounds: int) -> dict[str, float]:
+    runs = []
+    for round_ in range(rounds):
+        home = base / f"empty-{round_}" / "home"
+        home.mkdir(parents=True)
+        _isolated_env(home)
+        ids = np.arange(10**9, 10**9 + SMALL_ROWS, dtype=np.int64)
+        runs.append(_curate_load(home, ids, LOADS, 0, f"empty-{round_}"))
+    return _median(runs)
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {name: float(np.median([run[name] for run in runs])) for name in runs[0]}
+
+
+def _child(what: str, home: Path, rows: int, rounds: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    command = [sys.executable, __file__, "--run", what, "--home", str(home), "--rows", str(rows)]
+    command += ["--rounds", str(rounds)]
+    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)
+    lines = done.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]), flush=True)
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--run", choices=["big", "empty"], help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        runs = {
+            "big": lambda: run_big(args.home, args.rows, args.rounds),
+            "empty": lambda: run_empty(args.home, args.rounds),
+        }
+        print(json.dumps(runs[args.run]()), flush=True)
+        return
+    base = args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench"
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="curate-small-", dir=base))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    try:
+        (work / "big" / "home").mkdir(parents=True)
+        empty = _child("empty", work / "empty-a", args.rows, args.rounds)
+        big = _child("big", work / "big" / "home", args.rows, args.rounds)
+        again = _child("empty", work / "empty-b", args.rows, args.rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    empty = {name: (empty[name] + again[name]) / 2 for name in empty}
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"{SMALL_ROWS:,} new rows onto an empty curated table: run {empty['run']:.2f} s, "
+        f"checks {empty['checks']:.3f} s"
+    )
+    for case in CASES:
+        print(
+            f"{SMALL_ROWS:,} rows ({case}) onto the {args.rows:,}-row table: run {big[case]['run']:.2f} s "
+            f"({big[case]['run'] / empty['run']:.2f}x), checks {big[case]['checks']:.3f} s "
+            f"({big[case]['checks'] / empty['checks']:.2f}x)"
+        )
+    slowest = max(big[case]["run"] for case in CASES if "random" not in case)
+    print(f"ratio: {slowest / empty['run']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
