@@ -131,13 +131,17 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig, target: LoadTarget
     lineage stamped as they are extracted, so a clean load file can be committed as it is.
     """
     connector = get_connector(spec.connector.type)
-    built = connector.build(resumed_config(spec, config))
+    raw = resumed_config(spec, config)
+    stamped = target is not None and not target.merge
+    if stamped and not spec.transforms and "run_id" in connector.config_model.model_fields:
+        raw["run_id"] = target.run_id  # its rows' lineage, for load files written by the connector itself
+    built = connector.build(raw)
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
     if spec.pattern is Pattern.ETL and spec.transforms:
         ctx = _context(spec)
         resource = resource.add_map(lambda table: transform_keeping_rejects(table, spec.transforms, ctx))
-    if target is not None and not target.merge:
+    if stamped:
         resource = resource.add_map(lineage_stamp(target.run_id))
     return dlt.source(name=spec.name)(lambda: resource)()
 

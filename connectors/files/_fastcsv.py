@@ -1,0 +1,324 @@
+"""CSV parsed and typed on all cores by polars, in chunks, into Parquet load files dlt imports as they are.
+
+A chunk (about :data:`CHUNK_BYTES` of whole lines) takes this path only when polars' reading of it is
+provably the record-by-record reading of ``_csv``: UTF-8, no ``\\r``, and every line exactly one record
+with all its fields. polars fills a missing field with ``""`` and reads an empty line as a row of ``""``,
+so the chunk's bytes are accounted for: its length must equal the values' bytes plus the delimiters,
+line breaks and quotes they imply (a quoted value costs two quotes, a quote inside one a second quote),
+and the rows must equal its lines. Otherwise the chunk and the rest of the file go to ``_csv``'s regions.
+
+Declared columns are read exactly as the zone's ``cast_schema`` reads them, or left as text: numbers by
+``cast_schema``'s own polars cast (``cast_schema`` strips blanks first; a value with blanks does not cast
+here), booleans ``true``/``false``/``1``/``0``, dates ``YYYY-MM-DD``, datetimes of the ISO 8601 forms
+by :func:`lakegate.textcast.cast_text` (pyarrow, ~10x polars' ``strptime``); ``""`` is null. A row
+holding any other value is yielded as text with its position, for the zone to cast or quarantine with
+its raw text, as ``_csv`` does. ``tests/connectors/test_files_fast.py`` holds both paths equal.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Final
+
+import polars as pl
+import pyarrow as pa
+
+from connectors.files._rows import header_problem
+from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
+from lakegate.textcast import ISO_8601, cast_text
+
+CHUNK_BYTES = 32 << 20
+"""Bytes of whole lines per chunk: each becomes one load file (and Delta data file) of one row group."""
+
+_TYPES: Final[Mapping[str, pl.DataType]] = {
+    "int32": pl.Int32(),
+    "int64": pl.Int64(),
+    "float32": pl.Float32(),
+    "float64": pl.Float64(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us", "UTC"),
+    "string": pl.String(),
+}
+_ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {
+    pl.Int32(): pa.int32(),
+    pl.Int64(): pa.int64(),
+    pl.Float32(): pa.float32(),
+    pl.Float64(): pa.float64(),
+    pl.Boolean(): pa.bool_(),
+    pl.Date(): pa.date32(),
+    pl.Datetime("us", "UTC"): pa.timestamp("us", "UTC"),
+}
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATETIME = ISO_8601.replace(r"\d", "[0-9]")  # polars' \d is any Unicode digit, pyarrow's an ASCII one
+_UTC = pa.timestamp("us", "UTC")
+_BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
+_VALUE, _FORM = "\x00value", "\x00form"  # suffixes of working columns (no CSV header holds a NUL)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The lineage every row of a load package carries (the zone adopts a file only when it matches)."""
+
+    load_id: str
+    run_id: str
+    ingested_at: datetime
+
+    @classmethod
+    def of(cls, load_id: str, run_id: str) -> Stamp:
+        """The lineage of a package: ingested at the instant of its load id (as the zone reads it)."""
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(Decimal(load_id) * 1_000_000))
+        return cls(load_id, run_id, at)
+
+
+def polars_types(columns: Mapping[str, str]) -> dict[str, pl.DataType] | None:
+    """The declared columns as polars types, or None when one is of a type this path does not read."""
+    types = {}
+    for name, type_name in columns.items():
+        dtype = _TYPES.get("".join(type_name.split()).lower())
+        if dtype is None:
+            return None
+        types[name] = dtype
+    return types
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """What the caller grants this path: the rows' lineage, and a folder on the load packages' filesystem
+    for the Parquet files (dlt hard-links them into the package; the caller removes the folder)."""
+
+    stamp: Stamp
+    folder: Path
+
+
+@dataclass
+class Chunk:
+    """One chunk read: its typed rows written to ``path`` (None: none), its rows left as text."""
+
+    path: str | None
+    typed_rows: int
+    schema: pa.Schema
+    text: pa.Table | None
+
+    @property
+    def rows(self) -> int:
+        return self.typed_rows + (self.text.num_rows if self.text is not None else 0)
+
+    @property
+    def hints(self) -> pa.Table:
+        """An empty table of the load file's schema: dlt's column hints for the imported file."""
+        return self.schema.empty_table()
+
+
+class FastReader:
+    """Reads a CSV file's data lines chunk by chunk (see the module doc)."""
+
+    def __init__(
+        self,
+        handle: IO[bytes],
+        source: str,
+        names: list[str],
+        types: Mapping[str, pl.DataType],
+        delimiter: str,
+        fast: FastPath,
+    ) -> None:
+        self._handle = handle
+        self._source = source
+        self.names = names
+        self._types = types
+        self._delimiter = delimiter
+        self._stamp = fast.stamp
+        self._folder = fast.folder
+        self._files = 0
+        self.unread: bytes | None = None
+        """The bytes read for a header this path does not take (the caller reads the file from them)."""
+
+    @classmethod
+    def open(
+        cls,
+        handle: IO[bytes],
+        source: str,
+        delimiter: str,
+        encoding: str,
+        columns: Mapping[str, str],
+        fast: FastPath | None,
+    ) -> FastReader | None:
+        """A reader positioned after the header, or None when the file's settings rule this path out.
+
+        A header this path does not take (quotes, a byte-order mark, a declared column missing...) is
+        kept in :attr:`unread` and :meth:`chunks` yields nothing.
+        """
+        types = polars_types(columns)
+        if (
+            fast is None
+            or not types
+            or codecs.lookup(encoding).name != "utf-8"
+            or len(delimiter.encode()) != 1
+        ):
+            return None
+        first = handle.readline(1 << 20)
+        try:
+            names = first.decode("utf-8").removesuffix("\n").split(delimiter)
+        except UnicodeDecodeError:
+            names = []
+        reader = cls(handle, source, names, types, delimiter, fast)
+        if (
+            not first.endswith(b"\n")
+            or any(c in first for c in (b'"', b"\r", codecs.BOM_UTF8))
+            or len(names) < 2  # one column: an empty line would read as a value
+            or header_problem(names)
+            or not set(types) <= set(names)
+            or len(set(names)) != len(names)
+            or any(not name for name in names)
+        ):
+            reader.unread = first
+        return reader
+
+    def chunks(self) -> Iterator[Chunk | tuple[bytes, int]]:
+        """The data chunks read; at the first chunk this path does not take, ``(its bytes and all read
+        after them, its first line)`` and nothing more."""
+        if self.unread is not None:
+            return
+        tail, line = b"", 2
+        while block := tail + self._handle.read(CHUNK_BYTES):
+            cut = block.rfind(b"\n") + 1 if len(block) > len(tail) else len(block)
+            if not cut:  # a line longer than a chunk
+                yield block, line
+                return
+            data, tail = block[:cut], block[cut:]
+            chunk = self.chunk(data, line)
+            if chunk is None:
+                yield block, line
+                return
+            yield chunk
+            line += chunk.rows
+
+    def chunk(self, data: bytes, line: int) -> Chunk | None:
+        """``data`` (whole lines from ``line`` on) read, or None when this path cannot prove its reading."""
+        if b"\r" in data:
+            return None
+        names = self.names
+        try:
+            frame = pl.read_csv(
+                data,
+                has_header=False,
+                schema=dict.fromkeys(names, pl.String()),
+                separator=self._delimiter,
+                empty_string_is_null=False,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            return None
+        # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
+        counts = [pl.col(names).str.count_matches("\n", literal=True).sum()]
+        if b'""' in data:
+            counts.append(pl.col(names).str.count_matches('"', literal=True).sum())
+        sizes = frame.select(
+            pl.sum_horizontal(pl.col(names).str.len_bytes().sum()).alias("bytes"),
+            pl.sum_horizontal(pl.col(names).null_count()).alias("nulls"),
+            *(pl.sum_horizontal(count).alias(f"count{i}") for i, count in enumerate(counts)),
+        ).row(0)
+        breaks = frame.height - (not data.endswith(b"\n"))  # one per record: no value holds one
+        quotes = data.count(b'"') - (sizes[3] if len(sizes) > 3 else 0)
+        implied = sizes[0] + quotes + frame.height * (len(names) - 1) + breaks
+        if sizes[1] or sizes[2] or implied != len(data):
+            return None
+        return self._typed(frame, line)
+
+    def _typed(self, frame: pl.DataFrame, line: int) -> Chunk | None:
+        names, types, source = self.names, self._types, pl.lit(self._source, pl.String).alias(SOURCE)
+        typed = [name for name in names if types.get(name, pl.String()) != pl.String]
+        # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
+        frame = frame.with_columns(
+            pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION),
+            *(expr for name in typed for expr in _read(name, types[name])),
+        )
+        ok = pl.all_horizontal(
+            pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
+            for name in typed
+        )
+        frame = frame.with_columns(ok.alias(_FORM) if typed else pl.lit(True).alias(_FORM))
+        good = frame.filter(pl.col(_FORM))
+        schema = arrow_schema(names, types)
+        path = None
+        if good.height:
+            stamp = self._stamp
+            good = good.select(
+                *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names),
+                source,
+                POSITION,
+                pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
+                pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
+                pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
+            )
+            good = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
+            if good is None:
+                return None
+            self._files += 1
+            path = str(self._folder / f"chunk_{os.getpid()}_{id(self)}_{self._files}.parquet")
+            good.write_parquet(path, compression="snappy", statistics=True, row_group_size=good.height)
+        rest = frame.filter(~pl.col(_FORM))
+        text = None
+        if rest.height:
+            as_text = pa.schema(
+                [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
+            )
+            text = rest.select(*names, source, POSITION).to_arrow().cast(as_text)
+        return Chunk(path, good.height, schema, text)
+
+
+def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schema:
+    """The Arrow schema of a typed chunk's load file: the columns, then source, position and lineage."""
+    fields = [pa.field(n, _ARROW.get(types.get(n, pl.String()), pa.string())) for n in names]
+    return pa.schema(
+        [
+            *fields,
+            pa.field(SOURCE, pa.string()),
+            pa.field(POSITION, pa.int64()),
+            pa.field(LOAD_ID, pa.string()),
+            pa.field(RUN_ID, pa.string()),
+            pa.field(INGESTED_AT, pa.timestamp("us", "UTC")),
+        ]
+    )
+
+
+def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | None:
+    """The datetime columns ``names`` (text of :data:`~lakegate.textcast.ISO_8601` forms, or null) read by
+    :func:`~lakegate.textcast.cast_text`, or None when it refuses one (forms mixed in a column, February 30).
+
+    pyarrow's ISO parser is ~10x polars' ``strptime``.
+    """
+    read = {}
+    for name in names:
+        typed = cast_text(frame.get_column(name).to_arrow(), _UTC, forms_checked=True)
+        if typed is None:
+            return None
+        read[name] = pl.Series(name, typed)
+    return frame.with_columns(**read) if read else frame
+
+
+def _read(name: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """The value of ``name`` as ``dtype`` (null when empty or not read), and whether it is empty or of a
+    plain form (see the module doc); a datetime's value stays text of that form, for pyarrow."""
+    raw = pl.col(name)
+    empty = raw == ""
+    if dtype == pl.Boolean:
+        value = raw.replace_strict(_BOOLS, default=None, return_dtype=pl.Boolean)
+        form = pl.lit(True)
+    elif dtype == pl.Date:
+        form = empty | raw.str.contains(_DATE)
+        value = raw.str.to_date("%Y-%m-%d", strict=False)
+    elif isinstance(dtype, pl.Datetime):
+        form = empty | raw.str.contains(_DATETIME)
+        value = pl.when(empty).then(None).otherwise(raw)
+    else:  # cast_schema's own parse (of the stripped text): a value it takes is read alike
+        form = pl.lit(True)
+        value = raw.cast(dtype, strict=False)
+    return value.alias(f"{name}{_VALUE}"), form.alias(f"{name}{_FORM}")
