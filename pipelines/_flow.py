@@ -132,17 +132,17 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig, target: LoadTarget
     """
     connector = get_connector(spec.connector.type)
     raw = resumed_config(spec, config)
-    stamped = target is not None and not target.merge
-    if stamped and not spec.transforms and "run_id" in connector.config_model.model_fields:
-        raw["run_id"] = target.run_id  # its rows' lineage, for load files written by the connector itself
+    run_id = target.run_id if target is not None and not target.merge else None
+    if run_id and not spec.transforms and "run_id" in connector.config_model.model_fields:
+        raw["run_id"] = run_id  # its rows' lineage, for load files written by the connector itself
     built = connector.build(raw)
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
     if spec.pattern is Pattern.ETL and spec.transforms:
         ctx = _context(spec)
         resource = resource.add_map(lambda table: transform_keeping_rejects(table, spec.transforms, ctx))
-    if stamped:
-        resource = resource.add_map(lineage_stamp(target.run_id))
+    if run_id is not None:
+        resource = resource.add_map(lineage_stamp(run_id))
     return dlt.source(name=spec.name)(lambda: resource)()
 
 

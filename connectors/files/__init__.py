@@ -124,12 +124,13 @@ def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
 def _fast_path(config: FilesConfig) -> Iterator[FastPath | None]:
     """The CSV fast path's grant for one file (see ``_fastcsv``) when lakegate stamps lineage (``run_id``)
     and a pipeline is extracting: a folder beside its load packages, removed once the file is extracted."""
+    if config.run_id is None:
+        yield None
+        return
     try:
         load_id = str(dlt.current.load_package_state()["load_id"])
         working_dir = dlt.current.pipeline().working_dir
     except (CurrentLoadPackageStateNotAvailable, PipelineNotActive):
-        load_id = working_dir = None
-    if config.run_id is None or load_id is None or working_dir is None:
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="lakegate-csv-", dir=working_dir))

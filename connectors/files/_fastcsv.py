@@ -258,9 +258,10 @@ class FastReader:
                 pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
                 pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
             )
-            good = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
-            if good is None:
+            timed = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
+            if timed is None:
                 return None
+            good = timed
             self._files += 1
             path = str(self._folder / f"chunk_{os.getpid()}_{id(self)}_{self._files}.parquet")
             good.write_parquet(path, compression="snappy", statistics=True, row_group_size=good.height)

@@ -100,7 +100,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_clean_file_is_typed_in_chunks_and_each_chunk_adopted(
     lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast, slow = both(lakegate_home, "".join(line(i) + "\n" for i in range(200)), monkeypatch)
+    fast, _ = both(lakegate_home, "".join(line(i) + "\n" for i in range(200)), monkeypatch)
 
     assert fast.committed_rows == 200 and fast.quarantined_rows == 0
     assert fast.adopted_jobs > 5  # one load file (and Delta data file) per chunk
@@ -149,7 +149,9 @@ ODD_LINES = [
             id="quoted newline, no final newline",
         ),
         pytest.param("".join(f"{line(i)}\n" for i in range(30)) + line(30) + ",extra\n", id="extra field"),
-        pytest.param("".join(f"{line(i)}\n" for i in range(30)) + line(30, note='x"y') + "\n", id="stray quote"),
+        pytest.param(
+            "".join(f"{line(i)}\n" for i in range(30)) + line(30, note='x"y') + "\n", id="stray quote"
+        ),
     ],
 )
 @pytest.mark.usefixtures("small_chunks")
@@ -165,7 +167,7 @@ def test_values_read_here_are_read_as_cast_schema_reads_them(type_name: str) -> 
         *("12", " 12", "+5", "-3", "", "1e3", "0x10", "1_000", "12.0", "9223372036854775808", "2147483648"),
         *("1.5", "nan", "inf", "-inf", "+1.5", ".5", "5.", "1,5", "infinity", "3.4028235e38", "1e-46"),
         *("0.1000000000000000055511151231257827", "16777217", "true", "false", "1", "0", "True", "t"),
-        *("2024-01-01", "2024-1-1", "2024-02-30", "20240101", "2024-01-01T00:00:00", "１２"),
+        *("2024-01-01", "2024-1-1", "2024-02-30", "20240101", "2024-01-01T00:00:00", "\uff11\uff12"),
     ]
     dtype = _fastcsv.polars_types({"c": type_name})
     assert dtype is not None
