@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dlt
 import fsspec
+import fsspec.utils
 import pyarrow as pa
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract import DltResource
@@ -108,7 +109,7 @@ def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
         log.info("files: %d new file(s) match %s", len(todo), config.url)
         for index, (url, identity) in enumerate(todo, start=1):
             rows = 0
-            with _fast_path(config) as fast:
+            with _fast_path(config, url) as fast:
                 for item in _read(config, url, fast):
                     rows += item.num_rows if isinstance(item, pa.Table) else item.meta.metrics.items_count
                     yield item
@@ -121,11 +122,11 @@ def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
 
 
 @contextmanager
-def _fast_path(config: FilesConfig) -> Iterator[FastPath | None]:
+def _fast_path(config: FilesConfig, url: str) -> Iterator[FastPath | None]:
     """The CSV fast path's grant for one file (see ``_fastcsv``) when lakegate stamps lineage (``run_id``)
     and a pipeline is extracting: a folder beside its load packages, removed once the file is extracted."""
-    if config.run_id is None:
-        yield None
+    if config.run_id is None or fsspec.utils.infer_compression(url) is not None:
+        yield None  # (a compressed stream that breaks off is read region by region, to its last line)
         return
     try:
         load_id = str(dlt.current.load_package_state()["load_id"])

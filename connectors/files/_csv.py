@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from dlt.extract.items import DataItemWithMeta
 
-from connectors.files._fastcsv import Chunk, FastPath, FastReader
+from connectors.files._fastcsv import FastPath, FastReader, Imported, Rest
 from connectors.files._rows import (
     Reject,
     file_reject,
@@ -72,16 +72,19 @@ def read_csv(
     names: list[str] | None = None
     reader = FastReader.open(handle, source, delimiter, encoding, columns or {}, fast)
     if reader is not None:
-        for chunk in reader.chunks():
-            if isinstance(chunk, Chunk):
-                records += chunk.rows
-                if chunk.text is not None:
-                    text.append(chunk.text)
-                if chunk.path is not None:
-                    yield dlt.mark.with_file_import(chunk.path, "parquet", chunk.typed_rows, chunk.hints)
-            else:
-                head, line = chunk
         names = reader.names
+        for item in reader.chunks():
+            if isinstance(item, Imported):
+                records += item.rows
+                yield dlt.mark.with_file_import(item.path, "parquet", item.rows, item.hints)
+            elif isinstance(item, Rest):
+                head, line = item.data, item.line
+            else:
+                records += item.num_rows
+                text.append(item)
+                if sum(t.num_rows for t in text) >= batch_rows:
+                    yield pa.concat_tables(text)
+                    text.clear()
         if reader.unread is not None:  # the header itself was not for this path
             head, names = reader.unread, None
     regions = Regions(handle, encoding, CSV_BLOCK_BYTES, head=head, at_start=names is None)

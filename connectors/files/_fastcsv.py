@@ -18,8 +18,8 @@ its raw text, as ``_csv`` does. ``tests/connectors/test_files_fast.py`` holds bo
 from __future__ import annotations
 
 import codecs
-import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,13 +28,17 @@ from typing import IO, Final
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from connectors.files._rows import header_problem
+from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
 from lakegate.textcast import ISO_8601, cast_text
 
-CHUNK_BYTES = 32 << 20
-"""Bytes of whole lines per chunk: each becomes one load file (and Delta data file) of one row group."""
+CHUNK_BYTES = 16 << 20
+"""Bytes of whole lines per chunk (about 125k rows of a 12-column file): one row group of a load file."""
+FILE_ROWS = 1_000_000
+"""Rows after which a load file (and the Delta data file it becomes) is finished."""
 
 _TYPES: Final[Mapping[str, pl.DataType]] = {
     "int32": pl.Int32(),
@@ -97,23 +101,26 @@ class FastPath:
     folder: Path
 
 
-@dataclass
-class Chunk:
-    """One chunk read: its typed rows written to ``path`` (None: none), its rows left as text."""
+@dataclass(frozen=True)
+class Imported:
+    """A finished Parquet load file of typed rows, for dlt to import as it is."""
 
-    path: str | None
-    typed_rows: int
+    path: str
+    rows: int
     schema: pa.Schema
-    text: pa.Table | None
-
-    @property
-    def rows(self) -> int:
-        return self.typed_rows + (self.text.num_rows if self.text is not None else 0)
 
     @property
     def hints(self) -> pa.Table:
-        """An empty table of the load file's schema: dlt's column hints for the imported file."""
+        """An empty table of the file's schema: dlt's column hints for the imported file."""
         return self.schema.empty_table()
+
+
+@dataclass(frozen=True)
+class Rest:
+    """Where this path stops: the bytes read from there on, and their first line."""
+
+    data: bytes
+    line: int
 
 
 class FastReader:
@@ -135,7 +142,7 @@ class FastReader:
         self._delimiter = delimiter
         self._stamp = fast.stamp
         self._folder = fast.folder
-        self._files = 0
+        self._failed = False
         self.unread: bytes | None = None
         """The bytes read for a header this path does not take (the caller reads the file from them)."""
 
@@ -162,14 +169,17 @@ class FastReader:
             or len(delimiter.encode()) != 1
         ):
             return None
-        first = handle.readline(1 << 20)
+        try:
+            first = handle.readline(1 << 20)
+        except READ_ERRORS:
+            first = b""
         try:
             names = first.decode("utf-8").removesuffix("\n").split(delimiter)
         except UnicodeDecodeError:
             names = []
         reader = cls(handle, source, names, types, delimiter, fast)
         if (
-            not first.endswith(b"\n")
+            not first.endswith(b"\n")  # (also the file's end, or a read that failed)
             or any(c in first for c in (b'"', b"\r", codecs.BOM_UTF8))
             or len(names) < 2  # one column: an empty line would read as a value
             or header_problem(names)
@@ -180,27 +190,46 @@ class FastReader:
             reader.unread = first
         return reader
 
-    def chunks(self) -> Iterator[Chunk | tuple[bytes, int]]:
-        """The data chunks read; at the first chunk this path does not take, ``(its bytes and all read
-        after them, its first line)`` and nothing more."""
+    def chunks(self) -> Iterator[Imported | pa.Table | Rest]:
+        """Typed rows as load files, rows left as text as tables, and at the first chunk this path does
+        not take, :class:`Rest` and nothing more."""
         if self.unread is not None:
             return
         tail, line = b"", 2
-        while block := tail + self._handle.read(CHUNK_BYTES):
-            cut = block.rfind(b"\n") + 1 if len(block) > len(tail) else len(block)
-            if not cut:  # a line longer than a chunk
-                yield block, line
-                return
-            data, tail = block[:cut], block[cut:]
-            chunk = self.chunk(data, line)
-            if chunk is None:
-                yield block, line
-                return
-            yield chunk
-            line += chunk.rows
+        with ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as pool:
+            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", pool)
+            while block := tail + self._read():
+                cut = block.rfind(b"\n") + 1 if len(block) > len(tail) else len(block)
+                read = self.chunk(block[:cut], line) if cut else None
+                if read is None or self._failed:  # a line longer than a chunk, a chunk polars does not
+                    # read alike, or a read that failed (the regions read what is left and report it)
+                    yield from file.close()
+                    yield Rest(block, line)
+                    return
+                tail = block[cut:]
+                del block
+                typed, text, rows = read
+                if typed is not None:
+                    yield from file.write(typed)
+                if text is not None:
+                    yield text
+                line += rows
+            yield from file.close()
 
-    def chunk(self, data: bytes, line: int) -> Chunk | None:
-        """``data`` (whole lines from ``line`` on) read, or None when this path cannot prove its reading."""
+    def _read(self) -> bytes:
+        """The next bytes of the file; b"" at its end or when reading fails (the regions that read on from
+        there meet the failure again and report it)."""
+        if self._failed:
+            return b""
+        try:
+            return self._handle.read(CHUNK_BYTES)
+        except READ_ERRORS:
+            self._failed = True
+            return b""
+
+    def chunk(self, data: bytes, line: int) -> tuple[pa.Table | None, pa.Table | None, int] | None:
+        """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text, records), or None when
+        this path cannot prove its reading."""
         if b"\r" in data:
             return None
         names = self.names
@@ -232,7 +261,7 @@ class FastReader:
             return None
         return self._typed(frame, line)
 
-    def _typed(self, frame: pl.DataFrame, line: int) -> Chunk | None:
+    def _typed(self, frame: pl.DataFrame, line: int) -> tuple[pa.Table | None, pa.Table | None, int] | None:
         names, types, source = self.names, self._types, pl.lit(self._source, pl.String).alias(SOURCE)
         typed = [name for name in names if types.get(name, pl.String()) != pl.String]
         # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
@@ -244,10 +273,11 @@ class FastReader:
             pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
             for name in typed
         )
-        frame = frame.with_columns(ok.alias(_FORM) if typed else pl.lit(True).alias(_FORM))
-        good = frame.filter(pl.col(_FORM))
+        ok_rows = frame.select(ok if typed else pl.repeat(True, frame.height)).to_series()
+        every = bool(ok_rows.all())
+        good = frame if every else frame.filter(ok_rows)
         schema = arrow_schema(names, types)
-        path = None
+        table = None
         if good.height:
             stamp = self._stamp
             good = good.select(
@@ -261,18 +291,56 @@ class FastReader:
             timed = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
             if timed is None:
                 return None
-            good = timed
-            self._files += 1
-            path = str(self._folder / f"chunk_{os.getpid()}_{id(self)}_{self._files}.parquet")
-            good.write_parquet(path, compression="snappy", statistics=True, row_group_size=good.height)
-        rest = frame.filter(~pl.col(_FORM))
+            table = timed.to_arrow().cast(schema)
         text = None
-        if rest.height:
+        if not every:
             as_text = pa.schema(
                 [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
             )
-            text = rest.select(*names, source, POSITION).to_arrow().cast(as_text)
-        return Chunk(path, good.height, schema, text)
+            text = frame.filter(~ok_rows).select(*names, source, POSITION).to_arrow().cast(as_text)
+        return table, text, frame.height
+
+
+class _File:
+    """The load file being written: row groups encoded on a thread while the next chunk is parsed."""
+
+    def __init__(self, stem: Path, pool: ThreadPoolExecutor) -> None:
+        self._stem = stem
+        self._pool = pool
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: Future[None] | None = None
+        self._path = ""
+        self._rows = 0
+        self._files = 0
+
+    def write(self, table: pa.Table) -> Iterator[Imported]:
+        """Add ``table`` as one row group; yields the file once it holds :data:`FILE_ROWS` rows."""
+        if self._writer is None:
+            self._files += 1
+            self._path = f"{self._stem}.{self._files}.parquet"
+            strings = [f.name for f in table.schema if f.type == pa.string()]
+            self._writer = pq.ParquetWriter(
+                self._path, table.schema, compression="snappy", use_dictionary=strings
+            )
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=table.num_rows)
+        self._rows += table.num_rows
+        if self._rows >= FILE_ROWS:
+            yield from self.close()
+
+    def close(self) -> Iterator[Imported]:
+        """Finish the file being written, if any, and yield it."""
+        if self._writer is None:
+            return
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        schema = self._writer.schema
+        self._writer.close()
+        self._writer = None
+        yield Imported(self._path, self._rows, schema)
+        self._rows = 0
 
 
 def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schema:
