@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,6 +63,7 @@ _ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATETIME = ISO_8601.replace(r"\d", "[0-9]")  # polars' \d is any Unicode digit, pyarrow's an ASCII one
 _UTC = pa.timestamp("us", "UTC")
+_CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
 _BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
 _VALUE, _FORM = "\x00value", "\x00form"  # suffixes of working columns (no CSV header holds a NUL)
 
@@ -230,7 +232,9 @@ class FastReader:
     def chunk(self, data: bytes, line: int) -> tuple[pa.Table | None, pa.Table | None, int] | None:
         """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text, records), or None when
         this path cannot prove its reading."""
-        if b"\r" in data:
+        raw = np.frombuffer(data, np.uint8)  # numpy counts bytes ~5x faster than bytes.count
+        quotes = raw == _QUOTE
+        if (raw == _CR).any():
             return None
         names = self.names
         try:
@@ -246,19 +250,19 @@ class FastReader:
         except pl.exceptions.PolarsError:
             return None
         # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
-        quoted = b'""' in data
+        escaped = bool(np.count_nonzero(quotes[1:] & quotes[:-1]))
         sizes = frame.select(
             pl.sum_horizontal(pl.col(names).str.len_bytes().sum()).alias("bytes"),
             pl.sum_horizontal(pl.col(names).null_count()).alias("nulls"),
             (
                 pl.sum_horizontal(pl.col(names).str.count_matches('"', literal=True).sum())
-                if quoted
+                if escaped
                 else pl.lit(0)
             ).alias("quotes"),
         ).row(0)
         breaks = frame.height - (not data.endswith(b"\n"))  # one per record, none inside a value
-        implied = sizes[0] + data.count(b'"') - sizes[2] + frame.height * (len(names) - 1) + breaks
-        if sizes[1] or implied != len(data) or data.count(b"\n") != breaks:
+        implied = sizes[0] + np.count_nonzero(quotes) - sizes[2] + frame.height * (len(names) - 1) + breaks
+        if sizes[1] or implied != len(data) or np.count_nonzero(raw == _LF) != breaks:
             return None
         return self._typed(frame, line)
 
