@@ -169,6 +169,7 @@ class FastReader:
             or not types
             or codecs.lookup(encoding).name != "utf-8"
             or len(delimiter.encode()) != 1
+            or delimiter in '"\r\n'
         ):
             return None
         try:
