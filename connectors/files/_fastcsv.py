@@ -36,8 +36,13 @@ from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
 from lakegate.textcast import ISO_8601, cast_text
 
-CHUNK_BYTES = 12 << 20
-"""Bytes of whole lines per chunk (about 95k rows of a 12-column file): one row group of a load file."""
+CHUNK_BYTES = 8 << 20
+"""Bytes of whole lines parsed at a time (about 63k rows of a 12-column file; polars' string columns take
+about ten times that while it parses)."""
+ROW_GROUP_ROWS = 150_000
+"""Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
+positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
+(one gathering, one being encoded)."""
 FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
 
@@ -203,14 +208,15 @@ class FastReader:
             file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", pool)
             while block := tail + self._read():
                 cut = block.rfind(b"\n") + 1 if len(block) > len(tail) else len(block)
-                read = self.chunk(block[:cut], line) if cut else None
+                data, tail = block[:cut], block[cut:]
+                del block
+                read = self.chunk(data, line) if cut else None
                 if read is None or self._failed:  # a line longer than a chunk, a chunk polars does not
                     # read alike, or a read that failed (the regions read what is left and report it)
                     yield from file.close()
-                    yield Rest(block, line)
+                    yield Rest(data + tail, line)
                     return
-                tail = block[cut:]
-                del block
+                del data
                 typed, text, rows = read
                 if typed is not None:
                     yield from file.write(typed)
@@ -308,35 +314,47 @@ class FastReader:
 
 
 class _File:
-    """The load file being written: row groups encoded on a thread while the next chunk is parsed."""
+    """The load file being written: chunks gathered into row groups of :data:`ROW_GROUP_ROWS`, each
+    encoded on a thread while the next chunks are parsed."""
 
     def __init__(self, stem: Path, pool: ThreadPoolExecutor) -> None:
         self._stem = stem
         self._pool = pool
         self._writer: pq.ParquetWriter | None = None
         self._pending: Future[None] | None = None
+        self._group: list[pa.Table] = []
         self._path = ""
         self._rows = 0
         self._files = 0
 
     def write(self, table: pa.Table) -> Iterator[Imported]:
-        """Add ``table`` as one row group; yields the file once it holds :data:`FILE_ROWS` rows."""
-        if self._writer is None:
-            self._files += 1
-            self._path = f"{self._stem}.{self._files}.parquet"
-            strings = [f.name for f in table.schema if f.type == pa.string()]
-            self._writer = pq.ParquetWriter(
-                self._path, table.schema, compression="snappy", use_dictionary=strings
-            )
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=table.num_rows)
+        """Add ``table``; yields the file once it holds :data:`FILE_ROWS` rows."""
+        self._group.append(table)
         self._rows += table.num_rows
         if self._rows >= FILE_ROWS:
             yield from self.close()
+        elif sum(t.num_rows for t in self._group) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._group:
+            return
+        group = pa.concat_tables(self._group)
+        self._group = []
+        if self._writer is None:
+            self._files += 1
+            self._path = f"{self._stem}.{self._files}.parquet"
+            strings = [f.name for f in group.schema if f.type == pa.string()]
+            self._writer = pq.ParquetWriter(
+                self._path, group.schema, compression="snappy", use_dictionary=strings
+            )
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._writer.write_table, group, row_group_size=group.num_rows)
 
     def close(self) -> Iterator[Imported]:
         """Finish the file being written, if any, and yield it."""
+        self._flush()
         if self._writer is None:
             return
         if self._pending is not None:
