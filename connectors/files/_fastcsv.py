@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
-from lakegate.textcast import ISO_8601, cast_text
+from lakegate.textcast import cast_text
 
 CHUNK_BYTES = 8 << 20
 """Bytes of whole lines parsed at a time (about 63k rows of a 12-column file; polars' string columns take
@@ -66,7 +66,12 @@ _ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {
     pl.Datetime("us", "UTC"): pa.timestamp("us", "UTC"),
 }
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_DATETIME = ISO_8601.replace(r"\d", "[0-9]")  # polars' \d is any Unicode digit, pyarrow's an ASCII one
+# The ISO 8601 forms textcast reads (lakegate.textcast.ISO_8601), split into those without an offset (read
+# as UTC) and those with one: a chunk types the forms of its first datetime, the others stay text (textcast
+# reads a column of one kind only). [0-9]: polars' \d is any Unicode digit, pyarrow's an ASCII one.
+_DAY, _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_NAIVE, _AWARE = f"{_DAY}({_TIME})?$", f"{_DAY}{_TIME}{_OFFSET}"
 _UTC = pa.timestamp("us", "UTC")
 _CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
 _BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
@@ -279,7 +284,7 @@ class FastReader:
         # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
         frame = frame.with_columns(
             pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION),
-            *(expr for name in typed for expr in _read(name, types[name])),
+            *(expr for name in typed for expr in _read(name, types[name], _aware(frame, name, types[name]))),
         )
         ok = pl.all_horizontal(
             pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
@@ -397,7 +402,16 @@ def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | No
     return frame.with_columns(**read) if read else frame
 
 
-def _read(name: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _aware(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> bool:
+    """Whether the first datetime of column ``name`` has an offset (False for other columns)."""
+    if not isinstance(dtype, pl.Datetime):
+        return False
+    values = frame.get_column(name).head(64)
+    first = values.filter(values != "")
+    return bool(first.len()) and bool(first.str.contains(_OFFSET)[0])
+
+
+def _read(name: str, dtype: pl.DataType, aware: bool = False) -> tuple[pl.Expr, pl.Expr]:
     """The value of ``name`` as ``dtype`` (null when empty or not read), and whether it is empty or of a
     plain form (see the module doc); a datetime's value stays text of that form, for pyarrow."""
     raw = pl.col(name)
@@ -409,7 +423,7 @@ def _read(name: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
         form = empty | raw.str.contains(_DATE)
         value = raw.str.to_date("%Y-%m-%d", strict=False)
     elif isinstance(dtype, pl.Datetime):
-        form = empty | raw.str.contains(_DATETIME)
+        form = empty | raw.str.contains(_AWARE if aware else _NAIVE)
         value = pl.when(empty).then(None).otherwise(raw)
     else:  # cast_schema's own parse (of the stripped text): a value it takes is read alike
         form = pl.lit(True)

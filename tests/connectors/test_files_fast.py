@@ -7,6 +7,7 @@ and the quarantine row by row.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import polars as pl
@@ -188,3 +189,41 @@ def test_values_read_here_are_read_as_cast_schema_reads_them(type_name: str) -> 
 def test_the_lineage_stamped_here_is_the_zones() -> None:
     for load_id in ("1796055171.7345698", "1700000000.5", "1700000000"):
         assert _fastcsv.Stamp.of(load_id, "r").ingested_at == ingested_at(load_id)
+
+
+HAZARDS = [
+    lambda i: line(i)[:12],  # missing fields
+    lambda i: line(i) + ",extra",
+    lambda i: "",  # an empty line
+    lambda i: line(i, note='"two\nlines"'),
+    lambda i: line(i, note='x"y'),
+    lambda i: line(i) + "\r",
+]
+ODD_VALUES = [{"qty": "n/a"}, {"price": " 2.5"}, {"gift": "maybe"}, {"at": "2024-01-01T10:00Z"}, {"day": "x"}]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.usefixtures("small_chunks")
+def test_seeded_files_with_rare_hazards_commit_what_the_region_path_does(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    rng = random.Random(seed)
+    lines = []
+    for i in range(300):
+        if i >= 100 and rng.random() < 0.01:  # hazards after some chunks the fast path takes
+            lines.append(rng.choice(HAZARDS)(i))
+        elif rng.random() < 0.05:
+            lines.append(line(i, **rng.choice(ODD_VALUES)))
+        else:
+            lines.append(line(i))
+    taken = []
+    chunk = _fastcsv.FastReader.chunk
+
+    def counted(self: _fastcsv.FastReader, data: bytes, at: int) -> object:
+        read = chunk(self, data, at)
+        taken.append(read is not None)
+        return read
+
+    monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
+    both(lakegate_home, "\n".join(lines) + rng.choice(["", "\n"]), monkeypatch)
+    assert any(taken)  # the fast path read some of the file (a reject makes dlt rewrite its load files)
