@@ -1,7 +1,7 @@
 """CSV parsed and typed on all cores by polars, in chunks, into Parquet load files dlt imports as they are.
 
 A chunk (about :data:`CHUNK_BYTES` of whole lines) takes this path only when polars' reading of it is
-provably the record-by-record reading of ``_csv``: UTF-8, no ``\\r``, and every line exactly one record
+provably the record-by-record reading of ``_csv``: UTF-8, lines ending ``\\n`` or ``\\r\\n``, every line exactly one record
 with all its fields. polars fills a missing field with ``""`` and reads an empty line as a row of ``""``,
 so the chunk's bytes are accounted for: its length must equal the values' bytes plus the delimiters,
 line breaks and quotes they imply (a quoted value costs two quotes, a quote inside one a second quote),
@@ -187,13 +187,13 @@ class FastReader:
         except READ_ERRORS:
             first = b""
         try:
-            names = first.decode("utf-8").removesuffix("\n").split(delimiter)
+            names = first.decode("utf-8").removesuffix("\n").removesuffix("\r").split(delimiter)
         except UnicodeDecodeError:
             names = []
         reader = cls(handle, source, names, types, delimiter, fast)
         if (
             not first.endswith(b"\n")  # (also the file's end, or a read that failed)
-            or any(c in first for c in (b'"', b"\r", codecs.BOM_UTF8))
+            or any(c in first.removesuffix(b"\r\n") for c in (b'"', b"\r", codecs.BOM_UTF8))
             or len(names) < 2  # one column: an empty line would read as a value
             or header_problem(names)
             or not set(types) <= set(names)
@@ -246,8 +246,6 @@ class FastReader:
         this path cannot prove its reading."""
         raw = np.frombuffer(data, np.uint8)  # numpy counts bytes ~5x faster than bytes.count
         quotes = raw == _QUOTE
-        if (raw == _CR).any():
-            return None
         names = self.names
         try:
             frame = pl.read_csv(
@@ -273,8 +271,13 @@ class FastReader:
             ).alias("quotes"),
         ).row(0)
         breaks = frame.height - (not data.endswith(b"\n"))  # one per record, none inside a value
-        implied = sizes[0] + np.count_nonzero(quotes) - sizes[2] + frame.height * (len(names) - 1) + breaks
-        if sizes[1] or implied != len(data) or np.count_nonzero(raw == _LF) != breaks:
+        crs = _carriage_returns(raw, breaks)
+        if np.count_nonzero(raw == _LF) != breaks or crs is None:
+            return None
+        implied = (
+            sizes[0] + np.count_nonzero(quotes) - sizes[2] + frame.height * (len(names) - 1) + breaks + crs
+        )
+        if sizes[1] or implied != len(data):
             return None
         return self._typed(frame, line)
 
@@ -385,6 +388,16 @@ def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schem
             pa.field(INGESTED_AT, pa.timestamp("us", "UTC")),
         ]
     )
+
+
+def _carriage_returns(raw: np.ndarray, breaks: int) -> int | None:
+    """The chunk's ``\r`` bytes: none, or one before the ``\n`` of every line break (polars drops those);
+    None otherwise (to the region reader a lone ``\r`` is a line break)."""
+    crs = raw == _CR
+    count = int(np.count_nonzero(crs))
+    if count and (count != breaks or int(np.count_nonzero(crs[:-1] & (raw[1:] == _LF))) != count):
+        return None
+    return count
 
 
 def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | None:

@@ -112,6 +112,18 @@ def test_a_clean_file_is_typed_in_chunks_and_each_chunk_adopted(
 
 
 @pytest.mark.usefixtures("small_chunks")
+def test_a_file_with_crlf_line_ends_takes_the_fast_path(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [line(i) for i in range(120)]
+    lines[7] = line(7, qty="n/a")
+    fast, _ = both(lakegate_home, "".join(f"{x}\r\n" for x in lines), monkeypatch)
+
+    assert (fast.committed_rows, fast.quarantined_rows) == (119, 1)
+    assert fast.adopted_jobs >= 2  # the region path would write one load file of typed rows
+
+
+@pytest.mark.usefixtures("small_chunks")
 def test_one_bad_value_in_the_last_chunk_is_quarantined_at_its_line(
     lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +158,9 @@ ODD_LINES = [
         pytest.param("".join(f"{line(i)}\n" for i in range(30)) + line(30)[:9] + "\n", id="missing fields"),
         pytest.param("".join(f"{line(i)}\n" for i in range(30)) + "\n" + line(31) + "\n", id="empty line"),
         pytest.param("".join(f"{line(i)}\r\n" for i in range(30)), id="crlf"),
+        pytest.param("".join(f"{line(i)}\r\n" for i in range(30)) + line(30) + "\n", id="crlf and lf"),
+        pytest.param("".join(f"{line(i)}\r\n" for i in range(30)) + line(30) + "\r", id="final lone cr"),
+        pytest.param("".join(f"{line(i)}\n" for i in range(30)) + line(30, note="a\rb") + "\n", id="lone cr"),
         pytest.param(
             "".join(f"{line(i)}\n" for i in range(30)) + line(30, note='"two\nlines"') + "\n" + line(31),
             id="quoted newline, no final newline",
