@@ -5,7 +5,8 @@ provably the record-by-record reading of ``_csv``: UTF-8, lines ending ``\\n`` o
 exactly one record with all its fields. polars fills a missing field with ``""``, reads an empty line as a
 row of ``""`` and keeps a lone ``\\r`` in a value, so the chunk's bytes are accounted for: its length must
 equal the values' bytes plus the delimiters, line breaks and quotes they imply (a quoted value costs two
-quotes, a quote inside one a second quote), and its line breaks must equal its rows. Otherwise the chunk and the rest of the file go to ``_csv``'s regions.
+quotes, a quote inside one a second quote), and its line breaks must equal its rows. Otherwise the
+chunk and the rest of the file go to ``_csv``'s regions.
 
 Declared columns are read exactly as the zone's ``cast_schema`` reads them, or left as text: numbers by
 ``cast_schema``'s own polars cast (``cast_schema`` strips blanks first; a value with blanks does not cast
