@@ -133,8 +133,9 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig, target: LoadTarget
     connector = get_connector(spec.connector.type)
     raw = resumed_config(spec, config)
     run_id = target.run_id if target is not None and not target.merge else None
-    if run_id and not spec.transforms and "run_id" in connector.config_model.model_fields:
-        raw["run_id"] = run_id  # its rows' lineage, for load files written by the connector itself
+    if "run_id" in connector.config_model.model_fields:  # lakegate's to fill, never the defs.yaml's
+        # the rows' lineage, for load files the connector writes itself (not when transforms run in flight)
+        raw["run_id"] = None if spec.transforms else run_id
     built = connector.build(raw)
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
