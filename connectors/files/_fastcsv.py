@@ -19,6 +19,7 @@ its raw text, as ``_csv`` does. ``tests/connectors/test_files_fast.py`` holds bo
 from __future__ import annotations
 
 import codecs
+from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,10 +38,10 @@ from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
 from lakegate.textcast import cast_text
 
-CHUNK_BYTES = 8 << 20
-"""Bytes of whole lines parsed at a time (about 63k rows of a 12-column file; polars' string columns take
-about ten times that while it parses)."""
-ROW_GROUP_ROWS = 150_000
+CHUNK_BYTES = 4 << 20
+"""Bytes of whole lines parsed at a time (about 31k rows of a 12-column file; polars' string columns take
+about ten times that while it parses; two chunks are parsed at a time)."""
+ROW_GROUP_ROWS = 100_000
 """Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
 positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
 (one gathering, one being encoded)."""
@@ -75,6 +76,9 @@ _OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _NAIVE, _AWARE = f"{_DAY}({_TIME})?$", f"{_DAY}{_TIME}{_OFFSET}"
 _UTC = pa.timestamp("us", "UTC")
 _CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
+_AHEAD = 2  # chunks parsed at a time
+_Read = tuple[pa.Table | None, pa.Table | None]
+"""A chunk read: its typed rows (with lineage) and its rows left as text (with their lines)."""
 _BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
 _VALUE, _FORM = "\x00value", "\x00form"  # suffixes of working columns (no CSV header holds a NUL)
 
@@ -206,29 +210,48 @@ class FastReader:
 
     def chunks(self) -> Iterator[Imported | pa.Table | Rest]:
         """Typed rows as load files, rows left as text as tables, and at the first chunk this path does
-        not take, :class:`Rest` and nothing more."""
+        not take, :class:`Rest` and nothing more.
+
+        Two chunks are parsed at a time, on two threads (polars and numpy release the GIL): a chunk's
+        first line is known before it is parsed, as a chunk is taken only when each line is one record.
+        """
         if self.unread is not None:
             return
-        tail, line = b"", 2
-        with ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as pool:
-            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", pool)
-            while block := tail + self._read():
-                cut = block.rfind(b"\n") + 1 if len(block) > len(tail) else len(block)
-                data, tail = block[:cut], block[cut:]
-                del block
-                read = self.chunk(data, line) if cut else None
-                if read is None or self._failed:  # a line longer than a chunk, a chunk polars does not
-                    # read alike, or a read that failed (the regions read what is left and report it)
+        tail, line, more = b"", 2, True
+        ahead: deque[tuple[bytes, int, Future[_Read | None] | None]] = deque()
+        with (
+            ThreadPoolExecutor(_AHEAD, thread_name_prefix="lakegate-csv-fast") as parse,
+            ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
+        ):
+            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode)
+            while True:
+                while more and len(ahead) < _AHEAD:
+                    block = tail + (read := self._read())
+                    more = bool(read)
+                    cut = block.rfind(b"\n") + 1 if more else len(block)
+                    data, tail = block[:cut], block[cut:]
+                    del block
+                    if not data or self._failed:  # a line longer than a chunk, or a read that failed
+                        ahead.append((data + tail, line, None))  # (the regions read on and report it)
+                        more = False
+                    elif data:
+                        ahead.append((data, line, parse.submit(self.chunk, data, line)))
+                        line += int(np.count_nonzero(np.frombuffer(data, np.uint8) == _LF))
+                        line += not data.endswith(b"\n")
+                if not ahead:
+                    break
+                data, at, future = ahead.popleft()
+                done = future.result() if future is not None else None
+                if done is None:  # (or a chunk polars does not read alike)
                     yield from file.close()
-                    yield Rest(data + tail, line)
+                    yield Rest(data + b"".join(later for later, _, _ in ahead) + tail, at)
                     return
                 del data
-                typed, text, rows = read
+                typed, text = done
                 if typed is not None:
                     yield from file.write(typed)
                 if text is not None:
                     yield text
-                line += rows
             yield from file.close()
 
     def _read(self) -> bytes:
@@ -242,9 +265,9 @@ class FastReader:
             self._failed = True
             return b""
 
-    def chunk(self, data: bytes, line: int) -> tuple[pa.Table | None, pa.Table | None, int] | None:
-        """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text, records), or None when
-        this path cannot prove its reading."""
+    def chunk(self, data: bytes, line: int) -> _Read | None:
+        """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text), or None when this
+        path cannot prove its reading."""
         raw = np.frombuffer(data, np.uint8)  # numpy counts bytes ~5x faster than bytes.count
         quotes = raw == _QUOTE
         names = self.names
@@ -282,7 +305,7 @@ class FastReader:
             return None
         return self._typed(frame, line)
 
-    def _typed(self, frame: pl.DataFrame, line: int) -> tuple[pa.Table | None, pa.Table | None, int] | None:
+    def _typed(self, frame: pl.DataFrame, line: int) -> _Read | None:
         names, types, source = self.names, self._types, pl.lit(self._source, pl.String).alias(SOURCE)
         typed = [name for name in names if types.get(name, pl.String()) != pl.String]
         # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
@@ -319,7 +342,7 @@ class FastReader:
                 [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
             )
             text = frame.filter(~ok_rows).select(*names, source, POSITION).to_arrow().cast(as_text)
-        return table, text, frame.height
+        return table, text
 
 
 class _File:
