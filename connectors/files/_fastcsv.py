@@ -228,13 +228,15 @@ class FastReader:
                 while more and len(ahead) < _AHEAD:
                     block = tail + (read := self._read())
                     more = bool(read)
+                    if not block:
+                        break
                     cut = block.rfind(b"\n") + 1 if more else len(block)
                     data, tail = block[:cut], block[cut:]
                     del block
                     if not data or self._failed:  # a line longer than a chunk, or a read that failed
                         ahead.append((data + tail, line, None))  # (the regions read on and report it)
                         more = False
-                    elif data:
+                    else:
                         ahead.append((data, line, parse.submit(self.chunk, data, line)))
                         line += int(np.count_nonzero(np.frombuffer(data, np.uint8) == _LF))
                         line += not data.endswith(b"\n")
@@ -319,13 +321,16 @@ class FastReader:
         )
         ok_rows = frame.select(ok if typed else pl.repeat(True, frame.height)).to_series()
         every = bool(ok_rows.all())
-        good = frame if every else frame.filter(ok_rows)
+        values = frame.select(
+            *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names), POSITION
+        )
+        good = values if every else values.filter(ok_rows)
         schema = arrow_schema(names, types)
         table = None
         if good.height:
             stamp = self._stamp
             good = good.select(
-                *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names),
+                *names,
                 source,
                 POSITION,
                 pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
@@ -341,7 +346,8 @@ class FastReader:
             as_text = pa.schema(
                 [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
             )
-            text = frame.filter(~ok_rows).select(*names, source, POSITION).to_arrow().cast(as_text)
+            rest = frame.select(*names, POSITION).filter(~ok_rows)
+            text = rest.select(*names, source, POSITION).to_arrow().cast(as_text)
         return table, text
 
 
