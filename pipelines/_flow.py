@@ -131,14 +131,19 @@ def ingest_source(spec: PipelineSpec, config: LakegateConfig, target: LoadTarget
     lineage stamped as they are extracted, so a clean load file can be committed as it is.
     """
     connector = get_connector(spec.connector.type)
-    built = connector.build(resumed_config(spec, config))
+    raw = resumed_config(spec, config)
+    run_id = target.run_id if target is not None and not target.merge else None
+    if "run_id" in connector.config_model.model_fields:  # lakegate's to fill, never the defs.yaml's
+        # the rows' lineage, for load files the connector writes itself (not when transforms run in flight)
+        raw["run_id"] = None if spec.transforms else run_id
+    built = connector.build(raw)
     resource = built if isinstance(built, DltResource) else _single_resource(built, spec)
     resource = resource.with_name(spec.name)
     if spec.pattern is Pattern.ETL and spec.transforms:
         ctx = _context(spec)
         resource = resource.add_map(lambda table: transform_keeping_rejects(table, spec.transforms, ctx))
-    if target is not None and not target.merge:
-        resource = resource.add_map(lineage_stamp(target.run_id))
+    if run_id is not None:
+        resource = resource.add_map(lineage_stamp(run_id))
     return dlt.source(name=spec.name)(lambda: resource)()
 
 

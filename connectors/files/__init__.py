@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dlt
 import fsspec
+import fsspec.utils
 import pyarrow as pa
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract import DltResource
+from dlt.extract.items import DataItemWithMeta
+from dlt.pipeline.exceptions import PipelineNotActive
 
 from connectors._contract import Connector, ConnectorError, Kind
+from connectors.files._fastcsv import FastPath, Stamp
 from connectors.files._readers import read_csv, read_json, read_parquet
 from connectors.files.config import FilesConfig
 from lakegate.package import STATE_KEY, UNITS
@@ -63,7 +71,7 @@ def discover(config: FilesConfig) -> list[tuple[str, str]]:
     return found
 
 
-def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
+def _read(config: FilesConfig, url: str, fast: FastPath | None) -> Iterator[pa.Table | DataItemWithMeta]:
     fmt = config.format_of(url)
     delimiter = config.delimiter
     if "delimiter" not in config.model_fields_set and config.is_tsv(url):
@@ -77,6 +85,7 @@ def _read(config: FilesConfig, url: str) -> Iterator[pa.Table]:
                 encoding=config.encoding,
                 batch_rows=config.batch_rows,
                 columns=config.columns,
+                fast=fast,
             )
         elif fmt == "parquet":
             yield from read_parquet(handle, url, batch_rows=config.batch_rows)
@@ -95,20 +104,41 @@ def files_resource(config: FilesConfig, name: str = "files") -> DltResource:
     (``config.resume``) as Arrow tables."""
 
     @dlt.resource(name=name, write_disposition="append")
-    def files() -> Iterator[pa.Table]:
+    def files() -> Iterator[pa.Table | DataItemWithMeta]:
         todo = [(url, ident) for url, ident in discover(config) if file_source(ident) not in config.resume]
         log.info("files: %d new file(s) match %s", len(todo), config.url)
         for index, (url, identity) in enumerate(todo, start=1):
             rows = 0
-            for table in _read(config, url):
-                rows += table.num_rows
-                yield table
+            with _fast_path(config, url) as fast:
+                for item in _read(config, url, fast):
+                    rows += item.num_rows if isinstance(item, pa.Table) else item.meta.metrics.items_count
+                    yield item
             # Only once the whole file is in the package: the destination commits the identity with the
             # package's last load job, so it is in the zone exactly when all of the file's rows are.
             _record_unit(file_source(identity), expires=config.archive is not None)
             log.info("files: [%d/%d] %s: %d row(s) read", index, len(todo), url, rows)
 
     return files
+
+
+@contextmanager
+def _fast_path(config: FilesConfig, url: str) -> Iterator[FastPath | None]:
+    """The CSV fast path's grant for one file (see ``_fastcsv``) when lakegate stamps lineage (``run_id``)
+    and a pipeline is extracting: a folder beside its load packages, removed once the file is extracted."""
+    if config.run_id is None or fsspec.utils.infer_compression(url) is not None:
+        yield None  # (a compressed stream that breaks off is read region by region, to its last line)
+        return
+    try:
+        load_id = str(dlt.current.load_package_state()["load_id"])
+        working_dir = dlt.current.pipeline().working_dir
+    except (CurrentLoadPackageStateNotAvailable, PipelineNotActive):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="lakegate-csv-", dir=working_dir))
+    try:
+        yield FastPath(Stamp.of(load_id, config.run_id), folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _record_unit(source: str, *, expires: bool) -> None:

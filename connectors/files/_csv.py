@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
+import dlt
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from dlt.extract.items import DataItemWithMeta
 
+from connectors.files._fastcsv import FastPath, FastReader, Imported, Rest
 from connectors.files._rows import (
     Reject,
     file_reject,
@@ -52,27 +55,73 @@ def read_csv(
     encoding: str,
     batch_rows: int,
     columns: Mapping[str, str] | None = None,
-) -> Iterator[pa.Table]:
+    fast: FastPath | None = None,
+) -> Iterator[pa.Table | DataItemWithMeta]:
     """Stream a CSV file as string columns plus reject rows; see the module doc for the rules.
 
     With ``columns`` (declared type names), values are typed as they are parsed (see ``_typed``): rows
     typed whole come out typed, rows holding a value that is not read there come out as text, together
     at the end of the file (or once ``batch_rows`` of them wait), so the load file changes schema rarely.
+    With ``fast`` as well, chunks polars provably reads alike are typed on all cores into Parquet load
+    files dlt imports as they are (``_fastcsv``); the first chunk it does not take and the rest of the
+    file are read here, region by region.
     """
     types = arrow_types(columns or {})
-    regions = Regions(handle, encoding, CSV_BLOCK_BYTES)
+    text: list[pa.Table] = []
+    head, line, records = b"", 1, 0
+    names: list[str] | None = None
+    reader = FastReader.open(handle, source, delimiter, encoding, columns or {}, fast)
+    if reader is not None:
+        names = reader.names
+        for item in reader.chunks():
+            if isinstance(item, Imported):
+                records += item.rows
+                yield dlt.mark.with_file_import(item.path, "parquet", item.rows, item.hints)
+            elif isinstance(item, Rest):
+                head, line = item.data, item.line
+            else:
+                records += item.num_rows
+                text.append(item)
+                if sum(t.num_rows for t in text) >= batch_rows:
+                    yield pa.concat_tables(text)
+                    text.clear()
+        if reader.unread is not None:  # the header itself was not for this path
+            head, names = reader.unread, None
+    regions = Regions(handle, encoding, CSV_BLOCK_BYTES, head=head, at_start=names is None)
     parser = _Parser(source, delimiter, encoding)
-    header = _header(regions, parser)
-    if isinstance(header, pa.Table):
-        yield header
-        return
-    names, line = header
+    if names is None:
+        header = _header(regions, parser)
+        if isinstance(header, pa.Table):
+            yield header
+            return
+        names, line = header
     parser.names = names
+    read, line = yield from _regions(regions, parser, line, types, batch_rows, text)
+    records += read
+    if text:
+        yield pa.concat_tables(text)
+    if regions.problem:
+        problem = f"{source} line {line}: the file cannot be read from this line on ({regions.problem})"
+        yield reject_table(source, [(line, "file_unreadable", problem, None)])
+    elif not records:
+        yield reject_table(source, [(None, "empty_file", f"{source}: header only, no data rows", None)])
+
+
+def _regions(
+    regions: Regions,
+    parser: _Parser,
+    line: int,
+    types: Mapping[str, pa.DataType],
+    batch_rows: int,
+    text: list[pa.Table],
+) -> Generator[pa.Table, None, tuple[int, int]]:
+    """Yield the regions' rows from ``line`` on (rows left as text are added to ``text``, and yielded
+    once ``batch_rows`` wait); returns how many records were read and the line after them."""
+    names = parser.names
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False)
     pending: list[pa.Table] = []
     pending_rows = records = 0
-    text: list[pa.Table] = []
-    text_rows = 0
+    text_rows = sum(t.num_rows for t in text)
     with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="lakegate-csv") as pool:
         ahead = _Ahead(
             regions, pool, lambda region, at: _fast_typed(region, names, parser, convert, at, types)
@@ -89,7 +138,7 @@ def read_csv(
                 parsed, typed, as_text = done
             line = parsed.next_line
             if parsed.rejects:
-                yield reject_table(source, parsed.rejects)
+                yield reject_table(parser.source, parsed.rejects)
             records += parsed.table.num_rows + len(parsed.rejects)
             if as_text is not None and as_text.num_rows:
                 text.append(as_text)
@@ -102,16 +151,11 @@ def read_csv(
                 pending, pending_rows = [], 0
             if text_rows >= batch_rows:
                 yield pa.concat_tables(text)
-                text, text_rows = [], 0
+                text.clear()
+                text_rows = 0
     if pending:
         yield pa.concat_tables(pending)
-    if text:
-        yield pa.concat_tables(text)
-    if regions.problem:
-        problem = f"{source} line {line}: the file cannot be read from this line on ({regions.problem})"
-        yield reject_table(source, [(line, "file_unreadable", problem, None)])
-    elif not records:
-        yield reject_table(source, [(None, "empty_file", f"{source}: header only, no data rows", None)])
+    return records, line
 
 
 _Done = tuple["_Parsed", pa.Table | None, pa.Table | None]

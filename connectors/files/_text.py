@@ -106,14 +106,18 @@ class Regions:
     then starts with it and is at least one block longer.
     """
 
-    def __init__(self, handle: IO[bytes], encoding: str, block_bytes: int) -> None:
+    def __init__(
+        self, handle: IO[bytes], encoding: str, block_bytes: int, head: bytes = b"", at_start: bool = True
+    ) -> None:
+        """``head``: bytes already read from ``handle`` (UTF-8 only), handed out first; ``at_start``:
+        they (or ``handle``) begin at the start of the file, where a byte-order mark is dropped."""
         self._handle = handle
         self._block = block_bytes
         self._utf8 = codecs.lookup(encoding).name == "utf-8"
         self._decoder = None if self._utf8 else codecs.getincrementaldecoder(encoding)(_MARK_BAD_BYTES)
-        self._bytes = b""
+        self._bytes = head
         self._str = ""
-        self._started = False
+        self._started = not at_start
         self._eof = False
         self.problem: str | None = None
         """Why reading stopped before the end of the file, if it did."""

@@ -37,6 +37,8 @@ class FilesConfig(ConnectorConfig):
             moved to (``<landing>/_archive/<domain>/<dataset>``). Files elsewhere are never moved.
         columns: Declared column types (``defs.yaml`` type names, set by the pipeline): CSV values are
             typed as they are parsed; a value not read there stays text for the zone to cast or quarantine.
+        run_id: Filled by lakegate when the rows' lineage is stamped at extract (appends): CSV chunks are
+            then typed on all cores into Parquet load files the zone can adopt as they are.
     """
 
     url: str = Field(min_length=1)
@@ -48,6 +50,7 @@ class FilesConfig(ConnectorConfig):
     resume: dict[str, int] = Field(default_factory=dict)
     archive: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
+    run_id: str | None = None
 
     @field_validator("url")
     @classmethod

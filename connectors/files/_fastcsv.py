@@ -1,0 +1,474 @@
+"""CSV parsed and typed on all cores by polars, in chunks, into Parquet load files dlt imports as they are.
+
+A chunk (about :data:`CHUNK_BYTES` of whole lines) takes this path only when polars' reading of it is
+provably the record-by-record reading of ``_csv``: UTF-8, lines ending ``\\n`` or ``\\r\\n``, every line
+exactly one record with all its fields. polars fills a missing field with ``""``, reads an empty line as a
+row of ``""`` and keeps a lone ``\\r`` in a value, so the chunk's bytes are accounted for: its length must
+equal the values' bytes plus the delimiters, line breaks and quotes they imply (a quoted value costs two
+quotes, a quote inside one a second quote), and its line breaks must equal its rows. Otherwise the
+chunk and the rest of the file go to ``_csv``'s regions.
+
+Declared columns are read exactly as the zone's ``cast_schema`` reads them, or left as text: numbers by
+``cast_schema``'s own polars cast (``cast_schema`` strips blanks first; a value with blanks does not cast
+here), booleans ``true``/``false``/``1``/``0``, dates ``YYYY-MM-DD``, datetimes of the ISO 8601 forms
+by :func:`lakegate.textcast.cast_text` (pyarrow, ~10x polars' ``strptime``); ``""`` is null. A row
+holding any other value is yielded as text with its position, for the zone to cast or quarantine with
+its raw text, as ``_csv`` does. ``tests/connectors/test_files_fast.py`` holds both paths equal.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Final
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors.files._rows import header_problem
+from connectors.files._text import READ_ERRORS
+from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
+from lakegate.textcast import cast_text
+
+CHUNK_BYTES = 4 << 20
+"""Bytes of whole lines parsed at a time (about 31k rows of a 12-column file; polars' string columns take
+about ten times that while it parses; two chunks are parsed at a time)."""
+ROW_GROUP_ROWS = 100_000
+"""Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
+positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
+(one gathering, one being encoded)."""
+FILE_ROWS = 1_000_000
+"""Rows after which a load file (and the Delta data file it becomes) is finished."""
+
+_TYPES: Final[Mapping[str, pl.DataType]] = {
+    "int32": pl.Int32(),
+    "int64": pl.Int64(),
+    "float32": pl.Float32(),
+    "float64": pl.Float64(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us", "UTC"),
+    "string": pl.String(),
+}
+_ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {
+    pl.Int32(): pa.int32(),
+    pl.Int64(): pa.int64(),
+    pl.Float32(): pa.float32(),
+    pl.Float64(): pa.float64(),
+    pl.Boolean(): pa.bool_(),
+    pl.Date(): pa.date32(),
+    pl.Datetime("us", "UTC"): pa.timestamp("us", "UTC"),
+}
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# The ISO 8601 forms textcast reads (lakegate.textcast.ISO_8601), split into those without an offset (read
+# as UTC) and those with one: a chunk types the forms of its first datetime, the others stay text (textcast
+# reads a column of one kind only). [0-9]: polars' \d is any Unicode digit, pyarrow's an ASCII one.
+_DAY, _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_NAIVE, _AWARE = f"{_DAY}({_TIME})?$", f"{_DAY}{_TIME}{_OFFSET}"
+_UTC = pa.timestamp("us", "UTC")
+_CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
+_AHEAD = 2  # chunks parsed at a time
+_Read = tuple[pa.Table | None, pa.Table | None]
+"""A chunk read: its typed rows (with lineage) and its rows left as text (with their lines)."""
+_BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
+_VALUE, _FORM = "\x00value", "\x00form"  # suffixes of working columns (no CSV header holds a NUL)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The lineage every row of a load package carries (the zone adopts a file only when it matches)."""
+
+    load_id: str
+    run_id: str
+    ingested_at: datetime
+
+    @classmethod
+    def of(cls, load_id: str, run_id: str) -> Stamp:
+        """The lineage of a package: ingested at the instant of its load id (as the zone reads it)."""
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(Decimal(load_id) * 1_000_000))
+        return cls(load_id, run_id, at)
+
+
+def polars_types(columns: Mapping[str, str]) -> dict[str, pl.DataType] | None:
+    """The declared columns as polars types, or None when one is of a type this path does not read."""
+    types = {}
+    for name, type_name in columns.items():
+        dtype = _TYPES.get("".join(type_name.split()).lower())
+        if dtype is None:
+            return None
+        types[name] = dtype
+    return types
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """What the caller grants this path: the rows' lineage, and a folder on the load packages' filesystem
+    for the Parquet files (dlt hard-links them into the package; the caller removes the folder)."""
+
+    stamp: Stamp
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A finished Parquet load file of typed rows, for dlt to import as it is."""
+
+    path: str
+    rows: int
+    schema: pa.Schema
+
+    @property
+    def hints(self) -> pa.Table:
+        """An empty table of the file's schema: dlt's column hints for the imported file."""
+        return self.schema.empty_table()
+
+
+@dataclass(frozen=True)
+class Rest:
+    """Where this path stops: the bytes read from there on, and their first line."""
+
+    data: bytes
+    line: int
+
+
+class FastReader:
+    """Reads a CSV file's data lines chunk by chunk (see the module doc)."""
+
+    def __init__(
+        self,
+        handle: IO[bytes],
+        source: str,
+        names: list[str],
+        types: Mapping[str, pl.DataType],
+        delimiter: str,
+        fast: FastPath,
+    ) -> None:
+        self._handle = handle
+        self._source = source
+        self.names = names
+        self._types = types
+        self._delimiter = delimiter
+        self._stamp = fast.stamp
+        self._folder = fast.folder
+        self._failed = False
+        self.unread: bytes | None = None
+        """The bytes read for a header this path does not take (the caller reads the file from them)."""
+
+    @classmethod
+    def open(
+        cls,
+        handle: IO[bytes],
+        source: str,
+        delimiter: str,
+        encoding: str,
+        columns: Mapping[str, str],
+        fast: FastPath | None,
+    ) -> FastReader | None:
+        """A reader positioned after the header, or None when the file's settings rule this path out.
+
+        A header this path does not take (quotes, a byte-order mark, a declared column missing...) is
+        kept in :attr:`unread` and :meth:`chunks` yields nothing.
+        """
+        types = polars_types(columns)
+        if (
+            fast is None
+            or not types
+            or codecs.lookup(encoding).name != "utf-8"
+            or len(delimiter.encode()) != 1
+            or delimiter in '"\r\n'
+        ):
+            return None
+        try:
+            first = handle.readline(1 << 20)
+        except READ_ERRORS:
+            first = b""
+        try:
+            names = first.decode("utf-8").removesuffix("\n").removesuffix("\r").split(delimiter)
+        except UnicodeDecodeError:
+            names = []
+        reader = cls(handle, source, names, types, delimiter, fast)
+        if (
+            not first.endswith(b"\n")  # (also the file's end, or a read that failed)
+            or any(c in first.removesuffix(b"\r\n") for c in (b'"', b"\r", codecs.BOM_UTF8))
+            or len(names) < 2  # one column: an empty line would read as a value
+            or header_problem(names)
+            or not set(types) <= set(names)
+            or len(set(names)) != len(names)
+            or any(not name for name in names)
+        ):
+            reader.unread = first
+        return reader
+
+    def chunks(self) -> Iterator[Imported | pa.Table | Rest]:
+        """Typed rows as load files, rows left as text as tables, and at the first chunk this path does
+        not take, :class:`Rest` and nothing more.
+
+        Two chunks are parsed at a time, on two threads (polars and numpy release the GIL): a chunk's
+        first line is known before it is parsed, as a chunk is taken only when each line is one record.
+        """
+        if self.unread is not None:
+            return
+        tail, line, more = b"", 2, True
+        ahead: deque[tuple[bytes, int, Future[_Read | None] | None]] = deque()
+        with (
+            ThreadPoolExecutor(_AHEAD, thread_name_prefix="lakegate-csv-fast") as parse,
+            ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
+        ):
+            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode)
+            while True:
+                while more and len(ahead) < _AHEAD:
+                    block = tail + (read := self._read())
+                    more = bool(read)
+                    if not block:
+                        break
+                    cut = block.rfind(b"\n") + 1 if more else len(block)
+                    data, tail = block[:cut], block[cut:]
+                    del block
+                    if not data or self._failed:  # a line longer than a chunk, or a read that failed
+                        ahead.append((data + tail, line, None))  # (the regions read on and report it)
+                        more = False
+                    else:
+                        ahead.append((data, line, parse.submit(self.chunk, data, line)))
+                        line += int(np.count_nonzero(np.frombuffer(data, np.uint8) == _LF))
+                        line += not data.endswith(b"\n")
+                if not ahead:
+                    break
+                data, at, future = ahead.popleft()
+                done = future.result() if future is not None else None
+                if done is None:  # (or a chunk polars does not read alike)
+                    yield from file.close()
+                    yield Rest(data + b"".join(later for later, _, _ in ahead) + tail, at)
+                    return
+                del data
+                typed, text = done
+                if typed is not None:
+                    yield from file.write(typed)
+                if text is not None:
+                    yield text
+            yield from file.close()
+
+    def _read(self) -> bytes:
+        """The next bytes of the file; b"" at its end or when reading fails (the regions that read on from
+        there meet the failure again and report it)."""
+        if self._failed:
+            return b""
+        try:
+            return self._handle.read(CHUNK_BYTES)
+        except READ_ERRORS:
+            self._failed = True
+            return b""
+
+    def chunk(self, data: bytes, line: int) -> _Read | None:
+        """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text), or None when this
+        path cannot prove its reading."""
+        raw = np.frombuffer(data, np.uint8)  # numpy counts bytes ~5x faster than bytes.count
+        quotes = raw == _QUOTE
+        names = self.names
+        try:
+            frame = pl.read_csv(
+                data,
+                has_header=False,
+                schema=dict.fromkeys(names, pl.String()),
+                separator=self._delimiter,
+                empty_string_is_null=False,
+                truncate_ragged_lines=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            return None
+        # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
+        escaped = bool(np.count_nonzero(quotes[1:] & quotes[:-1]))
+        sizes = frame.select(
+            pl.sum_horizontal(pl.col(names).str.len_bytes().sum()).alias("bytes"),
+            pl.sum_horizontal(pl.col(names).null_count()).alias("nulls"),
+            (
+                pl.sum_horizontal(pl.col(names).str.count_matches('"', literal=True).sum())
+                if escaped
+                else pl.lit(0)
+            ).alias("quotes"),
+        ).row(0)
+        breaks = frame.height - (not data.endswith(b"\n"))  # one per record, none inside a value
+        crs = _carriage_returns(raw, breaks)
+        if np.count_nonzero(raw == _LF) != breaks or crs is None:
+            return None
+        implied = (
+            sizes[0] + np.count_nonzero(quotes) - sizes[2] + frame.height * (len(names) - 1) + breaks + crs
+        )
+        if sizes[1] or implied != len(data):
+            return None
+        return self._typed(frame, line)
+
+    def _typed(self, frame: pl.DataFrame, line: int) -> _Read | None:
+        names, types, source = self.names, self._types, pl.lit(self._source, pl.String).alias(SOURCE)
+        typed = [name for name in names if types.get(name, pl.String()) != pl.String]
+        # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
+        frame = frame.with_columns(
+            pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION),
+            *(expr for name in typed for expr in _read(name, types[name], _aware(frame, name, types[name]))),
+        )
+        ok = pl.all_horizontal(
+            pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
+            for name in typed
+        )
+        ok_rows = frame.select(ok if typed else pl.repeat(True, frame.height)).to_series()
+        every = bool(ok_rows.all())
+        values = frame.select(
+            *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names), POSITION
+        )
+        good = values if every else values.filter(ok_rows)
+        schema = arrow_schema(names, types)
+        table = None
+        if good.height:
+            stamp = self._stamp
+            good = good.select(
+                *names,
+                source,
+                POSITION,
+                pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
+                pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
+                pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
+            )
+            timed = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
+            if timed is None:
+                return None
+            table = timed.to_arrow().cast(schema)
+        text = None
+        if not every:
+            as_text = pa.schema(
+                [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
+            )
+            rest = frame.select(*names, POSITION).filter(~ok_rows)
+            text = rest.select(*names, source, POSITION).to_arrow().cast(as_text)
+        return table, text
+
+
+class _File:
+    """The load file being written: chunks gathered into row groups of :data:`ROW_GROUP_ROWS`, each
+    encoded on a thread while the next chunks are parsed."""
+
+    def __init__(self, stem: Path, pool: ThreadPoolExecutor) -> None:
+        self._stem = stem
+        self._pool = pool
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: Future[None] | None = None
+        self._group: list[pa.Table] = []
+        self._path = ""
+        self._rows = 0
+        self._files = 0
+
+    def write(self, table: pa.Table) -> Iterator[Imported]:
+        """Add ``table``; yields the file once it holds :data:`FILE_ROWS` rows."""
+        self._group.append(table)
+        self._rows += table.num_rows
+        if self._rows >= FILE_ROWS:
+            yield from self.close()
+        elif sum(t.num_rows for t in self._group) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._group:
+            return
+        group = pa.concat_tables(self._group)
+        self._group = []
+        if self._writer is None:
+            self._files += 1
+            self._path = f"{self._stem}.{self._files}.parquet"
+            strings = [f.name for f in group.schema if f.type == pa.string()]
+            self._writer = pq.ParquetWriter(
+                self._path, group.schema, compression="snappy", use_dictionary=strings
+            )
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._writer.write_table, group, row_group_size=group.num_rows)
+
+    def close(self) -> Iterator[Imported]:
+        """Finish the file being written, if any, and yield it."""
+        self._flush()
+        if self._writer is None:
+            return
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        schema = self._writer.schema
+        self._writer.close()
+        self._writer = None
+        yield Imported(self._path, self._rows, schema)
+        self._rows = 0
+
+
+def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schema:
+    """The Arrow schema of a typed chunk's load file: the columns, then source, position and lineage."""
+    fields = [pa.field(n, _ARROW.get(types.get(n, pl.String()), pa.string())) for n in names]
+    return pa.schema(
+        [
+            *fields,
+            pa.field(SOURCE, pa.string()),
+            pa.field(POSITION, pa.int64()),
+            pa.field(LOAD_ID, pa.string()),
+            pa.field(RUN_ID, pa.string()),
+            pa.field(INGESTED_AT, pa.timestamp("us", "UTC")),
+        ]
+    )
+
+
+def _carriage_returns(raw: np.ndarray, breaks: int) -> int | None:
+    """The chunk's ``\r`` bytes: none, or one before the ``\n`` of every line break (polars drops those);
+    None otherwise (to the region reader a lone ``\r`` is a line break)."""
+    crs = raw == _CR
+    count = int(np.count_nonzero(crs))
+    if count and (count != breaks or int(np.count_nonzero(crs[:-1] & (raw[1:] == _LF))) != count):
+        return None
+    return count
+
+
+def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | None:
+    """The datetime columns ``names`` (text of :data:`~lakegate.textcast.ISO_8601` forms, or null) read by
+    :func:`~lakegate.textcast.cast_text`, or None when it refuses one (forms mixed in a column, February 30).
+
+    pyarrow's ISO parser is ~10x polars' ``strptime``.
+    """
+    read = {}
+    for name in names:
+        typed = cast_text(frame.get_column(name).to_arrow(), _UTC, forms_checked=True)
+        if typed is None:
+            return None
+        read[name] = pl.Series(name, typed)
+    return frame.with_columns(**read) if read else frame
+
+
+def _aware(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> bool:
+    """Whether the first datetime of column ``name`` has an offset (False for other columns)."""
+    if not isinstance(dtype, pl.Datetime):
+        return False
+    values = frame.get_column(name).head(64)
+    first = values.filter(values != "")
+    return bool(first.len()) and bool(first.str.contains(_OFFSET)[0])
+
+
+def _read(name: str, dtype: pl.DataType, aware: bool = False) -> tuple[pl.Expr, pl.Expr]:
+    """The value of ``name`` as ``dtype`` (null when empty or not read), and whether it is empty or of a
+    plain form (see the module doc); a datetime's value stays text of that form, for pyarrow."""
+    raw = pl.col(name)
+    empty = raw == ""
+    if dtype == pl.Boolean:
+        value = raw.replace_strict(_BOOLS, default=None, return_dtype=pl.Boolean)
+        form = pl.lit(True)
+    elif dtype == pl.Date:
+        form = empty | raw.str.contains(_DATE)
+        value = raw.str.to_date("%Y-%m-%d", strict=False)
+    elif isinstance(dtype, pl.Datetime):
+        form = empty | raw.str.contains(_AWARE if aware else _NAIVE)
+        value = pl.when(empty).then(None).otherwise(raw)
+    else:  # cast_schema's own parse (of the stripped text): a value it takes is read alike
+        form = pl.lit(True)
+        value = raw.cast(dtype, strict=False)
+    return value.alias(f"{name}{_VALUE}"), form.alias(f"{name}{_FORM}")
