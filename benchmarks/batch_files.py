@@ -56,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,12 +240,17 @@ S3_BUCKET = "bench-lake"
 
 
 def _zones_on_s3(workdir: Path, endpoint: str) -> None:
-    """Every zone in the moto server's bucket, credentials by environment-variable name (lakegate.yaml)."""
+    """Every zone in a new bucket of the moto server (each run starts from empty zones, as a local run
+    does), credentials by environment-variable name (lakegate.yaml)."""
+    import s3fs
+
+    bucket = f"{S3_BUCKET}-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(key="bench", secret="bench-secret", endpoint_url=endpoint).mkdir(bucket)
     storage = (
         "    storage: {key: {env: AWS_ACCESS_KEY_ID}, secret: {env: AWS_SECRET_ACCESS_KEY}, "
         "endpoint_url: {env: AWS_ENDPOINT_URL}}\n"
     )
-    zones = "".join(f"  {z}:\n    url: s3://{S3_BUCKET}/{z}\n{storage}" for z in S3_ZONES)
+    zones = "".join(f"  {z}:\n    url: s3://{bucket}/{z}\n{storage}" for z in S3_ZONES)
     (workdir / "lakegate.yaml").write_text("zones:\n" + zones)
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
@@ -598,9 +604,7 @@ def spawn(
 @contextlib.contextmanager
 def _moto_server(bench_dir: Path) -> Iterator[str]:
     """A moto S3 server in its own process (deltalake holds the GIL while it waits on HTTP, so an
-    in-process server would never answer), with the benchmark's bucket; yields its endpoint."""
-    import s3fs
-
+    in-process server would never answer); yields its endpoint."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -618,8 +622,7 @@ def _moto_server(bench_dir: Path) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"moto_server did not start (see {bench_dir / 'moto.log'})")
                 time.sleep(0.2)
-        s3fs.S3FileSystem(key="bench", secret="bench-secret", endpoint_url=endpoint).mkdir(S3_BUCKET)
-        print(f"moto S3 server at {endpoint}, bucket {S3_BUCKET}", flush=True)
+        print(f"moto S3 server at {endpoint} (a new bucket per run)", flush=True)
         yield endpoint
     finally:
         server.terminate()
