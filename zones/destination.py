@@ -1,15 +1,18 @@
 """The lakegate dlt destination: the only code that writes into a zone.
 
 dlt hands over each load job as a parquet file path. For every job the destination
-1. vaults the plaintext of declared PII columns in the ``pii`` zone (before any token is visible elsewhere),
-2. streams the rows through the write-path rules (reject split, PII tokens, typing) into the target zone
-   (``append``) or merges them by primary key (``merge``),
+1. scans the job's string columns for PII by content (``pii_detection``, see :mod:`zones.pii_detection`)
+   and vaults the plaintext of declared PII columns and of found spans in the ``pii`` zone (before any
+   token is visible elsewhere),
+2. streams the rows through the write-path rules (reject split, PII tokens, spans found by content
+   tokenized, typing) into the target zone (``append``) or merges them by primary key (``merge``),
 3. appends rejected rows, with rule, reason, source position and raw text, to the ``quarantine`` zone,
 4. audits each commit in its zone's audit log.
 Each commit carries the Delta app transaction ``(lakegate:<pipeline>:<table>:<dlt file id>, <load id>)``,
 so a retried or replayed job is skipped table by table. Input rows = committed + quarantined, checked per job.
 
-A load job that needs no rewrite — an append of a dataset without PII, no reject rows, every declared
+A load job that needs no rewrite — an append of a dataset without declared PII nor PII found by its scan
+(which reads only the string columns; ``report`` mode adopts what it found), no reject rows, every declared
 column already of its type and the lineage columns stamped at extract (:func:`lineage_stamp`) equal to
 this load's — is *adopted*: dlt's load file becomes the Delta data file as it is (hard-linked or copied
 into the table, added with its statistics), instead of being read back and encoded again.
@@ -49,16 +52,18 @@ from zones._records import (
     DatasetSpec,
     Lineage,
     concat_rejects,
+    detection_columns,
+    scan_batch,
     split_batch,
     stamp,
     unloadable_rows,
-    vault_rows,
 )
 from zones._staged import SchemaChangeError, plain_type
 from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
+from zones.pii_detection import Findings, findings_metadata
 from zones.positions import package_transactions, position_app_id, source_positions
 from zones.storage import Zone, open_zone
 
@@ -107,6 +112,8 @@ class LoadReport:
     adopted_jobs: int = 0
     """Load jobs whose load file became the Delta data file as it is (see the module doc)."""
     rules: Counter[str] = field(default_factory=Counter)
+    pii_found: Counter[str] = field(default_factory=Counter)
+    """PII spans found by content per ``column.recognizer`` (counts only, never a value)."""
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -119,23 +126,33 @@ class LoadReport:
             f"{self.quarantined_rows} quarantined ({rules}), {self.replayed_jobs} replayed job(s) skipped"
         )
 
-    def add(self, rules: list[str] | None = None, **counts: int) -> None:
-        """Add ``counts`` (by field name) and one quarantine record per entry of ``rules``."""
+    def add(
+        self, rules: list[str] | None = None, pii_found: Findings | None = None, **counts: int
+    ) -> None:
+        """Add ``counts`` (by field name), one quarantine record per entry of ``rules`` and the PII found
+        by content."""
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
             self.rules.update(rules or [])
+            self.pii_found.update(findings_metadata(pii_found or {}))
 
 
 def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -> Any:
     """A dlt destination committing every load job of ``target``'s pipeline into its zones.
 
     Raises:
-        PiiKeyError: PII is declared and the key (``target.pii_key`` or ``$LAKEGATE_PII_KEY``) is missing
-            or too short (checked before any load).
+        PiiKeyError: PII is declared, or found PII is tokenized (``pii_detection: tokenize`` or
+            ``quarantine``), and the key (``target.pii_key`` or ``$LAKEGATE_PII_KEY``) is missing or too
+            short (checked before any load).
     """
-    purpose = f"{target.dataset.path}: {', '.join(target.dataset.pii)}"
-    tokenizer = Tokenizer.from_key(target.pii_key, purpose) if target.dataset.pii else None
+    dataset = target.dataset
+    if dataset.pii:
+        purpose = f"{dataset.path}: {', '.join(dataset.pii)}"
+    else:
+        purpose = f"{dataset.path}: pii_detection {dataset.pii_detection} (or set it to report or off)"
+    needed = bool(dataset.pii) or dataset.protects_found_pii
+    tokenizer = Tokenizer.from_key(target.pii_key, purpose) if needed else None
     writer = _JobWriter(target, tokenizer, report or LoadReport())
 
     def lakegate(items: Any, table: TTableSchema) -> None:  # batch_size=0: items is the job's file path
@@ -232,16 +249,16 @@ class _JobWriter:
             return
         rows = parquet.metadata.num_rows
         try:
-            if spec.pii and self.tokenizer and todo["pii"]:
-                self._vault(parquet, spec, uris["pii"], txn, lineage)
-            if todo["data"] and self._adoptable(parquet, spec, lineage):
+            findings = self._scan(parquet, spec, uris["pii"], txn, lineage, vault=todo["pii"])
+            detected = bool(findings) and spec.protects_found_pii
+            if todo["data"] and not detected and self._adoptable(parquet, spec, lineage):
                 committed, rejected = (
                     self._adopt(path, parquet, uris["data"], txn, lineage),
                     concat_rejects([]),
                 )
             else:
                 committed, rejected = self._rows(
-                    parquet, spec, uris["data"], txn, lineage, write=todo["data"]
+                    parquet, spec, uris["data"], txn, lineage, write=todo["data"], detected=detected
                 )
             if todo["quarantine"] and rejected.height:
                 self._commit("quarantine", uris["quarantine"], _stamped(rejected, lineage), txn, lineage)
@@ -261,6 +278,7 @@ class _JobWriter:
             )
         self.report.add(
             rules=rejected[col.RULE].to_list(),
+            pii_found=findings,
             input_rows=rows,
             committed_rows=committed,
             quarantined_rows=rejected.height,
@@ -277,23 +295,51 @@ class _JobWriter:
     def _spec_for(self, table_name: str) -> DatasetSpec:
         if table_name == self.target.dataset.name:
             return self.target.dataset
-        # Child tables a dlt source may produce are stored beside the dataset, without a declared contract.
+        # Child tables a dlt source may produce are stored beside the dataset, without a declared contract
+        # (but scanned like it).
         return DatasetSpec(
-            domain=self.target.dataset.domain, name=f"{self.target.dataset.name}__{table_name}"
+            domain=self.target.dataset.domain,
+            name=f"{self.target.dataset.name}__{table_name}",
+            pii_detection=self.target.dataset.pii_detection,
         )
 
     def _zone(self, name: str) -> Zone:
         return {"pii": self.pii, "data": self.data_zone, "quarantine": self.quarantine}[name]
 
-    def _vault(
-        self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage
-    ) -> None:
-        wanted = [c for c in (*spec.pii, col.RAW_TEXT) if c in parquet.schema_arrow.names]
-        parts = [
-            vault_rows(pl.from_arrow(b), spec, self.tokenizer)  # type: ignore[arg-type]
-            for b in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted)
-        ]
-        vault = pl.concat(parts).unique(subset=["token", "column"]) if parts else pl.DataFrame()
+    def _scan(
+        self,
+        parquet: pq.ParquetFile,
+        spec: DatasetSpec,
+        uri: str,
+        txn: Transaction,
+        lineage: Lineage,
+        *,
+        vault: bool,
+    ) -> Findings:
+        """Scan the job's string columns for PII by content and vault (when ``vault``) the plaintext of
+        declared PII columns and of found spans in one pii-zone commit, before any token is written
+        elsewhere. Reads only the columns it needs (parquet column projection)."""
+        names = parquet.schema_arrow.names
+        declared = [c for c in (*spec.pii, col.RAW_TEXT) if c in names] if spec.pii and self.tokenizer else []
+        empty = pl.from_arrow(parquet.schema_arrow.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        wanted = list(dict.fromkeys([*declared, *detection_columns(empty, spec)]))
+        if not wanted:
+            return {}
+        findings: Counter[tuple[str, str]] = Counter()
+        parts = []
+        for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            scanned = scan_batch(frame, spec, self.tokenizer)
+            findings.update(scanned.findings)
+            if scanned.vault.height:
+                parts.append(scanned.vault)
+        if vault and parts:
+            self._vault(pl.concat(parts).unique(subset=["token", "column"]), uri, txn, lineage)
+        return dict(findings)
+
+    def _vault(self, vault: pl.DataFrame, uri: str, txn: Transaction, lineage: Lineage) -> None:
         if vault.height:
             self._commit(
                 "pii",
@@ -315,14 +361,16 @@ class _JobWriter:
         lineage: Lineage,
         *,
         write: bool,
+        detected: bool,
     ) -> tuple[int, pl.DataFrame]:
         rejected: list[pl.DataFrame] = []
+        split_batch_ = functools.partial(split_batch, detected=detected)
 
         def good() -> Iterator[pl.DataFrame]:
             # Split batch n+1 (pyarrow/polars release the GIL) while the Delta writer encodes batch n.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-split") as pool:
                 splits = (
-                    pool.submit(split_batch, batch, spec, self.tokenizer)
+                    pool.submit(split_batch_, batch, spec, self.tokenizer)
                     for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS)
                 )
                 ahead = next(splits, None)
@@ -334,7 +382,7 @@ class _JobWriter:
                         yield stamp(split.good, lineage)
 
         if self.target.merge:  # bounded memory: one batch plus the job's keys (see zones._merge)
-            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer)
+            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer, detected=detected)
             job = _merge.plan(parquet, spec, split, READ_BATCH_ROWS, lineage)
             if job.survivors:
                 survivors = _merge.rows(job, parquet, spec, split, READ_BATCH_ROWS, lineage)
