@@ -217,7 +217,11 @@ class PipelineSpec(_Strict):
     @field_validator("pii_detection", mode="before")
     @classmethod
     def _detection_mode(cls, value: object) -> object:
+        if value is False:  # YAML 1.1 reads an unquoted `off` as false
+            return PiiDetection.OFF
         known = [m.value for m in PiiDetection]
+        if isinstance(value, bool):
+            raise ValueError(f"'{value}' is not a mode; use one of {', '.join(known)}")
         if isinstance(value, str) and value not in known:
             raise ValueError(f"unknown mode '{value}'{suggest(value, known)}; use one of {', '.join(known)}")
         return value
