@@ -272,3 +272,14 @@ def test_pii_suggest_proposes_the_block(
     out = capsys.readouterr().out
     assert "pii:\n  notes: tokenize\n" in out and "notes: card 12, email 12, iban 12, phone 12" in out
     assert not any(s.value in out for s in valid)
+
+
+def test_pii_detection_is_checked_with_a_suggestion(
+    lakegate_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dagster_project.cli import main
+
+    assert main(["check", "--defs", str(_write_defs(tmp_path / "typo", "tokenise"))]) == 2
+    err = capsys.readouterr().err
+    assert "attributes.pii_detection: " in err and "did you mean 'tokenize'?" in err
+    assert main(["check", "--defs", str(_write_defs(tmp_path / "off", "off"))]) == 0  # YAML's `off` is false

@@ -117,7 +117,13 @@ def detection_columns(frame: pl.DataFrame, spec: DatasetSpec) -> list[str]:
     if spec.pii_detection is PiiDetection.OFF:
         return []
     skip = [*spec.pii, col.RAW_TEXT] if spec.pii else []
-    return string_columns(frame, skip=skip, declared=spec.schema)
+    return string_columns(_as_text(frame), skip=skip, declared=spec.schema)
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Dictionary-encoded text (categoricals) as plain strings, so detection scans it too."""
+    coded = [n for n, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    return frame.with_columns(pl.col(coded).cast(pl.String)) if coded else frame
 
 
 @dataclass
@@ -135,6 +141,7 @@ def scan_batch(frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer | No
     findings: Findings = {}
     columns = detection_columns(frame, spec)
     if columns:
+        frame = _as_text(frame)
         protect = spec.protects_found_pii and tokenizer is not None
         mode = spec.pii_detection if protect else PiiDetection.REPORT
         found = detect(frame, mode, tokenizer if protect else None, columns)
@@ -214,7 +221,7 @@ def _protect_found(
 ) -> pl.DataFrame:
     """Spans found by content replaced by their tokens; under ``quarantine`` the rows holding any leave
     for quarantine (tokenized too), with where PII was found (names, never values) as the reason."""
-    found = detect(frame, spec.pii_detection, tokenizer, detection_columns(frame, spec))
+    found = detect(_as_text(frame), spec.pii_detection, tokenizer, detection_columns(frame, spec))
     if spec.pii_detection is not PiiDetection.QUARANTINE:
         return found.frame
     flagged = found.flagged

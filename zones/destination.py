@@ -321,9 +321,8 @@ class _JobWriter:
         elsewhere. Reads only the columns it needs (parquet column projection)."""
         names = parquet.schema_arrow.names
         declared = [c for c in (*spec.pii, col.RAW_TEXT) if c in names] if spec.pii and self.tokenizer else []
-        empty = pl.from_arrow(parquet.schema_arrow.empty_table())
-        assert isinstance(empty, pl.DataFrame)
-        wanted = list(dict.fromkeys([*declared, *detection_columns(empty, spec)]))
+        text = pl.DataFrame(schema=[(f.name, pl.String) for f in parquet.schema_arrow if _is_text(f.type)])
+        wanted = list(dict.fromkeys([*declared, *detection_columns(text, spec)]))
         if not wanted:
             return {}
         findings: Counter[tuple[str, str]] = Counter()
@@ -569,6 +568,10 @@ _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaE
 
 
 _TEXT = (pa.string(), pa.large_string(), pa.string_view())
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return plain_type(t) in _TEXT
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:

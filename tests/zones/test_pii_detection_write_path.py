@@ -128,3 +128,24 @@ def test_tokenizing_found_pii_needs_the_key(lakegate_home: Path, monkeypatch: py
         lakegate_destination(target)
     reported = spec("file:///nowhere/*.csv", pii_detection="report").dataset()
     lakegate_destination(LoadTarget(reported, ZoneName.RAW, "t", "r", load_config()))  # no key needed
+
+
+def test_networks_in_cidr_form_are_not_one_hosts_address() -> None:
+    from zones.pii_detection import scan
+
+    texts = ["net 203.0.113.0/24 and 2001:db8:1::/48", "host 203.0.113.7/32", "host 2001:db8::7/128"]
+    found = [scan(pl.DataFrame({"ip": [t]})) for t in texts]
+    assert found == [{}, {("ip", "ipv4"): 1}, {("ip", "ipv6"): 1}]
+
+
+def test_dictionary_encoded_text_is_scanned_too(lakegate_home: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = lakegate_home / "in" / "a.parquet"
+    path.parent.mkdir(parents=True)
+    notes = pa.array(["fine", f"to {EMAIL}", "fine"]).dictionary_encode()
+    pq.write_table(pa.table({"id": [1, 2, 3], "qty": pa.array([1, 1, 1], pa.int32()), "note": notes}), path)
+    report = pipelines.ingest(spec(path.as_uri()), run_id="run-1")
+    assert dict(report.pii_found) == {"note.email": 1}
+    assert raw()["note"][1].startswith("to tok_") and EMAIL not in zone_text(lakegate_home, "raw")
