@@ -252,11 +252,16 @@ def test_report_mode_counts_and_the_check_warns(lakegate_home: Path, tmp_path: P
     assert not any(s.value in text for s in valid)  # counts in metadata, never a value
 
 
-@pytest.mark.parametrize("mode", ["tokenize"])
+@pytest.mark.parametrize(
+    ("mode", "flags", "origin"),
+    [("tokenize", [], "the last run"), ("report", ["--scan"], "a scan of 120 row(s) of raw")],
+)
 def test_pii_suggest_proposes_the_block(
     lakegate_home: Path,
     tmp_path: Path,
     mode: str,
+    flags: list[str],
+    origin: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -268,8 +273,9 @@ def test_pii_suggest_proposes_the_block(
     folder = _write_defs(tmp_path, mode)
     assert _run(folder).success
     monkeypatch.setattr(cli_pii, "DEFS_FOLDER", folder)
-    assert main(["pii", "suggest", "tickets"]) == 0
+    assert main(["pii", "suggest", "tickets", *flags]) == 0
     out = capsys.readouterr().out
+    assert f"# PII found by content in {origin}" in out
     assert "pii:\n  notes: tokenize\n" in out and "notes: card 12, email 12, iban 12, phone 12" in out
     assert not any(s.value in out for s in valid)
 
