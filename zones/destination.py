@@ -51,6 +51,7 @@ from zones._records import (
     READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
+    Scanned,
     concat_rejects,
     detection_columns,
     scan_batch,
@@ -126,9 +127,7 @@ class LoadReport:
             f"{self.quarantined_rows} quarantined ({rules}), {self.replayed_jobs} replayed job(s) skipped"
         )
 
-    def add(
-        self, rules: list[str] | None = None, pii_found: Findings | None = None, **counts: int
-    ) -> None:
+    def add(self, rules: list[str] | None = None, pii_found: Findings | None = None, **counts: int) -> None:
         """Add ``counts`` (by field name), one quarantine record per entry of ``rules`` and the PII found
         by content."""
         with self._lock:
@@ -327,15 +326,27 @@ class _JobWriter:
             return {}
         findings: Counter[tuple[str, str]] = Counter()
         parts = []
-        for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted):
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            scanned = scan_batch(frame, spec, self.tokenizer)
-            findings.update(scanned.findings)
-            if scanned.vault.height:
-                parts.append(scanned.vault)
+
+        def scanned(batch: pa.RecordBatch) -> Scanned:
+            return scan_batch(pl.DataFrame(pl.from_arrow(batch)), spec, self.tokenizer)
+
+        # Scan batch n (polars releases the GIL) while pyarrow decodes batch n+1.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-scan") as pool:
+            pending = None
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted):
+                ahead = pool.submit(scanned, batch)
+                if pending is not None:
+                    parts.append(pending.result())
+                pending = ahead
+            if pending is not None:
+                parts.append(pending.result())
+        for part in parts:
+            findings.update(part.findings)
+        parts = [p for p in parts if p.vault.height]
         if vault and parts:
-            self._vault(pl.concat(parts).unique(subset=["token", "column"]), uri, txn, lineage)
+            self._vault(
+                pl.concat(p.vault for p in parts).unique(subset=["token", "column"]), uri, txn, lineage
+            )
         return dict(findings)
 
     def _vault(self, vault: pl.DataFrame, uri: str, txn: Transaction, lineage: Lineage) -> None:
