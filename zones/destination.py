@@ -64,7 +64,7 @@ from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
 from zones.pii import Tokenizer
-from zones.pii_detection import Findings, findings_metadata
+from zones.pii_detection import Findings, findings_metadata, may_hold_pii
 from zones.positions import package_transactions, position_app_id, source_positions
 from zones.storage import Zone, open_zone
 
@@ -248,7 +248,7 @@ class _JobWriter:
             return
         rows = parquet.metadata.num_rows
         try:
-            findings = self._scan(parquet, spec, uris["pii"], txn, lineage, vault=todo["pii"])
+            findings = self._scan(path, parquet, spec, uris["pii"], txn, lineage, vault=todo["pii"])
             detected = bool(findings) and spec.protects_found_pii
             if todo["data"] and not detected and self._adoptable(parquet, spec, lineage):
                 committed, rejected = (
@@ -307,6 +307,7 @@ class _JobWriter:
 
     def _scan(
         self,
+        path: Path,
         parquet: pq.ParquetFile,
         spec: DatasetSpec,
         uri: str,
@@ -326,9 +327,21 @@ class _JobWriter:
             return {}
         findings: Counter[tuple[str, str]] = Counter()
         parts = []
+        # Few distinct values (a country, a status): read them as a dictionary, whose values are checked
+        # once per batch instead of once per row.
+        coded = [c for c in wanted if c not in declared and _small_dictionary(parquet.metadata, c)]
+        if coded:
+            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=coded)
 
         def scanned(batch: pa.RecordBatch) -> Scanned:
-            return scan_batch(pl.DataFrame(pl.from_arrow(batch)), spec, self.tokenizer)
+            kept = {}
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                if pa.types.is_dictionary(column.type):
+                    if not may_hold_pii(pl.Series(column.dictionary)):
+                        continue  # no value of the dictionary could hold PII: no row does
+                    column = column.dictionary_decode()
+                kept[name] = column
+            return scan_batch(pl.DataFrame(pl.from_arrow(pa.table(kept))), spec, self.tokenizer)
 
         # Scan batch n (polars releases the GIL) while pyarrow decodes batch n+1.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-scan") as pool:
@@ -579,6 +592,26 @@ _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaE
 
 
 _TEXT = (pa.string(), pa.large_string(), pa.string_view())
+
+
+_SMALL_DICTIONARY_BYTES = 64 * 1024
+
+
+def _small_dictionary(metadata: pq.FileMetaData, name: str) -> bool:
+    """Whether every row group stores column ``name`` dictionary-encoded with a small dictionary page
+    (writers fall back to plain pages only once the dictionary outgrows ~1 MiB, so all its pages are
+    dictionary pages)."""
+    leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if name not in leaves or not metadata.num_row_groups:
+        return False
+    index = leaves.index(name)
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group).column(index)
+        if not chunk.has_dictionary_page or chunk.dictionary_page_offset is None:
+            return False
+        if chunk.data_page_offset - chunk.dictionary_page_offset > _SMALL_DICTIONARY_BYTES:
+            return False
+    return True
 
 
 def _is_text(t: pa.DataType) -> bool:

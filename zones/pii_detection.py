@@ -194,6 +194,12 @@ def string_columns(
     ]
 
 
+def may_hold_pii(values: pl.Series) -> bool:
+    """Whether any of ``values`` could hold PII (the recognizers' cheap hints): ``False`` proves a text
+    column (or a dictionary column's distinct values) holds none."""
+    return bool(values.cast(pl.String).str.contains(_ANY).any())
+
+
 def scan(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> Findings:
     """Count the PII spans in ``columns`` (default: every string column), per column and recognizer."""
     return detect(frame, PiiDetection.REPORT, None, columns).findings
@@ -347,6 +353,7 @@ __all__ = [
     "Recognizer",
     "detect",
     "findings_metadata",
+    "may_hold_pii",
     "replace_spans",
     "scan",
     "string_columns",
