@@ -289,3 +289,35 @@ def test_pii_detection_is_checked_with_a_suggestion(
     err = capsys.readouterr().err
     assert "attributes.pii_detection: " in err and "did you mean 'tokenize'?" in err
     assert main(["check", "--defs", str(_write_defs(tmp_path / "off", "off"))]) == 0  # YAML's `off` is false
+
+
+def test_found_pii_is_revealed_and_erased_like_declared_pii(
+    lakegate_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import PII_KEY
+    from zones.erasure import DatasetRules, ErasurePolicy, erase
+    from zones.pii import Tokenizer
+    from zones.pii_rights import reveal
+
+    config_file = tmp_path / "lakegate.yaml"
+    config_file.write_text("access: {pii: [alice]}\n")
+    monkeypatch.setenv("LAKEGATE_CONFIG", str(config_file))
+    valid, look_alikes = corpus()
+    _drop(valid, look_alikes)
+    assert _run(_write_defs(tmp_path, None)).success
+    subject = valid[0]  # an e-mail inside the free text of one ticket
+    token = Tokenizer(PII_KEY.encode()).token_map(pl.Series([subject.value]))["token"][0]
+    assert reveal(load_config(), "support/tickets", token, "case 1", "alice") == subject.value
+    rules = {"support/tickets": DatasetRules(ErasurePolicy.DELETE, ())}
+    erase(
+        load_config(),
+        subject.value,
+        tokenizers=[Tokenizer(PII_KEY.encode())],
+        rules=rules,
+        who="alice",
+        reason="r",
+    )
+    for zone in ("raw", "curated"):
+        notes = _read(zone)["notes"]
+        assert notes.len() == len(valid) + len(look_alikes) - 1 and not notes.str.contains(token).any()
+    assert subject.value not in _read("pii")["value"].to_list()
