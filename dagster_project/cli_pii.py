@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakegate")
 DEFS_FOLDER = Path(__file__).parent / "defs"
 SAMPLE_ROWS = 100_000
-"""Rows of raw ``pii suggest --scan`` reads (the newest first)."""
+"""Rows of the ingest zone ``pii suggest --scan`` reads (a sample: the table's first rows)."""
 
 
 class SuggestError(LakegateError):
@@ -70,10 +70,10 @@ def pii_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     suggest.add_argument("pipeline", help="pipeline name (a folder under dagster_project/defs)")
     suggest.add_argument(
-        "--scan", action="store_true", help="scan a sample of raw even when a last run's counts exist"
+        "--scan", action="store_true", help="scan a sample of the ingest zone even when the last run left counts"
     )
     suggest.add_argument(
-        "--rows", type=int, default=SAMPLE_ROWS, help=f"rows of raw scanned (default {SAMPLE_ROWS})"
+        "--rows", type=int, default=SAMPLE_ROWS, help=f"rows scanned (default {SAMPLE_ROWS})"
     )
     suggest.set_defaults(func=_suggest)
 
@@ -177,13 +177,13 @@ def _last_run_counts(spec: PipelineSpec) -> tuple[dict[str, int], str]:
     materialization = event.asset_materialization if event is not None else None
     found = materialization.metadata.get("pii_found") if materialization is not None else None
     data = getattr(found, "data", None)
-    if not isinstance(data, dict) or not data:
+    if event is None or not isinstance(data, dict) or not data:
         return {}, ""
-    return {str(k): int(v) for k, v in data.items()}, f"the last run ({event.run_id if event else '?'})"
+    return {str(k): int(v) for k, v in data.items()}, f"the last run ({event.run_id})"
 
 
 def _raw_sample_counts(spec: PipelineSpec, rows: int) -> tuple[dict[str, int], str]:
-    """``column.recognizer -> spans`` in the newest ``rows`` rows of the pipeline's first zone."""
+    """``column.recognizer -> spans`` in the first ``rows`` rows of the pipeline's ingest zone."""
     import polars as pl
 
     from zones import load_config, open_zone
@@ -194,7 +194,7 @@ def _raw_sample_counts(spec: PipelineSpec, rows: int) -> tuple[dict[str, int], s
     table = zone.delta_table(spec.domain, spec.name)
     if table is None:
         return {}, f"{spec.ingest_zone.value} (no table yet: run the pipeline first)"
-    frame = pl.scan_delta(table).tail(rows).collect()
+    frame = pl.scan_delta(table).head(rows).collect()
     dataset = spec.dataset()
     if dataset.pii_detection is PiiDetection.OFF:  # still worth a look: that is what suggest is for
         dataset = replace(dataset, pii_detection=PiiDetection.REPORT)
