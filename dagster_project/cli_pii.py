@@ -70,7 +70,9 @@ def pii_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     suggest.add_argument("pipeline", help="pipeline name (a folder under dagster_project/defs)")
     suggest.add_argument(
-        "--scan", action="store_true", help="scan a sample of the ingest zone even when the last run left counts"
+        "--scan",
+        action="store_true",
+        help="scan a sample of the ingest zone even when the last run left counts",
     )
     suggest.add_argument(
         "--rows", type=int, default=SAMPLE_ROWS, help=f"rows scanned (default {SAMPLE_ROWS})"
