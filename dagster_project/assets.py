@@ -95,6 +95,7 @@ def _check_results(
             asset_key=key,
             check_name=check.name,
             passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.WARN if outcome.warn else dg.AssetCheckSeverity.ERROR,
             metadata=_metadata(outcome),
             description="; ".join(outcome.failures) or None,  # names expectations and counts, never values
         )
@@ -129,6 +130,8 @@ def _counts(report: LoadReport) -> dict[str, Any]:
         "quarantined_rows": report.quarantined_rows,
         "replayed_jobs": report.replayed_jobs,
         "quarantine_rules": dg.MetadataValue.json(dict(report.rules)),
+        # PII found by content per column.recognizer: counts only, never a value.
+        "pii_found": dg.MetadataValue.json(dict(sorted(report.pii_found.items()))),
     }
 
 
@@ -171,11 +174,11 @@ def ingest_asset(spec: PipelineSpec, keys: PipelineKeys) -> dg.AssetsDefinition:
         specs=specs,
         check_specs=_check_specs(keys, Step.INGEST),
         pool=keys.pool,
-        required_resource_keys={ZONES, PII_KEY} if spec.pii else {ZONES},
+        required_resource_keys={ZONES, PII_KEY} if _needs_key(spec) else {ZONES},
     )
     def ingest(context: dg.AssetExecutionContext) -> Iterator[Any]:
         config = getattr(context.resources, ZONES).load()
-        key = getattr(context.resources, PII_KEY).key if spec.pii else None
+        key = getattr(context.resources, PII_KEY).key if _needs_key(spec) else None
         report = pipelines.ingest(spec, run_id=context.run_id, config=config, pii_key=key)
         context.log.info(f"{spec.path}: {report.summary()}")
         yield dg.MaterializeResult(
@@ -315,6 +318,11 @@ def table_quality_check(spec: PipelineSpec, keys: PipelineKeys, check: CheckDef)
         )
 
     return table_quality
+
+
+def _needs_key(spec: PipelineSpec) -> bool:
+    """Declared PII, or PII found by content tokenized: the step needs the token key."""
+    return bool(spec.pii) or spec.dataset().protects_found_pii
 
 
 def _describe(spec: PipelineSpec, zone: ZoneName) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from dagster_project import instance
+from dagster_project.cli_pii import pii_parsers
 from lakegate.errors import LakegateError
 
 log = logging.getLogger("lakegate")
@@ -171,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo-rate", type=float, default=20.0, help="demo click events per second")
     serve.set_defaults(func=_serve)
-    _pii_rights_parsers(sub)
+    pii_parsers(sub)
     return parser
 
 
@@ -516,108 +517,6 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
-
-
-# --- PII rights: reveal, erase, key rotation (issue 13) ----------------------------------------------
-
-
-def _pii_rights_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    acting = argparse.ArgumentParser(add_help=False)
-    acting.add_argument(
-        "--as",
-        dest="principal",
-        metavar="NAME",
-        help="who is acting (default $LAKEGATE_PRINCIPAL, else the OS user)",
-    )
-    reveal = sub.add_parser(
-        "reveal", parents=[acting], help="print the plaintext behind a token (pii role only; audited)"
-    )
-    reveal.add_argument("dataset", help="DOMAIN/DATASET, e.g. crm/customers")
-    reveal.add_argument("--token", required=True, help="the tok_... value")
-    reveal.add_argument("--reason", required=True, help="why the plaintext is needed (audited)")
-    reveal.set_defaults(func=_reveal)
-
-    erase = sub.add_parser(
-        "erase", parents=[acting], help="erase one subject from every zone, history and backup (audited)"
-    )
-    erase.add_argument("--subject", required=True, help="the value to erase ('-': read it from stdin)")
-    erase.add_argument("--dataset", action="append", metavar="D/N", help="only this dataset (repeatable)")
-    erase.add_argument("--dry-run", action="store_true", help="show where it is and what would be done")
-    erase.add_argument("--reason", default="right to erasure request", help="why (audited)")
-    erase.add_argument("--json", action="store_true", help="print the proof as JSON")
-    erase.set_defaults(func=_erase)
-
-    pii = sub.add_parser("pii", help="PII key management")
-    pii_sub = pii.add_subparsers(required=True, metavar="ACTION")
-    rotate = pii_sub.add_parser(
-        "rotate-key",
-        parents=[acting],
-        help="re-tokenize every zone and vault from $LAKEGATE_PII_KEY to $LAKEGATE_PII_KEY_NEW (resumable)",
-    )
-    rotate.set_defaults(func=_rotate_key)
-
-
-def _reveal(args: argparse.Namespace) -> int:
-    from zones import load_config
-    from zones.pii_rights import principal, reveal
-
-    print(reveal(load_config(), args.dataset, args.token, args.reason, principal(args.principal)))
-    return 0
-
-
-def _erase(args: argparse.Namespace) -> int:
-    from pipelines.retention import load_declared
-    from zones import load_config
-    from zones.erasure import DatasetRules, erase
-    from zones.pii import Encryptor, PiiMethod, Tokenizer
-    from zones.pii_rights import principal
-    from zones.rotation import OLD_KEY_ENV
-
-    subject = sys.stdin.readline().rstrip("\n") if args.subject == "-" else args.subject
-    tokenizers = [Tokenizer.from_key(None, "lakegate erase")]
-    if os.environ.get(OLD_KEY_ENV):
-        tokenizers.append(Tokenizer.from_key(os.environ[OLD_KEY_ENV], f"lakegate erase ({OLD_KEY_ENV})"))
-    declared = [d.spec for d in load_declared(DEFS_FOLDER)]
-    rules = {spec.path: DatasetRules(spec.erasure, tuple(spec.pii)) for spec in declared}
-    encrypted = any(m is PiiMethod.ENCRYPT for spec in declared for m in spec.pii.values())
-    encryptor = Encryptor.from_key(None, "lakegate erase (encrypted columns)") if encrypted else None
-    proof = erase(
-        load_config(),
-        subject,
-        tokenizers=tokenizers,
-        rules=rules,
-        who=principal(args.principal),
-        reason=args.reason,
-        only=args.dataset or (),
-        dry_run=args.dry_run,
-        run_id=f"cli-{uuid.uuid4().hex[:12]}",
-        encryptor=encryptor,
-    )
-    if args.json:
-        print(json.dumps(proof.as_dict(), indent=2))
-    else:
-        print("\n".join(proof.lines()))
-    return 0
-
-
-def _rotate_key(args: argparse.Namespace) -> int:
-    from zones import load_config
-    from zones.pii import Tokenizer
-    from zones.pii_rights import principal
-    from zones.rotation import NEW_KEY_ENV, rotate_key
-
-    old = Tokenizer.from_key(None, "lakegate pii rotate-key (the current key)")
-    new = Tokenizer.from_key(os.environ.get(NEW_KEY_ENV, ""), f"lakegate pii rotate-key ({NEW_KEY_ENV})")
-    for done in rotate_key(load_config(), old, new, principal(args.principal)):
-        line = f"{done.zone} {done.dataset}: {done.status}"
-        if done.status == "rotated":
-            line += f" ({done.tokens} token(s) re-keyed)"
-        if done.unmapped_hashes:
-            line += f"; {done.unmapped_hashes} keyed hash(es) in no vault left under the old key"
-        log.info("%s", line)
-        print(line)
-    print(f"rotation complete: set {NEW_KEY_ENV}'s value as LAKEGATE_PII_KEY")
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pipelines.errors import PipelineError
 from pipelines.quality import Expectation, QualityConfigError, columns_read, standard_expectations, validate
 from pipelines.spec import CdcSpec, Pattern, PipelineSpec, Scope
 from zones import LakegateConfig, LoadReport, ZoneName, open_zone
+from zones.pii_detection import PiiDetection
 
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 _ROW_COUNT = "expect_table_row_count_to_be_between"
@@ -69,6 +70,8 @@ class CheckOutcome:
     passed: bool
     metadata: dict[str, Any] = field(default_factory=dict)
     failures: tuple[str, ...] = ()
+    warn: bool = False
+    """A failure is a warning (severity WARN), not an error."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,24 @@ def _vault_consistent(check: CheckInput) -> CheckOutcome:
     return CheckOutcome(passed=counts["duplicated"] == 0 and counts["empty"] == 0, metadata=counts)
 
 
+def _pii_undeclared(check: CheckInput) -> CheckOutcome:
+    """PII found by content outside the declared ``pii:`` columns, per ``column.recognizer`` (counts,
+    never values). Under ``report`` it landed unprotected: the check warns (declare the columns, see
+    ``lakegate pii suggest``); under ``tokenize``/``quarantine`` it was protected and the check passes."""
+    found = dict(sorted(check.report.pii_found.items()))
+    mode = check.spec.pii_detection
+    metadata: dict[str, Any] = {"pii_detection": mode.value, "spans_found": sum(found.values())}
+    metadata["found"] = found
+    if not found or mode is not PiiDetection.REPORT:
+        return CheckOutcome(passed=True, metadata=metadata)
+    where = ", ".join(f"{name}: {n}" for name, n in found.items())
+    failure = (
+        f"undeclared PII left in plaintext (pii_detection: report): {where}; declare it under pii: "
+        f"(lakegate pii suggest {check.spec.name}) or use pii_detection: tokenize"
+    )
+    return CheckOutcome(passed=False, metadata=metadata, failures=(failure,), warn=True)
+
+
 def _consumer_lag(check: CheckInput) -> CheckOutcome:
     """Messages still waiting at the stream's source after this micro-batch, against ``max_lag``.
 
@@ -402,6 +423,16 @@ CHECKS: tuple[CheckDef, ...] = (
         "one value per token and column; no empty values",
         _vault_consistent,
         applies=lambda spec: bool(spec.pii),
+    ),
+    CheckDef(
+        "pii_undeclared",
+        Step.INGEST,
+        Target.DATA,
+        "PII found by content outside the declared pii: columns (counts per column and recognizer); "
+        "warns when pii_detection: report left it in plaintext",
+        _pii_undeclared,
+        blocking=lambda spec: False,
+        applies=lambda spec: spec.pii_detection is not PiiDetection.OFF,
     ),
     CheckDef(
         "consumer_lag",

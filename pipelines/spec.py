@@ -15,12 +15,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors import ConnectorError, get_connector
+from lakegate.registry import suggest
 from pipelines._values import env_problems, resolve_env
 from pipelines.quality import Expectation, expectation_problems
 from transforms import TYPE_NAMES, TransformLoadError, UnknownTransformError, dtype_of, get_transform
 from zones import DatasetSpec, PiiMethod, ZoneName, parse_duration
 from zones.erasure import ErasurePolicy
 from zones.pii import GENERALIZE_TYPES, PII_KEY_ENV, TEXT_METHODS, Encryptor, PiiKeyError
+from zones.pii_detection import PiiDetection
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ZONE_URL_PREFIX = "lakegate://"
@@ -190,6 +192,10 @@ class PipelineSpec(_Strict):
     primary_key: list[str] = Field(default_factory=list)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     pii: dict[str, PiiMethod] = Field(default_factory=dict)
+    pii_detection: PiiDetection = PiiDetection.TOKENIZE
+    """What happens to PII found by content in every string column: ``tokenize`` (default: replaced in
+    place by tokens, plaintext to the pii zone), ``quarantine`` (the record goes to quarantine, values
+    vaulted), ``report`` (counted only) or ``off``."""
     transforms: list[str] = Field(default_factory=list)
     order_by: list[str] = Field(default_factory=list)
     quality: QualitySpec = Field(default_factory=QualitySpec)
@@ -206,6 +212,18 @@ class PipelineSpec(_Strict):
     def _identifier(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(f"'{value}' must be lowercase letters, digits and _ (starting with a letter)")
+        return value
+
+    @field_validator("pii_detection", mode="before")
+    @classmethod
+    def _detection_mode(cls, value: object) -> object:
+        if value is False:  # YAML 1.1 reads an unquoted `off` as false
+            return PiiDetection.OFF
+        known = [m.value for m in PiiDetection]
+        if isinstance(value, bool):
+            raise ValueError(f"'{value}' is not a mode; use one of {', '.join(known)}")
+        if isinstance(value, str) and value not in known:
+            raise ValueError(f"unknown mode '{value}'{suggest(value, known)}; use one of {', '.join(known)}")
         return value
 
     @property
@@ -237,6 +255,7 @@ class PipelineSpec(_Strict):
             primary_key=tuple(self.primary_key),
             pii=dict(self.pii),
             order_by=tuple(self.order_by),  # merges keep the greatest: an older change never wins
+            pii_detection=self.pii_detection,
         )
 
 

@@ -68,7 +68,7 @@ def ingest(
         try:
             pipeline.run(flow.ingest_source(spec, config, target))
         except PipelineStepFailed as exc:
-            raise _explained(exc) from exc
+            raise (report.stopped_by or _explained(exc)) from exc
         _record_steps(pipeline, report)
         flow.acknowledge(spec, config)  # e.g. archive the landing files now committed
     log.info("%s ingest: %s", spec.path, report.summary())

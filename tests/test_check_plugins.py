@@ -54,6 +54,7 @@ def test_a_published_check_runs_with_the_built_ins(plugin: None) -> None:
     assert {k.name for k in graph.asset_check_keys if k.asset_key.to_user_string() == "sales/orders/raw"} == {
         "quality",
         "rows_accounted",
+        "pii_undeclared",
         "has_rows_in",
     }
 

@@ -56,22 +56,22 @@ RUN_TIMEOUT_S = 120
 # Landing assets are external (no checks).
 EXPECTED_CHECKS: dict[str, set[str]] = {
     "sales/orders/landing": set(),
-    "sales/orders/raw": {"quality", "rows_accounted"},
+    "sales/orders/raw": {"quality", "rows_accounted", "pii_undeclared"},
     "sales/orders/curated": {"quality", "table_quality"},  # table_quality: scope: table, on its schedule
     "sales/orders/quarantine": {"records_explained"},
     "crm/customers/landing": set(),
-    "crm/customers/curated": {"quality", "rows_accounted"},
+    "crm/customers/curated": {"quality", "rows_accounted", "pii_undeclared"},
     "crm/customers/pii": {"vault_consistent"},
     "crm/customers/quarantine": {"records_explained"},
     "web/events/landing": set(),
-    "web/events/raw": {"quality", "rows_accounted"},
+    "web/events/raw": {"quality", "rows_accounted", "pii_undeclared"},
     "web/events/quarantine": {"records_explained"},
     "warehouse/inventory/landing": set(),
-    "warehouse/inventory/raw": {"quality", "rows_accounted"},
+    "warehouse/inventory/raw": {"quality", "rows_accounted", "pii_undeclared"},
     "warehouse/inventory/curated": {"quality"},
     "warehouse/inventory/quarantine": {"records_explained"},
     "web/clickstream/landing": set(),
-    "web/clickstream/curated": {"quality", "rows_accounted", "consumer_lag"},
+    "web/clickstream/curated": {"quality", "rows_accounted", "consumer_lag", "pii_undeclared"},
     "web/clickstream/pii": {"vault_consistent"},
     "web/clickstream/quarantine": {"records_explained"},
     # A broken defs.yaml sits beside the healthy pipelines: visible, with its failing check, never fatal.

@@ -90,8 +90,19 @@ def email(text: str) -> str | None:
     return text
 
 
+def _host(text: str, bits: int) -> str | None:
+    """The address of ``text`` when it names one host: a CIDR network (``a.b.c.0/24``, as generalized IPs
+    are written) names many, so it is no one's address; ``/32`` (``/128``) is the host itself."""
+    address, slash, prefix = text.partition("/")
+    if slash and (not prefix.isdigit() or int(prefix) != bits):
+        return None
+    return address
+
+
 def ipv4(text: str) -> str | None:
-    """Four decimal octets 0-255 without leading zeros (``1.2.3.4.5`` and ``10.0.0.256`` are not)."""
+    """Four decimal octets 0-255 without leading zeros (``1.2.3.4.5`` and ``10.0.0.256`` are not), not a
+    network in CIDR form."""
+    text = _host(text, 32) or ""
     parts = text.split(".")
     if len(parts) != 4:
         return None
@@ -101,7 +112,9 @@ def ipv4(text: str) -> str | None:
 
 
 def ipv6(text: str) -> str | None:
-    """An IPv6 address as parsed by :mod:`ipaddress` (times and MAC addresses are not)."""
+    """An IPv6 address as parsed by :mod:`ipaddress` (times and MAC addresses are not), not a network in
+    CIDR form."""
+    text = _host(text, 128) or ""
     if text.count(":") < 2 or text == "::":  # "::" alone is mostly code (``Foo::``), not an address
         return None
     try:

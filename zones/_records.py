@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from lakegate import columns as col
 from transforms import CAST_ERRORS, TransformContext, get_transform
 from zones._fastcast import fast_cast
-from zones.pii import PiiMethod, Tokenizer, split_pii
+from zones.pii import VAULT_COLUMNS, PiiMethod, Tokenizer, split_pii
+from zones.pii_detection import Findings, PiiDetection, detect, string_columns
 
 READ_BATCH_ROWS = 100_000
 """Rows read from a load file at a time: bounds the write path's memory."""
@@ -45,6 +46,8 @@ class DatasetSpec:
         primary_key: Key columns for merges and uniqueness checks.
         pii: PII columns and how each is protected.
         order_by: What "latest" means when rows share a key (merges keep the greatest); default arrival.
+        pii_detection: What happens to PII found by content in the string columns (see
+            :mod:`zones.pii_detection`); declared PII columns are protected by their operator instead.
     """
 
     domain: str
@@ -53,10 +56,16 @@ class DatasetSpec:
     primary_key: tuple[str, ...] = ()
     pii: Mapping[str, PiiMethod] = field(default_factory=dict)
     order_by: tuple[str, ...] = ()
+    pii_detection: PiiDetection = PiiDetection.TOKENIZE
 
     @property
     def path(self) -> str:
         return f"{self.domain}/{self.name}"
+
+    @property
+    def protects_found_pii(self) -> bool:
+        """Whether PII found by content is tokenized (``tokenize``/``quarantine``): needs the token key."""
+        return self.pii_detection in (PiiDetection.TOKENIZE, PiiDetection.QUARANTINE)
 
 
 @dataclass(frozen=True)
@@ -101,18 +110,67 @@ def _pii_with_raw(frame: pl.DataFrame, spec: DatasetSpec) -> dict[str, PiiMethod
     return {**spec.pii, **extra}
 
 
-def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer | None) -> SplitBatch:
+def detection_columns(frame: pl.DataFrame, spec: DatasetSpec) -> list[str]:
+    """The columns of ``frame`` detection scans: string columns, but not declared PII (protected by their
+    operator), columns declared with another type, lineage columns, nor -- with declared PII -- a
+    rejected record's raw text (vaulted whole then)."""
+    if spec.pii_detection is PiiDetection.OFF:
+        return []
+    skip = [*spec.pii, col.RAW_TEXT] if spec.pii else []
+    return string_columns(_as_text(frame), skip=skip, declared=spec.schema)
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Dictionary-encoded text (categoricals) as plain strings, so detection scans it too."""
+    coded = [n for n, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    return frame.with_columns(pl.col(coded).cast(pl.String)) if coded else frame
+
+
+@dataclass
+class Scanned:
+    """What the scan of a load job (before anything is written) found: vault rows and counts."""
+
+    vault: pl.DataFrame
+    findings: Findings
+
+
+def scan_batch(frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer | None) -> Scanned:
+    """The pii zone's rows of one batch (declared PII columns, and spans found by content when they are
+    tokenized) and the spans found per ``(column, recognizer)``."""
+    parts = [vault_rows(frame, spec, tokenizer)] if spec.pii and tokenizer is not None else []
+    findings: Findings = {}
+    columns = detection_columns(frame, spec)
+    if columns:
+        frame = _as_text(frame)
+        protect = spec.protects_found_pii and tokenizer is not None
+        mode = spec.pii_detection if protect else PiiDetection.REPORT
+        found = detect(frame, mode, tokenizer if protect else None, columns)
+        findings = found.findings
+        parts.append(found.vault)
+    empty = pl.DataFrame(schema=dict.fromkeys(VAULT_COLUMNS, pl.String))
+    return Scanned(pl.concat([empty, *parts]), findings)
+
+
+def split_batch(
+    batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer | None, *, detected: bool = False
+) -> SplitBatch:
     """Apply the write-path rules to one batch (no lineage columns yet).
 
     The common case — nothing rejected, every value casts — copies no rows: filters run only when a
     row has to leave, and clean text columns are typed by pyarrow (see ``zones._fastcast``).
+    ``detected``: the job's scan found PII by content, so spans are tokenized here (or, under
+    ``quarantine``, their rows sent to quarantine); their plaintext was vaulted by the scan.
     """
     table = pa.Table.from_batches([batch])
     rejected_parts: list[pl.DataFrame] = []
+    protect = detected and spec.protects_found_pii and tokenizer is not None
     if col.REJECT_REASON in table.column_names:
         if table.column(col.REJECT_REASON).null_count < table.num_rows:
             marked = _frame(table).select(pl.col(col.REJECT_REASON).is_not_null()).to_series()
-            rejected_parts.append(_quarantine_from_marked(_frame(table).filter(marked), spec, tokenizer))
+            rejects = _frame(table).filter(marked)
+            if protect and not spec.pii and tokenizer is not None:  # free text bound for quarantine
+                rejects = detect(rejects, PiiDetection.TOKENIZE, tokenizer, [col.RAW_TEXT]).frame
+            rejected_parts.append(_quarantine_from_marked(rejects, spec, tokenizer))
             table = table.filter(pa.array((~marked).to_arrow()))
         table = table.drop_columns(
             [c for c in (col.REJECT_REASON, col.REJECT_RULE, col.RAW_TEXT) if c in table.column_names]
@@ -127,6 +185,8 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
     if spec.pii and tokenizer is not None:
         protected, _ = split_pii(_frame(table), spec.pii, tokenizer)
         table = protected.to_arrow()
+    if protect and tokenizer is not None and table.num_rows:
+        table = _protect_found(_frame(table), spec, tokenizer, rejected_parts).to_arrow()
     left = dict(spec.schema)
     if left:
         table, left = fast_cast(table, spec.schema)
@@ -154,6 +214,27 @@ def split_batch(batch: pa.RecordBatch, spec: DatasetSpec, tokenizer: Tokenizer |
         else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
     return SplitBatch(good=frame, rejected=rejected)
+
+
+def _protect_found(
+    frame: pl.DataFrame, spec: DatasetSpec, tokenizer: Tokenizer, rejected_parts: list[pl.DataFrame]
+) -> pl.DataFrame:
+    """Spans found by content replaced by their tokens; under ``quarantine`` the rows holding any leave
+    for quarantine (tokenized too), with where PII was found (names, never values) as the reason."""
+    found = detect(_as_text(frame), spec.pii_detection, tokenizer, detection_columns(frame, spec))
+    if spec.pii_detection is not PiiDetection.QUARANTINE:
+        return found.frame
+    flagged = found.flagged
+    if not flagged.any():
+        return found.frame
+    reasons = f"{spec.path}: PII found by content in " + found.reasons.filter(flagged)
+    records = quarantine_rows(found.frame.filter(flagged), spec, PII_RULE, "")
+    rejected_parts.append(records.with_columns(reasons.alias(col.REASON)))
+    return found.frame.filter(~flagged)
+
+
+PII_RULE = "pii_detected"
+"""The quarantine rule of records sent there by ``pii_detection: quarantine``."""
 
 
 def _withheld(table: pa.Table, spec: DatasetSpec, rule: str, reason: str) -> pl.DataFrame:

@@ -1,15 +1,18 @@
 """The lakegate dlt destination: the only code that writes into a zone.
 
 dlt hands over each load job as a parquet file path. For every job the destination
-1. vaults the plaintext of declared PII columns in the ``pii`` zone (before any token is visible elsewhere),
-2. streams the rows through the write-path rules (reject split, PII tokens, typing) into the target zone
-   (``append``) or merges them by primary key (``merge``),
+1. scans the job's string columns for PII by content (``pii_detection``, see :mod:`zones.pii_detection`)
+   and vaults the plaintext of declared PII columns and of found spans in the ``pii`` zone (before any
+   token is visible elsewhere),
+2. streams the rows through the write-path rules (reject split, PII tokens, spans found by content
+   tokenized, typing) into the target zone (``append``) or merges them by primary key (``merge``),
 3. appends rejected rows, with rule, reason, source position and raw text, to the ``quarantine`` zone,
 4. audits each commit in its zone's audit log.
 Each commit carries the Delta app transaction ``(lakegate:<pipeline>:<table>:<dlt file id>, <load id>)``,
 so a retried or replayed job is skipped table by table. Input rows = committed + quarantined, checked per job.
 
-A load job that needs no rewrite — an append of a dataset without PII, no reject rows, every declared
+A load job that needs no rewrite — an append of a dataset without declared PII nor PII found by its scan
+(which reads only the string columns; ``report`` mode adopts what it found), no reject rows, every declared
 column already of its type and the lineage columns stamped at extract (:func:`lineage_stamp`) equal to
 this load's — is *adopted*: dlt's load file becomes the Delta data file as it is (hard-linked or copied
 into the table, added with its statistics), instead of being read back and encoded again.
@@ -48,17 +51,20 @@ from zones._records import (
     READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
+    Scanned,
     concat_rejects,
+    detection_columns,
+    scan_batch,
     split_batch,
     stamp,
     unloadable_rows,
-    vault_rows,
 )
 from zones._staged import SchemaChangeError, plain_type
 from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError
-from zones.pii import Tokenizer
+from zones.pii import PiiKeyError, Tokenizer
+from zones.pii_detection import Findings, findings_metadata, may_hold_pii
 from zones.positions import (
     package_transactions,
     position_app_id,
@@ -112,6 +118,10 @@ class LoadReport:
     adopted_jobs: int = 0
     """Load jobs whose load file became the Delta data file as it is (see the module doc)."""
     rules: Counter[str] = field(default_factory=Counter)
+    stopped_by: ZoneError | None = None
+    """Why a load job could not be committed, when it is a user's fix (dlt keeps only its text)."""
+    pii_found: Counter[str] = field(default_factory=Counter)
+    """PII spans found by content per ``column.recognizer`` (counts only, never a value)."""
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -124,12 +134,14 @@ class LoadReport:
             f"{self.quarantined_rows} quarantined ({rules}), {self.replayed_jobs} replayed job(s) skipped"
         )
 
-    def add(self, rules: list[str] | None = None, **counts: int) -> None:
-        """Add ``counts`` (by field name) and one quarantine record per entry of ``rules``."""
+    def add(self, rules: list[str] | None = None, pii_found: Findings | None = None, **counts: int) -> None:
+        """Add ``counts`` (by field name), one quarantine record per entry of ``rules`` and the PII found
+        by content."""
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
             self.rules.update(rules or [])
+            self.pii_found.update(findings_metadata(pii_found or {}))
 
 
 def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -> Any:
@@ -137,11 +149,22 @@ def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -
 
     Raises:
         PiiKeyError: PII is declared and the key (``target.pii_key`` or ``$LAKEGATE_PII_KEY``) is missing
-            or too short (checked before any load).
+            or too short (checked before any load). A dataset without declared PII needs the key only once
+            PII is found by content in it (``pii_detection: tokenize`` or ``quarantine``): that load job
+            then fails, before anything of it is written, naming the key (see :meth:`_JobWriter.load`).
     """
-    purpose = f"{target.dataset.path}: {', '.join(target.dataset.pii)}"
-    tokenizer = Tokenizer.from_key(target.pii_key, purpose) if target.dataset.pii else None
-    writer = _JobWriter(target, tokenizer, report or LoadReport())
+    dataset = target.dataset
+    tokenizer: Tokenizer | None = None
+    missing_key: PiiKeyError | None = None
+    if dataset.pii:
+        tokenizer = Tokenizer.from_key(target.pii_key, f"{dataset.path}: {', '.join(dataset.pii)}")
+    elif dataset.protects_found_pii:
+        purpose = f"{dataset.path}: PII found by content (or set pii_detection: report or off)"
+        try:
+            tokenizer = Tokenizer.from_key(target.pii_key, purpose)
+        except PiiKeyError as exc:
+            missing_key = exc
+    writer = _JobWriter(target, tokenizer, report or LoadReport(), missing_key)
 
     def lakegate(items: Any, table: TTableSchema) -> None:  # batch_size=0: items is the job's file path
         try:
@@ -190,9 +213,16 @@ def lineage_stamp(run_id: str) -> Callable[[pa.Table], pa.Table]:
 
 
 class _JobWriter:
-    def __init__(self, target: LoadTarget, tokenizer: Tokenizer | None, report: LoadReport) -> None:
+    def __init__(
+        self,
+        target: LoadTarget,
+        tokenizer: Tokenizer | None,
+        report: LoadReport,
+        missing_key: PiiKeyError | None = None,
+    ) -> None:
         self.target = target
         self.tokenizer = tokenizer
+        self.missing_key = missing_key
         self.report = report
         self.data_zone = open_zone(target.zone, target.config)
         self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
@@ -248,16 +278,26 @@ class _JobWriter:
             return
         rows = parquet.metadata.num_rows
         try:
-            if spec.pii and self.tokenizer and todo["pii"]:
-                self._vault(parquet, spec, uris["pii"], txn, lineage)
-            if todo["data"] and self._adoptable(parquet, spec, lineage):
+            findings = self._scan(path, parquet, spec, uris["pii"], txn, lineage, vault=todo["pii"])
+            detected = bool(findings) and spec.protects_found_pii
+            if detected and self.tokenizer is None:  # never written unprotected; the next run retries
+                found = ", ".join(f"{k}: {n}" for k, n in sorted(findings_metadata(findings).items()))
+                key_state = str(self.missing_key).split(";")[0]  # e.g. "environment variable … is not set"
+                self.report.stopped_by = PiiKeyError(
+                    f"{spec.path}: PII found by content ({found}) is to be tokenized "
+                    f"(pii_detection: {spec.pii_detection}), but {key_state}: set it to a secret of at "
+                    "least 16 characters, or set pii_detection: report or off. Nothing of this load was "
+                    "written; the next run retries it."
+                )
+                raise DestinationTransientException(str(self.report.stopped_by))
+            if todo["data"] and not detected and self._adoptable(parquet, spec, lineage):
                 committed, rejected = (
                     self._adopt(path, parquet, uris["data"], txn, lineage),
                     concat_rejects([]),
                 )
             else:
                 committed, rejected = self._rows(
-                    parquet, spec, uris["data"], txn, lineage, write=todo["data"]
+                    parquet, spec, uris["data"], txn, lineage, write=todo["data"], detected=detected
                 )
             if todo["quarantine"] and rejected.height:
                 self._commit("quarantine", uris["quarantine"], _stamped(rejected, lineage), txn, lineage)
@@ -277,6 +317,7 @@ class _JobWriter:
             )
         self.report.add(
             rules=rejected[col.RULE].to_list(),
+            pii_found=findings,
             input_rows=rows,
             committed_rows=committed,
             quarantined_rows=rejected.height,
@@ -293,23 +334,75 @@ class _JobWriter:
     def _spec_for(self, table_name: str) -> DatasetSpec:
         if table_name == self.target.dataset.name:
             return self.target.dataset
-        # Child tables a dlt source may produce are stored beside the dataset, without a declared contract.
+        # Child tables a dlt source may produce are stored beside the dataset, without a declared contract
+        # (but scanned like it).
         return DatasetSpec(
-            domain=self.target.dataset.domain, name=f"{self.target.dataset.name}__{table_name}"
+            domain=self.target.dataset.domain,
+            name=f"{self.target.dataset.name}__{table_name}",
+            pii_detection=self.target.dataset.pii_detection,
         )
 
     def _zone(self, name: str) -> Zone:
         return {"pii": self.pii, "data": self.data_zone, "quarantine": self.quarantine}[name]
 
-    def _vault(
-        self, parquet: pq.ParquetFile, spec: DatasetSpec, uri: str, txn: Transaction, lineage: Lineage
-    ) -> None:
-        wanted = [c for c in (*spec.pii, col.RAW_TEXT) if c in parquet.schema_arrow.names]
-        parts = [
-            vault_rows(pl.from_arrow(b), spec, self.tokenizer)  # type: ignore[arg-type]
-            for b in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted)
-        ]
-        vault = pl.concat(parts).unique(subset=["token", "column"]) if parts else pl.DataFrame()
+    def _scan(
+        self,
+        path: Path,
+        parquet: pq.ParquetFile,
+        spec: DatasetSpec,
+        uri: str,
+        txn: Transaction,
+        lineage: Lineage,
+        *,
+        vault: bool,
+    ) -> Findings:
+        """Scan the job's string columns for PII by content and vault (when ``vault``) the plaintext of
+        declared PII columns and of found spans in one pii-zone commit, before any token is written
+        elsewhere. Reads only the columns it needs (parquet column projection)."""
+        names = parquet.schema_arrow.names
+        declared = [c for c in (*spec.pii, col.RAW_TEXT) if c in names] if spec.pii and self.tokenizer else []
+        text = pl.DataFrame(schema=[(f.name, pl.String) for f in parquet.schema_arrow if _is_text(f.type)])
+        wanted = list(dict.fromkeys([*declared, *detection_columns(text, spec)]))
+        if not wanted:
+            return {}
+        findings: Counter[tuple[str, str]] = Counter()
+        parts = []
+        # Few distinct values (a country, a status): read them as a dictionary, whose values are checked
+        # once per batch instead of once per row.
+        coded = [c for c in wanted if c not in declared and _small_dictionary(parquet.metadata, c)]
+        if coded:
+            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=coded)
+
+        def scanned(batch: pa.RecordBatch) -> Scanned:
+            kept = {}
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                if pa.types.is_dictionary(column.type):
+                    if not may_hold_pii(pl.Series(column.dictionary)):
+                        continue  # no value of the dictionary could hold PII: no row does
+                    column = column.dictionary_decode()
+                kept[name] = column
+            return scan_batch(pl.DataFrame(pl.from_arrow(pa.table(kept))), spec, self.tokenizer)
+
+        # Scan batch n (polars releases the GIL) while pyarrow decodes batch n+1.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-scan") as pool:
+            pending = None
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted):
+                ahead = pool.submit(scanned, batch)
+                if pending is not None:
+                    parts.append(pending.result())
+                pending = ahead
+            if pending is not None:
+                parts.append(pending.result())
+        for part in parts:
+            findings.update(part.findings)
+        parts = [p for p in parts if p.vault.height]
+        if vault and parts:
+            self._vault(
+                pl.concat(p.vault for p in parts).unique(subset=["token", "column"]), uri, txn, lineage
+            )
+        return dict(findings)
+
+    def _vault(self, vault: pl.DataFrame, uri: str, txn: Transaction, lineage: Lineage) -> None:
         if vault.height:
             self._commit(
                 "pii",
@@ -331,14 +424,16 @@ class _JobWriter:
         lineage: Lineage,
         *,
         write: bool,
+        detected: bool,
     ) -> tuple[int, pl.DataFrame]:
         rejected: list[pl.DataFrame] = []
+        split_batch_ = functools.partial(split_batch, detected=detected)
 
         def good() -> Iterator[pl.DataFrame]:
             # Split batch n+1 (pyarrow/polars release the GIL) while the Delta writer encodes batch n.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-split") as pool:
                 splits = (
-                    pool.submit(split_batch, batch, spec, self.tokenizer)
+                    pool.submit(split_batch_, batch, spec, self.tokenizer)
                     for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS)
                 )
                 ahead = next(splits, None)
@@ -350,7 +445,7 @@ class _JobWriter:
                         yield stamp(split.good, lineage)
 
         if self.target.merge:  # bounded memory: one batch plus the job's keys (see zones._merge)
-            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer)
+            split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer, detected=detected)
             job = _merge.plan(parquet, spec, split, READ_BATCH_ROWS, lineage)
             if job.survivors:
                 survivors = _merge.rows(job, parquet, spec, split, READ_BATCH_ROWS, lineage)
@@ -537,6 +632,30 @@ _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaE
 
 
 _TEXT = (pa.string(), pa.large_string(), pa.string_view())
+
+
+_SMALL_DICTIONARY_BYTES = 64 * 1024
+
+
+def _small_dictionary(metadata: pq.FileMetaData, name: str) -> bool:
+    """Whether every row group stores column ``name`` dictionary-encoded with a small dictionary page
+    (writers fall back to plain pages only once the dictionary outgrows ~1 MiB, so all its pages are
+    dictionary pages)."""
+    leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if name not in leaves or not metadata.num_row_groups:
+        return False
+    index = leaves.index(name)
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group).column(index)
+        if not chunk.has_dictionary_page or chunk.dictionary_page_offset is None:
+            return False
+        if chunk.data_page_offset - chunk.dictionary_page_offset > _SMALL_DICTIONARY_BYTES:
+            return False
+    return True
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return plain_type(t) in _TEXT
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:

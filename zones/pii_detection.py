@@ -8,8 +8,10 @@ recognizer        finds (and validates)
 ``email``         ASCII e-mail addresses (no leading/trailing/double dot in the local part)
 ``iban``          IBANs, compact or grouped by four: the country's registry length, ISO 7064 mod 97
 ``card``          payment cards, 13-19 digits, plain or grouped by spaces/dashes: issuer 2-6, Luhn
-``ipv6``          IPv6 addresses (incl. ``::`` and IPv4-mapped forms), as parsed by ``ipaddress``
-``ipv4``          dotted quads with octets 0-255 and no leading zeros (not ``1.2.3.4.5``, ``10.0.0.256``)
+``ipv6``          IPv6 addresses (incl. ``::`` and IPv4-mapped forms), as parsed by ``ipaddress``; a network
+                  in CIDR form (``2001:db8:1::/48``, what ``mask_ip``/``generalize`` write) is not one host
+``ipv4``          dotted quads with octets 0-255 and no leading zeros (not ``1.2.3.4.5``, ``10.0.0.256``),
+                  nor a network in CIDR form (``203.0.113.0/24``); ``/32`` is one host
 ``us_ssn``        US SSNs ``AAA-GG-SSSS`` / ``AAA GG SSSS``: SSA area/group/serial rules, no samples
 ``uk_nino``       UK National Insurance numbers: HMRC prefix letters, six digits, suffix A-D
 ``nl_bsn``        Dutch BSNs (11-test), only in a text naming it (``BSN``, ``burgerservicenummer``, ``sofi``)
@@ -101,10 +103,15 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "ipv6",
         ":[0-9A-Za-z_]*:",
-        r"[0-9A-Za-z_]*(?::[0-9A-Za-z_]*){2,8}(?:\.[0-9]{1,3}){0,3}",
+        r"[0-9A-Za-z_]*(?::[0-9A-Za-z_]*){2,8}(?:\.[0-9]{1,3}){0,3}(?:/[0-9]{1,3})?",
         checks.ipv6,
     ),
-    Recognizer("ipv4", r"[0-9]\.[0-9]+\.[0-9]+\.[0-9]", _B + r"[0-9]+(?:\.[0-9]+){3,}" + _B, checks.ipv4),
+    Recognizer(
+        "ipv4",
+        r"[0-9]\.[0-9]+\.[0-9]+\.[0-9]",
+        _B + r"[0-9]+(?:\.[0-9]+){3,}(?:/[0-9]{1,2})?" + _B,
+        checks.ipv4,
+    ),
     Recognizer(
         "us_ssn",
         r"[0-9]{3}[\- ][0-9]{2}[\- ][0-9]{4}",
@@ -185,6 +192,12 @@ def string_columns(
         for n, t in frame.schema.items()
         if t == pl.String and n not in skipped and (not n.startswith(col.PREFIX) or n == col.RAW_TEXT)
     ]
+
+
+def may_hold_pii(values: pl.Series) -> bool:
+    """Whether any of ``values`` could hold PII (the recognizers' cheap hints): ``False`` proves a text
+    column (or a dictionary column's distinct values) holds none."""
+    return bool(values.cast(pl.String).str.contains(_ANY).any())
 
 
 def scan(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> Findings:
@@ -340,6 +353,7 @@ __all__ = [
     "Recognizer",
     "detect",
     "findings_metadata",
+    "may_hold_pii",
     "replace_spans",
     "scan",
     "string_columns",
