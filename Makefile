@@ -24,7 +24,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
-# Every load scans for PII by content and tokenizes what it finds: that needs a key (a throwaway one here).
+# Loads tokenize PII they find by content, which needs a key once found (a throwaway one here).
 bench: export LAKEGATE_PII_KEY ?= benchmark-key-not-for-production
 bench: $(VENV)/.installed
 	$(PY) benchmarks/batch_files.py

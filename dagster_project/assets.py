@@ -321,8 +321,9 @@ def table_quality_check(spec: PipelineSpec, keys: PipelineKeys, check: CheckDef)
 
 
 def _needs_key(spec: PipelineSpec) -> bool:
-    """Declared PII, or PII found by content tokenized: the step needs the token key."""
-    return bool(spec.pii) or spec.dataset().protects_found_pii
+    """Declared PII: the step needs the token key to start. PII found by content needs it only once
+    found; the write path then reads ``$LAKEGATE_PII_KEY`` itself (see ``zones.lakegate_destination``)."""
+    return bool(spec.pii)
 
 
 def _describe(spec: PipelineSpec, zone: ZoneName) -> str:

@@ -116,6 +116,22 @@ def adopt(
     return Committed(version=version, rows=staged.rows)
 
 
+def record_transactions(uri: str, options: dict[str, str], txns: list[Transaction]) -> int:
+    """Commit ``txns`` alone, no data, to the existing table at ``uri``; returns the new version.
+
+    For positions that must ride on a commit of their load package when that commit already happened
+    without them (the package's last job, replayed after its commit's answer was lost)."""
+    table = DeltaTable(uri, storage_options=options)
+    table.create_write_transaction(
+        [],
+        mode="append",
+        schema=pa.schema(table.schema().to_arrow()),
+        partition_by=table.metadata().partition_columns,
+        commit_properties=CommitProperties(app_transactions=txns),
+    )
+    return DeltaTable(uri, storage_options=options).version()
+
+
 def upsert(
     uri: str,
     data: pa.Table | pa.RecordBatchReader,

@@ -165,9 +165,11 @@ def _in_key_order(
     try:
         for frame in survivors:
             ranges = job.bounds.search_sorted(frame[key], side="right")
-            for (bucket,), part in frame.with_columns(ranges.alias(col.ROW_ID)).partition_by(
-                col.ROW_ID, as_dict=True, include_key=False
-            ).items():
+            for (bucket,), part in (
+                frame.with_columns(ranges.alias(col.ROW_ID))
+                .partition_by(col.ROW_ID, as_dict=True, include_key=False)
+                .items()
+            ):
                 if bucket not in writers:
                     writers[bucket] = pa.ipc.new_file(folder / f"{bucket}.arrow", job.schema)
                 writers[bucket].write_table(part.to_arrow().cast(job.schema))

@@ -228,6 +228,9 @@ class _JobWriter:
         self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
         self.pii = open_zone(ZoneName.PII, target.config)
         self.loaded_ahead: set[str] = set()
+        self.carried_positions = False
+        """Whether the job being loaded committed to its data or quarantine table (with the package's
+        positions when it is the last job)."""
 
     def load(self, path: Path, table: TTableSchema) -> None:
         """Commit the load job ``path``; an ordered source's earlier jobs of the package go first."""
@@ -275,7 +278,9 @@ class _JobWriter:
         if not any(todo.values()):
             log.info("%s: load job %s already committed, skipped", spec.path, job.file_id)
             self.report.add(replayed_jobs=1)
+            self._record_package_positions(spec, uris)
             return
+        self.carried_positions = False
         rows = parquet.metadata.num_rows
         try:
             findings = self._scan(path, parquet, spec, uris["pii"], txn, lineage, vault=todo["pii"])
@@ -329,6 +334,37 @@ class _JobWriter:
             committed,
             self.target.zone.value,
             rejected.height,
+        )
+        if not self.carried_positions:  # a replay, or a job that committed nothing of its own
+            self._record_package_positions(spec, uris)
+
+    def _record_package_positions(self, spec: DatasetSpec, uris: dict[str, str]) -> None:
+        """The package's positions (units, curate's raw version), when this job is its last one but
+        committed nothing now: a replay whose earlier commit went without them (a job retried after a
+        commit whose answer was lost goes back among the new ones, so it was not the last job then).
+        They go to the data table, or the quarantine table when only that exists — where readers look."""
+        due = package_transactions(frozenset(self.loaded_ahead))
+        if not due:
+            return
+        tables = [
+            (key, self._zone(key).delta_table(spec.domain, spec.name)) for key in ("data", "quarantine")
+        ]
+        existing = [(key, table) for key, table in tables if table is not None]
+        if not existing:
+            return  # nothing of the package was ever committed: its input is read again, once
+        recorded = {
+            t.app_id: max(
+                (v for _, table in existing if (v := table.transaction_version(t.app_id)) is not None),
+                default=-1,
+            )
+            for t in due
+        }
+        if all(recorded[t.app_id] >= t.version for t in due):
+            return
+        key = existing[0][0]
+        version = _delta.record_transactions(uris[key], self._zone(key).delta_options(), due)
+        log.info(
+            "%s: the load package's positions recorded at version %d of %s", spec.path, version, uris[key]
         )
 
     def _spec_for(self, table_name: str) -> DatasetSpec:
@@ -536,6 +572,7 @@ class _JobWriter:
     def _txns(self, zone_key: str, txn: Transaction, lineage: Lineage) -> list[Transaction]:
         txns = [txn]
         if zone_key != "pii":  # positions: the package's (curate's raw version, landing files), the rows'
+            self.carried_positions = True
             txns += package_transactions(frozenset(self.loaded_ahead))
             txns += [Transaction(position_app_id(source), pos) for source, pos in lineage.positions]
         return txns
