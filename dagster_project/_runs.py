@@ -138,6 +138,8 @@ def _storage_outage(chain: list[Any]) -> str | None:
             root = link.message[cause.start() :]
     if root is None:
         return None
+    # dlt's job text may go on with the chained exceptions' tracebacks: keep the first error only.
+    root = re.split(r"The above exception|During handling of the above|Traceback \(most recent", root)[0]
     message = " ".join(re.sub(r"\x1b\[[0-9;]*m|↳", " ", root).split())[:400]
     return f"a zone's storage kept failing after retries ({message}); the next run resumes"
 

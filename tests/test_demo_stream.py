@@ -49,7 +49,7 @@ def test_serve_demo_stream_launches_runs_and_ctrl_c_stops_everything(lakegate_ho
             assert time.monotonic() < deadline, (
                 "no clickstream run filled curated:\n" + log.read_text()[-3000:]
             )
-            time.sleep(3)
+            time.sleep(1)
         started = psutil.Process(serve.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in started)
         assert "tansu broker" in names and "dagster" in names

@@ -47,13 +47,24 @@ class OrdersDemo:
     expected: Expected
 
 
-@pytest.fixture
-def orders_demo(lakegate_home: Path) -> Iterator[OrdersDemo]:
-    """Demo orders in the landing zone and the CLI's Dagster instance, open in the test."""
-    expected = orders_input(200_000)
+def _orders_demo(rows: int) -> Iterator[OrdersDemo]:
+    expected = orders_input(rows)
     local_instance.prepare()
     with dg.DagsterInstance.get() as instance:
         yield OrdersDemo(instance, expected)
+
+
+@pytest.fixture
+def orders_demo(lakegate_home: Path) -> Iterator[OrdersDemo]:
+    """Demo orders in the landing zone (a run long enough to be signalled mid-load) and the CLI's Dagster
+    instance, open in the test."""
+    yield from _orders_demo(200_000)
+
+
+@pytest.fixture
+def small_orders_demo(lakegate_home: Path) -> Iterator[OrdersDemo]:
+    """As ``orders_demo`` with 2,000 orders, for tests about the pool slot rather than a run's length."""
+    yield from _orders_demo(2_000)
 
 
 def _run_holding_the_pool(instance: dg.DagsterInstance, process: RunProcess) -> str:
@@ -94,7 +105,8 @@ def _wait_for(process: subprocess.Popen[str], log: Path, text: str, seconds: flo
         time.sleep(0.05)
 
 
-def test_a_dead_runs_slot_is_reclaimed_and_the_run_shows_failed(orders_demo: OrdersDemo) -> None:
+def test_a_dead_runs_slot_is_reclaimed_and_the_run_shows_failed(small_orders_demo: OrdersDemo) -> None:
+    orders_demo = small_orders_demo
     dead = _run_holding_the_pool(orders_demo.instance, _dead_process())
     # Without reclaiming, this run waits on the slot forever (the timeout fails the test).
     done = subprocess.run([LAKEGATE, "run", "orders"], capture_output=True, text=True, timeout=120)
@@ -106,8 +118,9 @@ def test_a_dead_runs_slot_is_reclaimed_and_the_run_shows_failed(orders_demo: Ord
 
 
 def test_a_run_this_host_cannot_judge_is_waited_for_quietly_and_sigterm_ends_the_wait(
-    orders_demo: OrdersDemo, tmp_path: Path
+    small_orders_demo: OrdersDemo, tmp_path: Path
 ) -> None:
+    orders_demo = small_orders_demo
     me = RunProcess.current()
     elsewhere = _run_holding_the_pool(
         orders_demo.instance, RunProcess("another-host", me.boot_id, me.pid, me.start)

@@ -196,8 +196,10 @@ class Proxy:
 
 @pytest.fixture
 def faulty_s3(s3_server, tmp_path: Path) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
-    """The session's moto server behind a proxy failing 10% of requests (seed 7, 4 s stalls)."""
-    proxy = Proxy(s3_server.url, tmp_path / "faulty-proxy.log", seed=7, rate=0.1, stall=4.0)
+    """The session's moto server behind a proxy failing 10% of requests (seed 7). A stall
+    lasts 1.2 s: past the 1 s client timeout tests/test_faults.py sets (s3fs, which takes none, sees the
+    connection close then); longer stalls only make the suite slower."""
+    proxy = Proxy(s3_server.url, tmp_path / "faulty-proxy.log", seed=7, rate=0.1, stall=1.2)
     proxy.start()
     yield proxy
     proxy.stop()
