@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
-from lakegate.textcast import cast_text
+from lakegate.textcast import ARROW_TYPES, cast_text
 
 CHUNK_BYTES = 4 << 20
 """Bytes of whole lines parsed at a time (about 31k rows of a 12-column file; polars' string columns take
@@ -48,25 +48,17 @@ positions rarely repeat enough to pay for it), so groups need not be large; two 
 FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
 
+
+def _polars_type(arrow: pa.DataType) -> pl.DataType:
+    return pl.Series(values=pa.array([], arrow)).dtype
+
+
 _TYPES: Final[Mapping[str, pl.DataType]] = {
-    "int32": pl.Int32(),
-    "int64": pl.Int64(),
-    "float32": pl.Float32(),
-    "float64": pl.Float64(),
-    "bool": pl.Boolean(),
-    "date": pl.Date(),
-    "datetime": pl.Datetime("us", "UTC"),
+    **{name: _polars_type(t) for name, t in ARROW_TYPES.items()},
     "string": pl.String(),
 }
-_ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {
-    pl.Int32(): pa.int32(),
-    pl.Int64(): pa.int64(),
-    pl.Float32(): pa.float32(),
-    pl.Float64(): pa.float64(),
-    pl.Boolean(): pa.bool_(),
-    pl.Date(): pa.date32(),
-    pl.Datetime("us", "UTC"): pa.timestamp("us", "UTC"),
-}
+"""Declared type names this path reads: those textcast casts (as the zone does), and text."""
+_ARROW: Final[Mapping[pl.DataType, pa.DataType]] = {_polars_type(t): t for t in ARROW_TYPES.values()}
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # The ISO 8601 forms textcast reads (lakegate.textcast.ISO_8601), split into those without an offset (read
 # as UTC) and those with one: a chunk types the forms of its first datetime, the others stay text (textcast
