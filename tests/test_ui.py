@@ -313,7 +313,9 @@ def test_a_failed_check_names_its_expectation(dagster: DagsterDev, module_home: 
     assert _wait_for_run(dagster, run_id) == "FAILURE"  # the blocking check stops curated
 
     png = ARTIFACTS / "ui-failed-check.png"
-    dom = ui.screenshot(chromium, f"{dagster.url}/assets/sales/orders/raw?view=checks", png)
+    dom = ui.screenshot(
+        chromium, f"{dagster.url}/assets/sales/orders/raw?view=checks&checkDetail=quality", png
+    )
     _assert_rendered(
         png, dom, expect=("quality", "expect_column_values_to_be_between(amount): 1 of 1 unexpected")
     )
