@@ -305,7 +305,7 @@ def main() -> None:
         }
         print(json.dumps(runs[args.run]()), flush=True)
         return
-    base = args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench"
+    base = (args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench").resolve()
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="curate-bench-", dir=base))
     try:

@@ -147,7 +147,7 @@ def main() -> None:
         }
         print(json.dumps(runs[args.run]()), flush=True)
         return
-    base = args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench"
+    base = (args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench").resolve()
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="curate-small-", dir=base))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -123,7 +123,8 @@ class ZoneLease:
             if state.get("owner") != self.owner:
                 raise LeaseHeld(str(state.get("owner")), float(state.get("expires", 0)))
         for older in range(max(0, self.generation - 2), self.generation):  # keep the folder small
-            self._quietly(self.fs.rm_file, self._path(older))
+            if self.fs.exists(self._path(older)):  # the one before it went with the previous holder
+                self._quietly(self.fs.rm_file, self._path(older))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
