@@ -121,7 +121,9 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
 def _storage_outage(chain: list[Any]) -> str | None:
     """One line for a zone store that kept failing past its client's retries (an ``OSError`` from
     deltalake/object_store or s3fs/gcsfs, e.g. 5xx, timeouts, refused connections): an outage, not a bug."""
-    names: set[str] = set()
+    # deltalake's CommitFailedError too: a commit retried after its answer was lost finds its version
+    # taken ("Concurrent transaction failed") — the destination treats it as storage trouble as well.
+    names: set[str] = {"CommitFailedError"}
     stack: list[type[BaseException]] = [OSError]
     while stack:
         cls = stack.pop()

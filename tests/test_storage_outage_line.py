@@ -23,3 +23,17 @@ def test_a_job_that_gave_up_on_the_store_is_one_line_without_its_traceback() -> 
     assert line.startswith("a zone's storage kept failing after retries (OSError: Generic S3 error")
     assert "operation timed out); the next run resumes" in line
     assert "Traceback" not in line and "above exception" not in line
+
+
+def test_a_commit_whose_retry_found_its_version_taken_is_an_outage_line() -> None:
+    message = (
+        "Job with `job_id=orders.8cf5.parquet` had 5 retries. Last failure message was: Traceback (most "
+        'recent call last): File "/x/_staged.py", line 253, in commit _internal.CommitFailedError: Failed '
+        "to commit transaction: Concurrent transaction failed. The above exception was the direct cause of "
+        'the following exception: Traceback (most recent call last): File "/x/client.py", line 568'
+    )
+    link = SimpleNamespace(cls_name="LoadClientJobRetry", message=message, cause=None)
+    line = _storage_outage([link])
+    assert line is not None and "\n" not in line
+    assert "CommitFailedError: Failed to commit transaction: Concurrent transaction failed" in line
+    assert "Traceback" not in line

@@ -142,6 +142,7 @@ def unloaded_earlier_jobs(path: Path, loaded_ahead: frozenset[str]) -> list[Path
     return sorted(earlier, key=functools.cmp_to_key(order))
 
 
+@functools.lru_cache(maxsize=1024)  # a load file never changes; each job asks about its pending siblings
 def _lowest_positions(path: Path) -> dict[str, int]:
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
