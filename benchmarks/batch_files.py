@@ -316,7 +316,8 @@ def run_lakegate(
     print(
         f"lakegate: input_rows={report.input_rows:,} committed_rows={report.committed_rows:,} "
         f"quarantined_rows={report.quarantined_rows:,} vaulted_values={report.vaulted_values:,} "
-        f"replayed_jobs={report.replayed_jobs} "
+        f"replayed_jobs={report.replayed_jobs} adopted_jobs={report.adopted_jobs} "
+        f"prescanned_jobs={report.prescanned_jobs} "
         f"(input = committed + quarantined: {'yes' if balanced else 'NO'})",
         flush=True,
     )

@@ -21,10 +21,12 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from lakegate.errors import LakegateError
+from lakegate.vetting import CHUNK_VETTER
 from pipelines import _flow as flow
 from pipelines import _history
 from pipelines.spec import PipelineSpec
 from zones import LakegateConfig, LoadReport, load_config
+from zones.prescan import PiiPrescan
 
 log = logging.getLogger("lakegate.pipelines")
 
@@ -65,10 +67,13 @@ def ingest(
     target = flow.ingest_target(spec, run_id, config, pii_key)
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
         # Built once pending packages are loaded: an ordered source resumes after what they committed.
+        vetting = CHUNK_VETTER.set(PiiPrescan(target.dataset))  # PII scanned as load files are written
         try:
             pipeline.run(flow.ingest_source(spec, config, target))
         except PipelineStepFailed as exc:
             raise (report.stopped_by or _explained(exc)) from exc
+        finally:
+            CHUNK_VETTER.reset(vetting)
         _record_steps(pipeline, report)
         flow.acknowledge(spec, config)  # e.g. archive the landing files now committed
     log.info("%s ingest: %s", spec.path, report.summary())

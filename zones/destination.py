@@ -71,6 +71,7 @@ from zones.positions import (
     source_positions,
     unloaded_earlier_jobs,
 )
+from zones.prescan import TEXT_TYPES, prescanned, text_frame
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
@@ -117,6 +118,9 @@ class LoadReport:
     replayed_jobs: int = 0
     adopted_jobs: int = 0
     """Load jobs whose load file became the Delta data file as it is (see the module doc)."""
+    prescanned_jobs: int = 0
+    """Load jobs not read back for PII detection: their chunks were vetted clean as they were written
+    (:mod:`zones.prescan`)."""
     rules: Counter[str] = field(default_factory=Counter)
     stopped_by: ZoneError | None = None
     """Why a load job could not be committed, when it is a user's fix (dlt keeps only its text)."""
@@ -397,9 +401,10 @@ class _JobWriter:
         elsewhere. Reads only the columns it needs (parquet column projection)."""
         names = parquet.schema_arrow.names
         declared = [c for c in (*spec.pii, col.RAW_TEXT) if c in names] if spec.pii and self.tokenizer else []
-        text = pl.DataFrame(schema=[(f.name, pl.String) for f in parquet.schema_arrow if _is_text(f.type)])
-        wanted = list(dict.fromkeys([*declared, *detection_columns(text, spec)]))
-        if not wanted:
+        wanted = list(dict.fromkeys([*declared, *detection_columns(text_frame(parquet.schema_arrow), spec)]))
+        if not wanted or (not declared and prescanned(path, spec, wanted)):
+            if wanted:
+                self.report.add(prescanned_jobs=1)
             return {}
         findings: Counter[tuple[str, str]] = Counter()
         parts = []
@@ -668,9 +673,6 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
 
 
-_TEXT = (pa.string(), pa.large_string(), pa.string_view())
-
-
 _SMALL_DICTIONARY_BYTES = 64 * 1024
 
 
@@ -691,18 +693,14 @@ def _small_dictionary(metadata: pq.FileMetaData, name: str) -> bool:
     return True
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return plain_type(t) in _TEXT
-
-
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
-    return a == b or (a in _TEXT and b in _TEXT)
+    return a == b or (a in TEXT_TYPES and b in TEXT_TYPES)
 
 
 def _kept_as_received(t: pa.DataType) -> bool:
     """Types the rewrite path stores unchanged (it widens unsigned integers, for one)."""
     return (
-        t in _TEXT
+        t in TEXT_TYPES
         or t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.float32(), pa.float64(), pa.bool_())
         or t == pa.date32()
         or (pa.types.is_timestamp(t) and t.unit == "us")

@@ -31,6 +31,7 @@ from connectors.files._fastcsv import FastPath, Stamp
 from connectors.files._readers import read_csv, read_json, read_parquet
 from connectors.files.config import FilesConfig
 from lakegate.package import STATE_KEY, UNITS
+from lakegate.vetting import CHUNK_VETTER
 
 __all__ = [
     "ArchiveError",
@@ -136,7 +137,7 @@ def _fast_path(config: FilesConfig, url: str) -> Iterator[FastPath | None]:
         return
     folder = Path(tempfile.mkdtemp(prefix="lakegate-csv-", dir=working_dir))
     try:
-        yield FastPath(Stamp.of(load_id, config.run_id), folder)
+        yield FastPath(Stamp.of(load_id, config.run_id), folder, CHUNK_VETTER.get())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

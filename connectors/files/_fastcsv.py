@@ -37,6 +37,7 @@ from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
 from lakegate.textcast import ARROW_TYPES, cast_text
+from lakegate.vetting import ChunkVetter
 
 CHUNK_BYTES = 4 << 20
 """Bytes of whole lines parsed at a time (about 31k rows of a 12-column file; polars' string columns take
@@ -69,9 +70,10 @@ _NAIVE, _AWARE = f"{_DAY}({_TIME})?$", f"{_DAY}{_TIME}{_OFFSET}"
 _UTC = pa.timestamp("us", "UTC")
 _CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
 _AHEAD = 2  # chunks parsed at a time
-_Read = tuple[pa.Table | None, pa.Table | None]
-"""A chunk read: its typed rows (with lineage) and its rows left as text (with their lines)."""
-_BOOLS: Final = {"true": True, "false": False, "1": True, "0": False}
+_Read = tuple[pa.Table | None, pa.Table | None, bool]
+"""A chunk read: its typed rows (with lineage), its rows left as text (with their lines), and whether the
+zone's vetter found its typed rows clean."""
+_TRUE, _FALSE = ["true", "1"], ["false", "0"]
 _VALUE, _FORM = "\x00value", "\x00form"  # suffixes of working columns (no CSV header holds a NUL)
 
 
@@ -103,11 +105,13 @@ def polars_types(columns: Mapping[str, str]) -> dict[str, pl.DataType] | None:
 
 @dataclass(frozen=True)
 class FastPath:
-    """What the caller grants this path: the rows' lineage, and a folder on the load packages' filesystem
-    for the Parquet files (dlt hard-links them into the package; the caller removes the folder)."""
+    """What the caller grants this path: the rows' lineage, a folder on the load packages' filesystem
+    for the Parquet files (dlt hard-links them into the package; the caller removes the folder), and the
+    zone's vetter of typed chunks, if it lends one (see :mod:`lakegate.vetting`)."""
 
     stamp: Stamp
     folder: Path
+    vetter: ChunkVetter | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class FastReader:
         self._delimiter = delimiter
         self._stamp = fast.stamp
         self._folder = fast.folder
+        self._vetter = fast.vetter
         self._failed = False
         self.unread: bytes | None = None
         """The bytes read for a header this path does not take (the caller reads the file from them)."""
@@ -215,7 +220,7 @@ class FastReader:
             ThreadPoolExecutor(_AHEAD, thread_name_prefix="lakegate-csv-fast") as parse,
             ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
         ):
-            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode)
+            file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode, self._vetter)
             while True:
                 while more and len(ahead) < _AHEAD:
                     block = tail + (read := self._read())
@@ -241,9 +246,9 @@ class FastReader:
                     yield Rest(data + b"".join(later for later, _, _ in ahead) + tail, at)
                     return
                 del data
-                typed, text = done
+                typed, text, clean = done
                 if typed is not None:
-                    yield from file.write(typed)
+                    yield from file.write(typed, clean=clean)
                 if text is not None:
                     yield text
             yield from file.close()
@@ -278,7 +283,7 @@ class FastReader:
         except pl.exceptions.PolarsError:
             return None
         # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
-        escaped = bool(np.count_nonzero(quotes[1:] & quotes[:-1]))
+        escaped = bool(np.any(np.diff(np.flatnonzero(quotes)) == 1))  # ~2x shifted masks' and
         sizes = frame.select(
             pl.sum_horizontal(pl.col(names).str.len_bytes().sum()).alias("bytes"),
             pl.sum_horizontal(pl.col(names).null_count()).alias("nulls"),
@@ -307,18 +312,25 @@ class FastReader:
             pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION),
             *(expr for name in typed for expr in _read(name, types[name], _aware(frame, name, types[name]))),
         )
-        ok = pl.all_horizontal(
-            pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
-            for name in typed
-        )
-        ok_rows = frame.select(ok if typed else pl.repeat(True, frame.height)).to_series()
-        every = bool(ok_rows.all())
+        # A column of the plain form without a null value needs no row check (the common case, and cheap:
+        # null counts are kept with the column).
+        got = frame.get_column
+        doubtful = [n for n in typed if got(f"{n}{_VALUE}").null_count() or not got(f"{n}{_FORM}").all()]
+        ok_rows = None
+        if doubtful:
+            ok = pl.all_horizontal(
+                pl.col(f"{name}{_FORM}") & (pl.col(f"{name}{_VALUE}").is_not_null() | (pl.col(name) == ""))
+                for name in doubtful
+            )
+            ok_rows = frame.select(ok).to_series()
+        if ok_rows is not None and ok_rows.all():
+            ok_rows = None  # every row typed
         values = frame.select(
             *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names), POSITION
         )
-        good = values if every else values.filter(ok_rows)
+        good = values if ok_rows is None else values.filter(ok_rows)
         schema = arrow_schema(names, types)
-        table = None
+        table, clean = None, False
         if good.height:
             stamp = self._stamp
             good = good.select(
@@ -333,23 +345,27 @@ class FastReader:
             if timed is None:
                 return None
             table = timed.to_arrow().cast(schema)
+            clean = self._vetter is not None and self._vetter.clean(table)
         text = None
-        if not every:
+        if ok_rows is not None:
             as_text = pa.schema(
                 [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
             )
             rest = frame.select(*names, POSITION).filter(~ok_rows)
             text = rest.select(*names, source, POSITION).to_arrow().cast(as_text)
-        return table, text
+        return table, text, clean
 
 
 class _File:
     """The load file being written: chunks gathered into row groups of :data:`ROW_GROUP_ROWS`, each
-    encoded on a thread while the next chunks are parsed."""
+    encoded on a thread while the next chunks are parsed. A finished file of chunks all vetted clean is
+    handed to the vetter."""
 
-    def __init__(self, stem: Path, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, stem: Path, pool: ThreadPoolExecutor, vetter: ChunkVetter | None) -> None:
         self._stem = stem
         self._pool = pool
+        self._vetter = vetter
+        self._clean = True
         self._writer: pq.ParquetWriter | None = None
         self._pending: Future[None] | None = None
         self._group: list[pa.Table] = []
@@ -357,8 +373,9 @@ class _File:
         self._rows = 0
         self._files = 0
 
-    def write(self, table: pa.Table) -> Iterator[Imported]:
-        """Add ``table``; yields the file once it holds :data:`FILE_ROWS` rows."""
+    def write(self, table: pa.Table, *, clean: bool) -> Iterator[Imported]:
+        """Add ``table`` (``clean``: vetted so); yields the file once it holds :data:`FILE_ROWS` rows."""
+        self._clean = self._clean and clean
         self._group.append(table)
         self._rows += table.num_rows
         if self._rows >= FILE_ROWS:
@@ -393,8 +410,10 @@ class _File:
         schema = self._writer.schema
         self._writer.close()
         self._writer = None
+        if self._clean and self._vetter is not None:
+            self._vetter.vetted(self._path)
         yield Imported(self._path, self._rows, schema)
-        self._rows = 0
+        self._rows, self._clean = 0, True
 
 
 def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schema:
@@ -451,8 +470,9 @@ def _read(name: str, dtype: pl.DataType, aware: bool = False) -> tuple[pl.Expr, 
     plain form (see the module doc); a datetime's value stays text of that form, for pyarrow."""
     raw = pl.col(name)
     empty = raw == ""
-    if dtype == pl.Boolean:
-        value = raw.replace_strict(_BOOLS, default=None, return_dtype=pl.Boolean)
+    value: pl.Expr
+    if dtype == pl.Boolean:  # true/false/1/0 (comparisons: ~8x replace_strict's mapping)
+        value = pl.when(raw.is_in(_TRUE)).then(True).when(raw.is_in(_FALSE)).then(False)
         form = pl.lit(True)
     elif dtype == pl.Date:
         form = empty | raw.str.contains(_DATE)
