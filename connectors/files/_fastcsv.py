@@ -19,6 +19,7 @@ its raw text, as ``_csv`` does. ``tests/connectors/test_files_fast.py`` holds bo
 from __future__ import annotations
 
 import codecs
+import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -234,9 +235,9 @@ class FastReader:
                         ahead.append((data + tail, line, None))  # (the regions read on and report it)
                         more = False
                     else:
-                        ahead.append((data, line, parse.submit(self.chunk, data, line)))
-                        line += int(np.count_nonzero(np.frombuffer(data, np.uint8) == _LF))
-                        line += not data.endswith(b"\n")
+                        feeds = _count(data, _LF)
+                        ahead.append((data, line, parse.submit(self.chunk, data, line, feeds)))
+                        line += feeds + (not data.endswith(b"\n"))
                 if not ahead:
                     break
                 data, at, future = ahead.popleft()
@@ -264,11 +265,13 @@ class FastReader:
             self._failed = True
             return b""
 
-    def chunk(self, data: bytes, line: int) -> _Read | None:
-        """``data`` (whole lines from ``line`` on) as (typed rows, rows left as text), or None when this
-        path cannot prove its reading."""
-        raw = np.frombuffer(data, np.uint8)  # numpy counts bytes ~5x faster than bytes.count
-        quotes = raw == _QUOTE
+    def chunk(self, data: bytes, line: int, feeds: int) -> _Read | None:
+        """``data`` (whole lines from ``line`` on, ``feeds`` ``\\n`` bytes) as (typed rows, rows left as
+        text), or None when this path cannot prove its reading."""
+        raw = np.frombuffer(data, np.uint8)
+        quotes = _mask(raw, _QUOTE)
+        # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
+        quoted, escaped = int(np.count_nonzero(quotes)), _adjacent(quotes)
         names = self.names
         try:
             frame = pl.read_csv(
@@ -282,8 +285,6 @@ class FastReader:
             )
         except pl.exceptions.PolarsError:
             return None
-        # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
-        escaped = bool(np.any(np.diff(np.flatnonzero(quotes)) == 1))  # ~2x shifted masks' and
         sizes = frame.select(
             pl.sum_horizontal(pl.col(names).str.len_bytes().sum()).alias("bytes"),
             pl.sum_horizontal(pl.col(names).null_count()).alias("nulls"),
@@ -294,12 +295,10 @@ class FastReader:
             ).alias("quotes"),
         ).row(0)
         breaks = frame.height - (not data.endswith(b"\n"))  # one per record, none inside a value
-        crs = _carriage_returns(raw, breaks)
-        if np.count_nonzero(raw == _LF) != breaks or crs is None:
+        crs = _carriage_returns(data, breaks)
+        if feeds != breaks or crs is None:
             return None
-        implied = (
-            sizes[0] + np.count_nonzero(quotes) - sizes[2] + frame.height * (len(names) - 1) + breaks + crs
-        )
+        implied = sizes[0] + quoted - sizes[2] + frame.height * (len(names) - 1) + breaks + crs
         if sizes[1] or implied != len(data):
             return None
         return self._typed(frame, line)
@@ -325,22 +324,22 @@ class FastReader:
             ok_rows = frame.select(ok).to_series()
         if ok_rows is not None and ok_rows.all():
             ok_rows = None  # every row typed
-        values = frame.select(
-            *(pl.col(f"{name}{_VALUE}").alias(name) if name in typed else name for name in names), POSITION
-        )
-        good = values if ok_rows is None else values.filter(ok_rows)
+        stamp = self._stamp
+        lineage: list[pl.Expr] = [
+            source,
+            pl.col(POSITION),
+            pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
+            pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
+            pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
+        ]
+        values = [pl.col(f"{name}{_VALUE}").alias(name) if name in typed else pl.col(name) for name in names]
+        if ok_rows is None:  # one projection: the values with their lineage
+            good = frame.select(*values, *lineage)
+        else:
+            good = frame.select(*values, POSITION).filter(ok_rows).select(*names, *lineage)
         schema = arrow_schema(names, types)
         table, clean = None, False
         if good.height:
-            stamp = self._stamp
-            good = good.select(
-                *names,
-                source,
-                POSITION,
-                pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
-                pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
-                pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
-            )
             timed = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
             if timed is None:
                 return None
@@ -431,14 +430,46 @@ def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schem
     )
 
 
-def _carriage_returns(raw: np.ndarray, breaks: int) -> int | None:
+def _carriage_returns(data: bytes, breaks: int) -> int | None:
     """The chunk's ``\r`` bytes: none, or one before the ``\n`` of every line break (polars drops those);
     None otherwise (to the region reader a lone ``\r`` is a line break)."""
+    if b"\r" not in data:  # (a memchr: no mask of the chunk is made for the common case)
+        return 0
+    raw = np.frombuffer(data, np.uint8)
     crs = raw == _CR
     count = int(np.count_nonzero(crs))
-    if count and (count != breaks or int(np.count_nonzero(crs[:-1] & (raw[1:] == _LF))) != count):
+    if count != breaks or int(np.count_nonzero(crs[:-1] & (raw[1:] == _LF))) != count:
         return None
     return count
+
+
+_SCRATCH = threading.local()
+
+
+def _mask(raw: np.ndarray, byte: int) -> np.ndarray:
+    """``raw == byte`` in this thread's scratch array, valid until its next call: a fresh 4 MiB mask per
+    chunk cost more in page faults than the comparison itself."""
+    scratch: np.ndarray | None = getattr(_SCRATCH, "mask", None)
+    if scratch is None or len(scratch) < len(raw):
+        scratch = _SCRATCH.mask = np.empty(max(len(raw), CHUNK_BYTES << 1), np.bool_)
+    out = scratch[: len(raw)]
+    np.equal(raw, byte, out=out)
+    return out
+
+
+def _adjacent(mask: np.ndarray) -> bool:
+    """Whether two set neighbours are in ``mask`` (e.g. ``""``), in a second scratch array."""
+    scratch: np.ndarray | None = getattr(_SCRATCH, "pairs", None)
+    if scratch is None or len(scratch) < len(mask):
+        scratch = _SCRATCH.pairs = np.empty(max(len(mask), CHUNK_BYTES << 1), np.bool_)
+    out = scratch[: max(len(mask) - 1, 0)]
+    np.logical_and(mask[1:], mask[:-1], out=out)
+    return bool(out.any())
+
+
+def _count(data: bytes, byte: int) -> int:
+    """How many ``byte`` bytes ``data`` holds."""
+    return int(np.count_nonzero(_mask(np.frombuffer(data, np.uint8), byte)))
 
 
 def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | None:

@@ -234,8 +234,8 @@ def test_seeded_files_with_rare_hazards_commit_what_the_region_path_does(
     taken = []
     chunk = _fastcsv.FastReader.chunk
 
-    def counted(self: _fastcsv.FastReader, data: bytes, at: int) -> object:
-        read = chunk(self, data, at)
+    def counted(self: _fastcsv.FastReader, data: bytes, at: int, feeds: int) -> object:
+        read = chunk(self, data, at, feeds)
         taken.append(read is not None)
         return read
 
