@@ -12,14 +12,15 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Protocol
 
-import pyarrow as pa
+import polars as pl
 
 
 class ChunkVetter(Protocol):
     """Vets chunks of a load file the connector writes, and learns which files hold only vetted ones."""
 
-    def clean(self, table: pa.Table) -> bool:
-        """Whether the zone would find nothing to protect in ``table`` (thread-safe)."""
+    def clean(self, frame: pl.DataFrame) -> bool:
+        """Whether the zone would find nothing to protect in ``frame``, the chunk's rows as they are written
+        (text columns as text; thread-safe)."""
         ...
 
     def vetted(self, path: str) -> None:

@@ -64,12 +64,10 @@ class PiiPrescan:
     def __init__(self, spec: DatasetSpec) -> None:
         self._spec = spec
 
-    def clean(self, table: pa.Table) -> bool:
-        """Whether the write path's scan of ``table`` finds no PII (and no PII is declared)."""
+    def clean(self, frame: pl.DataFrame) -> bool:
+        """Whether the write path's scan of ``frame`` finds no PII (and no PII is declared)."""
         if self._spec.pii:
             return False
-        text = [f.name for f in table.schema if is_text(f.type)]
-        frame = pl.DataFrame(pl.from_arrow(table.select(text)))
         return not detection_columns(frame, self._spec) or not scan_batch(frame, self._spec, None).findings
 
     def vetted(self, path: str) -> None:

@@ -344,7 +344,7 @@ class FastReader:
             if timed is None:
                 return None
             table = timed.to_arrow().cast(schema)
-            clean = self._vetter is not None and self._vetter.clean(table)
+            clean = self._vetter is not None and self._vetter.clean(timed)
         text = None
         if ok_rows is not None:
             as_text = pa.schema(

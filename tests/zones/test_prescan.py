@@ -75,8 +75,8 @@ def test_a_vetted_file_answers_once_for_its_dataset_and_not_once_changed(tmp_pat
     dataset = DatasetSpec(domain="shop", name="orders", schema={"id": "int64", "note": "string"})
     table = pa.table({"id": [1, 2], "note": ["a parcel", "another parcel"]})
     vetter = PiiPrescan(dataset)
-    assert vetter.clean(table)
-    assert not vetter.clean(pa.table({"id": [3], "note": [f"mail {EMAIL}"]}))
+    assert vetter.clean(pl.DataFrame(table))
+    assert not vetter.clean(pl.DataFrame({"id": [3], "note": [f"mail {EMAIL}"]}))
 
     path = tmp_path / "job.parquet"
     pq.write_table(table, path)
@@ -101,7 +101,7 @@ def test_declared_pii_is_never_vetted(tmp_path: Path) -> None:
     dataset = DatasetSpec(domain="shop", name="people", pii={"email": PiiMethod.TOKENIZE})
     vetter = PiiPrescan(dataset)
     table = pa.table({"id": [1], "email": ["x"]})
-    assert not vetter.clean(table)
+    assert not vetter.clean(pl.DataFrame(table))
     path = tmp_path / "job.parquet"
     pq.write_table(table, path)
     vetter.vetted(str(path))
