@@ -67,13 +67,15 @@ def ingest(
     target = flow.ingest_target(spec, run_id, config, pii_key)
     with flow.dlt_pipeline(spec, "ingest", target, report, pipelines_dir) as pipeline:
         # Built once pending packages are loaded: an ordered source resumes after what they committed.
-        vetting = CHUNK_VETTER.set(PiiPrescan(target.dataset))  # PII scanned as load files are written
+        prescan = PiiPrescan(target.dataset)  # PII scanned as load files are written
+        vetting = CHUNK_VETTER.set(prescan)
         try:
             pipeline.run(flow.ingest_source(spec, config, target))
         except PipelineStepFailed as exc:
             raise (report.stopped_by or _explained(exc)) from exc
         finally:
             CHUNK_VETTER.reset(vetting)
+            prescan.forget()
         _record_steps(pipeline, report)
         flow.acknowledge(spec, config)  # e.g. archive the landing files now committed
     log.info("%s ingest: %s", spec.path, report.summary())

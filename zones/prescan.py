@@ -63,6 +63,7 @@ class PiiPrescan:
 
     def __init__(self, spec: DatasetSpec) -> None:
         self._spec = spec
+        self._remembered: set[_Identity] = set()
 
     def clean(self, frame: pl.DataFrame) -> bool:
         """Whether the write path's scan of ``frame`` finds no PII (and no PII is declared)."""
@@ -76,8 +77,18 @@ class PiiPrescan:
         if identity is None or self._spec.pii:
             return
         columns = detection_columns(text_frame(pq.read_schema(path)), self._spec)
+        if not columns:
+            return  # nothing the write path would scan
         with _LOCK:
             _VETTED[identity] = _Vetted(self._spec, frozenset(columns))
+        self._remembered.add(identity)
+
+    def forget(self) -> None:
+        """Drop what this ingest remembered and no load job used (a replayed job, a failed load)."""
+        with _LOCK:
+            for identity in self._remembered:
+                _VETTED.pop(identity, None)
+        self._remembered.clear()
 
 
 def prescanned(path: Path, spec: DatasetSpec, columns: list[str]) -> bool:

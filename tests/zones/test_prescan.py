@@ -96,6 +96,10 @@ def test_a_vetted_file_answers_once_for_its_dataset_and_not_once_changed(tmp_pat
     vetter.vetted(str(path))
     assert not prescanned(path, dataset, ["note", "comment"])  # a column the vetting did not scan
 
+    vetter.vetted(str(path))
+    vetter.forget()  # the ingest is over: what no load job used is dropped
+    assert not prescanned(path, dataset, ["note"])
+
 
 def test_declared_pii_is_never_vetted(tmp_path: Path) -> None:
     dataset = DatasetSpec(domain="shop", name="people", pii={"email": PiiMethod.TOKENIZE})
