@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -371,3 +373,22 @@ def test_the_standard_suite_from_aggregates_reports_what_great_expectations_repo
     ]
     assert all(quality._aggregated(e, frame) is not None for e in declared)  # none went through GE
     assert list(fast) == ge
+
+
+def test_the_standard_suite_runs_without_importing_great_expectations() -> None:
+    """A run checked by the standard suite only never pays GE's ~3 s import; a declared check does."""
+    script = """
+import sys
+import polars as pl
+from pipelines.quality import Expectation, standard_expectations, validate
+frame = pl.DataFrame({"id": [1, 2, 2], "note": ["a", None, "c"]})
+suite = [*standard_expectations(["id", "note"], ["id"]), *standard_expectations([], [])]
+report = validate(frame, suite, suite_name="orders")
+assert [o.success for o in report.outcomes] == [True, True, False, True], report
+assert "great_expectations" not in sys.modules
+declared = Expectation("expect_column_values_to_be_between", {"column": "id", "min_value": 2})
+assert not validate(frame, [*suite, declared], suite_name="orders").outcomes[-1].success
+assert "great_expectations" in sys.modules
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
