@@ -212,7 +212,7 @@ def validate(df: pl.DataFrame, expectations: Sequence[Expectation], *, suite_nam
     plain: dict[str, Expectation] = {}  # canonical form -> first declaration
     others: list[Expectation] = []
     for exp in expectations:
-        if _answerable(exp):
+        if _answerable(exp, df):
             plain.setdefault(_canonical(exp), exp)
         else:
             others.append(exp)
@@ -240,11 +240,13 @@ def validate(df: pl.DataFrame, expectations: Sequence[Expectation], *, suite_nam
     return QualityReport(success=all(o.success for o in outcomes), outcomes=outcomes)
 
 
-def _answerable(exp: object) -> bool:
-    """Whether ``exp`` is a well-formed standard-suite expectation :func:`_aggregated` answers (anything
-    else, malformed arguments included, is left to Great Expectations, which also explains them)."""
+def _answerable(exp: object, df: pl.DataFrame) -> bool:
+    """Whether ``exp`` is a well-formed expectation :func:`_aggregated` answers on ``df`` (anything else,
+    malformed arguments included, is left to Great Expectations, which also explains them)."""
     if not isinstance(exp, Expectation) or not isinstance(exp.kwargs, Mapping):
         return False
+    if exp.type in _MAP_ARGUMENTS:
+        return _map_answerable(exp, df)
     kwargs = dict(exp.kwargs)
     if exp.type == "expect_table_columns_to_match_set":
         names = kwargs.get("column_set")
@@ -274,6 +276,81 @@ def _answerable(exp: object) -> bool:
     return False
 
 
+_BETWEEN, _IN_SET, _LENGTHS = (
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_value_lengths_to_equal",
+)
+_MAP_ARGUMENTS = {
+    _BETWEEN: {"column", "min_value", "max_value", "strict_min", "strict_max", "mostly"},
+    _IN_SET: {"column", "value_set", "mostly"},
+    _LENGTHS: {"column", "value", "mostly"},
+}
+"""Value checks answered by polars (with these arguments only), as Great Expectations evaluates them."""
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _map_answerable(exp: Expectation, df: pl.DataFrame) -> bool:
+    """A value check with plain arguments on a column whose type polars compares as GE does through
+    pandas (integers; floats without NaN, which pandas keeps as a value; text)."""
+    kwargs = dict(exp.kwargs)
+    column, mostly = kwargs.get("column"), kwargs.get("mostly", 1.0)
+    if not set(kwargs) <= _MAP_ARGUMENTS[exp.type] or not isinstance(column, str) or not column:
+        return False
+    if not _number(mostly) or not 0 <= mostly <= 1:
+        return False
+    if column not in df.columns:
+        return True  # a failed outcome naming the column, as from GE
+    values, dtype = df.get_column(column), df.schema[column]
+    if exp.type == _BETWEEN:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        return (
+            (dtype.is_integer() or (dtype.is_float() and not values.is_nan().any()))
+            and (low is not None or high is not None)
+            and all(b is None or _number(b) for b in (low, high))
+            and (low is None or high is None or low <= high)
+            and all(isinstance(kwargs.get(k, False), bool) for k in ("strict_min", "strict_max"))
+        )
+    if exp.type == _IN_SET:
+        chosen = kwargs.get("value_set")
+        if not isinstance(chosen, list | tuple) or not chosen:
+            return False
+        if dtype == pl.String:
+            return all(isinstance(v, str) for v in chosen)
+        return dtype.is_integer() and all(isinstance(v, int) and not isinstance(v, bool) for v in chosen)
+    length = kwargs.get("value")
+    return dtype == pl.String and isinstance(length, int) and not isinstance(length, bool) and length >= 0
+
+
+def _map_outcome(exp: Expectation, df: pl.DataFrame) -> ExpectationOutcome:
+    """A value check over the non-null values, counted and judged (``mostly``) as GE does."""
+    kwargs = dict(exp.kwargs)
+    column = str(kwargs["column"])
+    if column not in df.columns:
+        detail = f"column(s) not in frame: {column}"
+        return ExpectationOutcome(exp.type, column, False, None, None, None, None, detail)
+    values = df.get_column(column).drop_nulls()
+    if exp.type == _BETWEEN:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        ok = pl.repeat(True, values.len(), eager=True)
+        if low is not None:
+            ok &= values > low if kwargs.get("strict_min", False) else values >= low
+        if high is not None:
+            ok &= values < high if kwargs.get("strict_max", False) else values <= high
+    elif exp.type == _IN_SET:
+        ok = values.is_in(list(kwargs["value_set"]))
+    else:
+        ok = values.str.len_chars() == kwargs["value"]
+    considered, unexpected = values.len(), values.len() - int(ok.sum())
+    mostly = float(kwargs.get("mostly", 1.0))
+    success = considered == 0 or (considered - unexpected) / considered >= mostly
+    percent = unexpected / considered * 100 if considered else None
+    return ExpectationOutcome(exp.type, column, success, df.height, unexpected, percent, None, None)
+
+
 def _canonical(exp: Expectation) -> str:
     """One string per distinct expectation (GE's notion of a repeat: same type, same arguments)."""
     return json.dumps([exp.type, dict(exp.kwargs)], sort_keys=True, default=str)
@@ -296,6 +373,8 @@ def columns_read(expectations: Sequence[Expectation]) -> set[str] | None:
 def _aggregated(exp: Expectation, df: pl.DataFrame) -> ExpectationOutcome | None:
     """The outcome of a standard-suite expectation from polars aggregates, as Great Expectations reports
     it (same counts and percentages); ``None`` for anything else, which Great Expectations evaluates."""
+    if exp.type in _MAP_ARGUMENTS:
+        return _map_outcome(exp, df) if _map_answerable(exp, df) else None
     kwargs, columns = dict(exp.kwargs), _columns(exp.kwargs)
     if exp.type == "expect_table_columns_to_match_set" and set(kwargs) <= {"column_set", "exact_match"}:
         wanted, present = list(kwargs.get("column_set") or []), list(df.columns)

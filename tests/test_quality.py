@@ -376,7 +376,8 @@ def test_the_standard_suite_from_aggregates_reports_what_great_expectations_repo
 
 
 def test_the_standard_suite_runs_without_importing_great_expectations() -> None:
-    """A run checked by the standard suite only never pays GE's ~3 s import; a declared check does."""
+    """A run checked by the standard suite and the common value checks never pays GE's ~3 s import;
+    another declared check does."""
     script = """
 import sys
 import polars as pl
@@ -386,9 +387,81 @@ suite = [*standard_expectations(["id", "note"], ["id"]), *standard_expectations(
 report = validate(frame, suite, suite_name="orders")
 assert [o.success for o in report.outcomes] == [True, True, False, True], report
 assert "great_expectations" not in sys.modules
-declared = Expectation("expect_column_values_to_be_between", {"column": "id", "min_value": 2})
-assert not validate(frame, [*suite, declared], suite_name="orders").outcomes[-1].success
+between = Expectation("expect_column_values_to_be_between", {"column": "id", "min_value": 2})
+assert not validate(frame, [*suite, between], suite_name="orders").outcomes[-1].success
+assert "great_expectations" not in sys.modules
+regex = Expectation("expect_column_values_to_match_regex", {"column": "note", "regex": "^[ab]$"})
+assert not validate(frame, [*suite, regex], suite_name="orders").outcomes[-1].success
 assert "great_expectations" in sys.modules
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+VALUE_CHECKS = [
+    Expectation("expect_column_values_to_be_between", {"column": "qty", "min_value": 0}),
+    Expectation("expect_column_values_to_be_between", {"column": "qty", "max_value": 3, "strict_max": True}),
+    Expectation("expect_column_values_to_be_between", {"column": "qty", "min_value": 1, "max_value": 3}),
+    Expectation(
+        "expect_column_values_to_be_between",
+        {"column": "price", "min_value": 0.5, "strict_min": True, "mostly": 0.5},
+    ),
+    Expectation("expect_column_values_to_be_between", {"column": "price", "max_value": 2.5, "mostly": 0.9}),
+    Expectation("expect_column_values_to_be_in_set", {"column": "status", "value_set": ["new", "paid"]}),
+    Expectation(
+        "expect_column_values_to_be_in_set", {"column": "status", "value_set": ["paid"], "mostly": 0.25}
+    ),
+    Expectation("expect_column_values_to_be_in_set", {"column": "qty", "value_set": [1, 2, 7]}),
+    Expectation("expect_column_value_lengths_to_equal", {"column": "country", "value": 2}),
+    Expectation("expect_column_value_lengths_to_equal", {"column": "country", "value": 2, "mostly": 0.6}),
+    Expectation("expect_column_values_to_be_between", {"column": "absent", "min_value": 0}),
+]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pl.DataFrame(
+            {
+                "qty": [1, 2, None, 3, 7],
+                "price": [0.5, 1.25, None, 2.5, 3.0],
+                "status": ["new", "paid", None, "lost", "paid"],
+                "country": ["DE", "Ü", "FRA", None, "ÉÈ"],
+            }
+        ),
+        pl.DataFrame(
+            {"qty": [None, None], "price": [None, 1.0], "status": ["new", "new"], "country": ["DE"] * 2},
+            schema_overrides={"qty": pl.Int64},
+        ),
+        pl.DataFrame(
+            {"qty": [1, 2], "price": [1.0, 2.0], "status": ["new", "paid"], "country": ["DE", "NL"]},
+            schema={"qty": pl.Int32, "price": pl.Float32, "status": pl.String, "country": pl.String},
+        ),
+        pl.DataFrame(
+            schema={"qty": pl.Int64, "price": pl.Float64, "status": pl.String, "country": pl.String}
+        ),
+    ],
+)
+def test_value_checks_from_polars_report_what_great_expectations_reports(frame: pl.DataFrame) -> None:
+    """Common value checks (between, in set, lengths; with ``mostly``) are answered by polars: held equal
+    to GE's own results on the same frame, nulls, unicode and empty frames included."""
+    fast = validate(frame, VALUE_CHECKS, suite_name="fast").outcomes
+    declared, gx_exps = quality._build(VALUE_CHECKS, "ge")
+    ge = [
+        quality._outcome(e, r, set(frame.columns))
+        for e, r in zip(declared, quality._run(to_pandas_for_ge(frame), gx_exps, "ge"), strict=True)
+    ]
+    assert all(quality._answerable(e, frame) for e in declared)  # none went through GE
+    assert list(fast) == ge
+
+
+def test_value_checks_polars_cannot_judge_alike_go_to_great_expectations() -> None:
+    """NaN (a value to pandas, the greatest number to polars) and a text column compared with numbers."""
+    frame = pl.DataFrame({"price": [1.0, float("nan")], "code": ["1", "2"]})
+    checks = [
+        Expectation("expect_column_values_to_be_between", {"column": "price", "max_value": 5}),
+        Expectation("expect_column_values_to_be_in_set", {"column": "code", "value_set": [1, 2]}),
+    ]
+    assert not any(quality._answerable(e, frame) for e in checks)
+    outcomes = validate(frame, checks, suite_name="odd").outcomes
+    assert outcomes[0].unexpected_count == 1  # GE: NaN is not <= 5
