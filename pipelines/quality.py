@@ -295,7 +295,8 @@ def _number(value: object) -> bool:
 
 def _map_answerable(exp: Expectation, df: pl.DataFrame) -> bool:
     """A value check with plain arguments on a column whose type polars compares as GE does through
-    pandas (integers; floats without NaN, which pandas keeps as a value; text)."""
+    pandas (integers; decimals with whole bounds; floats without NaN, which pandas keeps as a value;
+    text)."""
     kwargs = dict(exp.kwargs)
     column, mostly = kwargs.get("column"), kwargs.get("mostly", 1.0)
     if not set(kwargs) <= _MAP_ARGUMENTS[exp.type] or not isinstance(column, str) or not column:
@@ -307,10 +308,11 @@ def _map_answerable(exp: Expectation, df: pl.DataFrame) -> bool:
     values, dtype = df.get_column(column), df.schema[column]
     if exp.type == _BETWEEN:
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        whole = isinstance(dtype, pl.Decimal)  # compared exactly with whole bounds only
         return (
-            (dtype.is_integer() or (dtype.is_float() and not values.is_nan().any()))
+            (dtype.is_integer() or whole or (dtype.is_float() and not values.is_nan().any()))
             and (low is not None or high is not None)
-            and all(b is None or _number(b) for b in (low, high))
+            and all(b is None or (_number(b) and (not whole or isinstance(b, int))) for b in (low, high))
             and (low is None or high is None or low <= high)
             and all(isinstance(kwargs.get(k, False), bool) for k in ("strict_min", "strict_max"))
         )

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -415,6 +416,7 @@ VALUE_CHECKS = [
     Expectation("expect_column_value_lengths_to_equal", {"column": "country", "value": 2}),
     Expectation("expect_column_value_lengths_to_equal", {"column": "country", "value": 2, "mostly": 0.6}),
     Expectation("expect_column_values_to_be_between", {"column": "absent", "min_value": 0}),
+    Expectation("expect_column_values_to_be_between", {"column": "amount", "min_value": 0, "max_value": 2}),
 ]
 
 
@@ -427,18 +429,26 @@ VALUE_CHECKS = [
                 "price": [0.5, 1.25, None, 2.5, 3.0],
                 "status": ["new", "paid", None, "lost", "paid"],
                 "country": ["DE", "Ü", "FRA", None, "ÉÈ"],
-            }
+                "amount": [Decimal("0.00"), Decimal("-0.01"), None, Decimal("2.00"), Decimal("2.01")],
+            },
+            schema_overrides={"amount": pl.Decimal(12, 2)},
         ),
         pl.DataFrame(
             {"qty": [None, None], "price": [None, 1.0], "status": ["new", "new"], "country": ["DE"] * 2},
             schema_overrides={"qty": pl.Int64},
-        ),
+        ).with_columns(amount=pl.lit(None, pl.Decimal(12, 2))),
         pl.DataFrame(
             {"qty": [1, 2], "price": [1.0, 2.0], "status": ["new", "paid"], "country": ["DE", "NL"]},
             schema={"qty": pl.Int32, "price": pl.Float32, "status": pl.String, "country": pl.String},
-        ),
+        ).with_columns(amount=pl.lit(Decimal("1.5"), pl.Decimal(12, 2))),
         pl.DataFrame(
-            schema={"qty": pl.Int64, "price": pl.Float64, "status": pl.String, "country": pl.String}
+            schema={
+                "qty": pl.Int64,
+                "price": pl.Float64,
+                "status": pl.String,
+                "country": pl.String,
+                "amount": pl.Decimal(12, 2),
+            }
         ),
     ],
 )
