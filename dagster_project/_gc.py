@@ -18,5 +18,10 @@ def settle() -> None:
     gc.freeze()
 
 
+def release() -> None:
+    """Give the settled objects back to the collector, before some of them are replaced and dropped."""
+    gc.unfreeze()
+
+
 settle()
 gc.set_threshold(*THRESHOLDS)

@@ -1,7 +1,6 @@
 """The Dagster code location: every pipeline under ``defs/`` plus the resources they need (no I/O at
 import; a broken ``defs.yaml`` is shown as such and never hides the other pipelines)."""
 
-import gc
 import os
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def definitions_for(folder: Path) -> dg.Definitions:
     if _LAST is not None and _LAST[0] == fingerprint:
         return _LAST[1]
     if _LAST is not None:
-        gc.unfreeze()  # the definitions being replaced may be collected once dropped
+        _gc.release()  # the definitions being replaced may be collected once dropped
     read = read_defs_folder(folder)
     declared = [Declared(file, spec) for file, spec, problems in read if spec is not None and not problems]
     built = dg.Definitions.merge(
