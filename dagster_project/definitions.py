@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_project import _gc  # first: its policy covers the imports below
 from dagster_project.backups import backup_definitions
 from dagster_project.maintenance import maintenance_definitions
 from dagster_project.pipeline_defs import pipeline_definitions
@@ -14,6 +15,7 @@ from pipelines import read_defs_folder
 from pipelines.retention import Declared
 
 DEFS_FOLDER = Path(__file__).parent / "defs"
+_gc.settle()  # imported modules live as long as the process
 
 
 def definitions_for(folder: Path) -> dg.Definitions:
@@ -32,6 +34,8 @@ def definitions_for(folder: Path) -> dg.Definitions:
     )
     if _LAST is not None and _LAST[0] == fingerprint:
         return _LAST[1]
+    if _LAST is not None:
+        _gc.release()  # the definitions being replaced may be collected once dropped
     read = read_defs_folder(folder)
     declared = [Declared(file, spec) for file, spec, problems in read if spec is not None and not problems]
     built = dg.Definitions.merge(
@@ -41,6 +45,7 @@ def definitions_for(folder: Path) -> dg.Definitions:
         dg.Definitions(resources=default_resources()),
     )
     globals()["_LAST"] = (fingerprint, built)
+    _gc.settle()  # the definitions live as long as the code location
     return built
 
 
