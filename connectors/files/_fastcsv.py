@@ -51,8 +51,20 @@ FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
 
 
+_POLARS_OF: Final[Mapping[pa.DataType, pl.DataType]] = {
+    pa.int32(): pl.Int32(),
+    pa.int64(): pl.Int64(),
+    pa.float32(): pl.Float32(),
+    pa.float64(): pl.Float64(),
+    pa.bool_(): pl.Boolean(),
+    pa.date32(): pl.Date(),
+    pa.timestamp("us", "UTC"): pl.Datetime("us", "UTC"),
+}
+"""polars' type of each Arrow type textcast reads (spelled out: converting an empty array imports pandas)."""
+
+
 def _polars_type(arrow: pa.DataType) -> pl.DataType:
-    return pl.Series(values=pa.array([], arrow)).dtype
+    return _POLARS_OF[arrow]
 
 
 _TYPES: Final[Mapping[str, pl.DataType]] = {

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from lakegate.textcast import ISO_8601, arrow_type, cast_text
 
-_BOOL_TEXT = pa.array(["true", "false", "1", "0"])
+_BOOL_TEXT = ["true", "false", "1", "0"]  # (an Arrow array is made when used: pa.array imports pandas)
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 # The plain decimal forms of numbers; others (``+5``, `` 5``, ``1_000``) go to the zone's cast_schema as text.
 _INTEGER = r"^-?[0-9]+$"
@@ -78,7 +78,7 @@ def _looks_readable(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedA
     """Per row: whether the value has a form :func:`cast_text` may take (it still has the last word)."""
     empty = pc.fill_null(pc.equal(column, ""), True)
     if pa.types.is_boolean(target):
-        ok = pc.is_in(pc.utf8_lower(column), value_set=_BOOL_TEXT)
+        ok = pc.is_in(pc.utf8_lower(column), value_set=pa.array(_BOOL_TEXT, pa.string()))
     elif pa.types.is_date(target):
         ok = pc.match_substring_regex(column, _DATE)
     elif pa.types.is_timestamp(target):
