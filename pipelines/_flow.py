@@ -31,6 +31,7 @@ from lakegate.columns import (
     ROW_ID,
     SOURCE,
 )
+from pipelines._loadfile import imported, load_file_folder
 from pipelines._values import resolve_env
 from pipelines.errors import PipelineSpecError
 from pipelines.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
@@ -292,7 +293,19 @@ class CurateInput:
 def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFrame:
     frame = pl.concat([columns, *chunks], how="diagonal_relaxed").select(columns.columns)
     order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
-    return frame.sort(order, nulls_last=True, maintain_order=True).drop(LOAD_ID, strict=False)
+    if order and not _in_order(frame, order):
+        frame = frame.sort(order, nulls_last=True, maintain_order=True)
+    return frame.drop(LOAD_ID, strict=False)
+
+
+def _in_order(frame: pl.DataFrame, order: list[str]) -> bool:
+    """Whether ``frame`` is already sorted by ``order`` the common way: one load of one source, positions
+    ascending (a batch within one raw file). Checking costs a pass over three columns; sorting 250k rows
+    by two strings and an integer costs ~10x more."""
+    *constant, last = order
+    return all(
+        not frame[c].null_count() and frame[c].min() == frame[c].max() for c in constant
+    ) and not frame[last].null_count() and frame[last].is_sorted()
 
 
 def raw_app_id(spec: PipelineSpec) -> str:
@@ -353,8 +366,10 @@ def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
     removed as reject rows).
 
     One load package covers them all: the destination merges it by key in one commit, later rows
-    winning across batches. The raw version they reach travels with the package (``record_position``):
-    whichever run finally loads it commits it, so the next curate starts right after it.
+    winning across batches. Inside a pipeline the batches are encoded into the load file by lakegate and
+    imported by dlt as it is (see ``pipelines._loadfile``). The raw version they reach travels with the
+    package (``record_position``): whichever run finally loads it commits it, so the next curate starts
+    right after it.
     """
     ctx = _context(spec)
 
@@ -362,13 +377,19 @@ def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
     @dlt.resource(name=spec.name)
     def curated() -> Any:
         record_position(pending.app_id, pending.raw_version)
-        schema: pa.Schema | None = None
-        for frame in pending.batches():
-            table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
-            schema = schema or _with_reject_columns(table).schema
-            yield _conformed(table, schema)
+        with load_file_folder() as folder:
+            tables = _transformed(spec, pending, ctx)
+            yield from tables if folder is None else imported(tables, folder / spec.name)
 
     return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
+
+
+def _transformed(spec: PipelineSpec, pending: CurateInput, ctx: TransformContext) -> Iterator[pa.Table]:
+    schema: pa.Schema | None = None
+    for frame in pending.batches():
+        table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
+        schema = schema or _with_reject_columns(table).schema
+        yield _conformed(table, schema)
 
 
 def _with_reject_columns(table: pa.Table) -> pa.Table:
