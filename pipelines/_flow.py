@@ -6,7 +6,7 @@ quarantine record. :mod:`pipelines.steps` runs them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -298,7 +298,7 @@ def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFram
     return frame.drop(LOAD_ID, strict=False)
 
 
-def _in_order(frame: pl.DataFrame, order: list[str]) -> bool:
+def _in_order(frame: pl.DataFrame, order: Sequence[str]) -> bool:
     """Whether ``frame`` is already sorted by ``order`` the common way: one load of one source, positions
     ascending (a batch within one raw file). Checking costs a pass over three columns; sorting 250k rows
     by two strings and an integer costs ~10x more."""

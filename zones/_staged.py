@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -59,32 +60,46 @@ def stage(
     """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file,
     at most ``rows_per_file`` rows each.
 
-    The partition column is stored in the Delta log, not in the files, as the protocol expects.
+    The partition column is stored in the Delta log, not in the files, as the protocol expects. Each batch
+    is encoded on a thread while the next one is produced (pyarrow releases the GIL): at most one batch is
+    in flight.
     """
     current: _OpenFile | None = None
     coded: list[str] | None = None
-    for batch in batches:
-        value = _partition_value(batch, partition_column)
-        data = _delta_compatible(batch.drop_columns([partition_column]))
-        while data.num_rows:
-            if current is not None and (current.value != value or current.rows >= rows_per_file):
-                yield current.close(fs, root, partition_column)
-                current = None
-            if current is None:
-                coded = dictionary_columns(data) if coded is None else coded
-                current = _OpenFile.create(fs, root, partition_column, value, data.schema, coded)
-            part, data = data.slice(0, rows_per_file - current.rows), data.slice(rows_per_file - current.rows)
-            current.writer.write_batch(part, row_group_size=_ROW_GROUP_ROWS)
-            current.rows += part.num_rows
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-stage") as pool:
+        pending: Future[None] | None = None
+        for batch in batches:
+            value = _partition_value(batch, partition_column)
+            data = _delta_compatible(batch.drop_columns([partition_column]))
+            while data.num_rows:
+                if current is not None and (current.value != value or current.rows >= rows_per_file):
+                    _wait(pending)
+                    pending = None
+                    yield current.close(fs, root, partition_column)
+                    current = None
+                if current is None:
+                    coded = dictionary_columns(data) if coded is None else coded
+                    current = _OpenFile.create(fs, root, partition_column, value, data.schema, coded)
+                cut = rows_per_file - current.rows
+                part, data = data.slice(0, cut), data.slice(cut)
+                _wait(pending)
+                pending = pool.submit(current.writer.write_batch, part, row_group_size=_ROW_GROUP_ROWS)
+                current.rows += part.num_rows
+        _wait(pending)
     if current is not None:
         yield current.close(fs, root, partition_column)
+
+
+def _wait(pending: Future[None] | None) -> None:
+    if pending is not None:
+        pending.result()
 
 
 @dataclass
 class _OpenFile:
     relative: str
     value: str
-    handle: IO[bytes]
+    handle: IO[bytes] | None
     writer: pq.ParquetWriter
     rows: int = 0
 
@@ -100,13 +115,17 @@ class _OpenFile:
     ) -> _OpenFile:
         relative = f"{column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
         fs.makedirs(f"{root}/{column}={value}", exist_ok=True)
-        handle = fs.open(f"{root}/{relative}", "wb")
-        writer = pq.ParquetWriter(handle, schema, compression="snappy", use_dictionary=dictionary)
+        # On the local disk pyarrow writes the file itself: no Python call (and GIL) per page written.
+        local = isinstance(fs, LocalFileSystem)
+        handle = None if local else fs.open(f"{root}/{relative}", "wb")
+        sink = f"{root}/{relative}" if handle is None else handle
+        writer = pq.ParquetWriter(sink, schema, compression="snappy", use_dictionary=dictionary)
         return cls(relative, value, handle, writer)
 
     def close(self, fs: fsspec.AbstractFileSystem, root: str, column: str) -> StagedFile:
         self.writer.close()
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
         metadata = pq.read_metadata(fs.open(f"{root}/{self.relative}", "rb"))
         return StagedFile(
             path=self.relative,
