@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.extract import DltResource, DltSource
+from fsspec.implementations.local import LocalFileSystem
 
 from connectors import Kind, get_connector, plain_strings
 from lakegate.columns import (
@@ -267,17 +268,12 @@ class CurateInput:
         rows = 0
         for uri in self.files:
             fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
-            with fs.open(path, "rb") as handle:
-                parquet = pq.ParquetFile(handle, pre_buffer=False)
-                wanted = [c for c in parquet.schema_arrow.names if c in columns.columns]
-                for batch in parquet.iter_batches(batch_size=min(self.batch_rows, 100_000), columns=wanted):
-                    frame = pl.from_arrow(batch)
-                    assert isinstance(frame, pl.DataFrame)
-                    chunks.append(frame)
-                    rows += frame.height
-                    if rows >= self.batch_rows:
-                        yield _raw_order(columns, chunks)
-                        chunks, rows = [], 0
+            for frame in _file_batches(fs, path, columns.columns, self.batch_rows):
+                chunks.append(frame)
+                rows += frame.height
+                if rows >= self.batch_rows:
+                    yield _raw_order(columns, chunks)
+                    chunks, rows = [], 0
         if rows:
             yield _raw_order(columns, chunks)
 
@@ -288,6 +284,28 @@ class CurateInput:
             with fs.open(path, "rb") as handle:
                 schema = pq.read_schema(handle)
             yield pa.schema([f for f in schema if f.name == LOAD_ID or f.name not in LINEAGE_COLUMNS])
+
+
+def _file_batches(
+    fs: fsspec.AbstractFileSystem, path: str, columns: list[str], batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The ``columns`` of one raw data file, ``batch_rows`` at a time (at most 100,000 from a store)."""
+    if isinstance(fs, LocalFileSystem):
+        # polars' own reader decodes only the rows of each slice, on every core: measured on 5M raw rows,
+        # 0.7 CPU s against 1.7 through pyarrow batches over a Python file object.
+        metadata = pq.read_metadata(path)
+        names = metadata.schema.to_arrow_schema().names
+        scan = pl.scan_parquet(path, hive_partitioning=False).select([c for c in names if c in columns])
+        for offset in range(0, metadata.num_rows, batch_rows):
+            yield scan.slice(offset, batch_rows).collect()
+        return
+    with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        wanted = [c for c in parquet.schema_arrow.names if c in columns]
+        for batch in parquet.iter_batches(batch_size=min(batch_rows, 100_000), columns=wanted):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
 
 
 def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFrame:
