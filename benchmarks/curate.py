@@ -18,7 +18,8 @@ peak RSS (``ru_maxrss``, imports included) is its own:
 - ``bare``: ``pl.read_delta(raw)`` sorted by load and position, ``unique(keep="last")`` by id,
   ``write_delta``.
 
-Prints both times, lakegate's peak RSS, the check figures, and last ``ratio: X.XX`` (bare s / lakegate s).
+Prints both times (and CPU seconds, all threads), lakegate's peak RSS, the check figures, the load average
+at start and end, and last ``ratio: X.XX`` (bare s / lakegate s).
 """
 
 from __future__ import annotations
@@ -158,11 +159,11 @@ def run_bare(home: Path) -> dict[str, Any]:
     raw_uri = open_zone(ZoneName.RAW, load_config()).table_uri("bench", "orders")
     out = home.parent / "bare_curated"
     shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     frame = expected_latest(raw_uri).drop(col.LINEAGE_COLUMNS).collect()
     frame.write_delta(str(out))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": frame.height, "peak_rss": _peak_rss()}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"seconds": seconds, "cpu": cpu, "rows": frame.height, "peak_rss": _peak_rss()}
 
 
 def _raw_report(rows: int) -> Any:
@@ -197,9 +198,9 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
     config = load_config()
     sampler = _RssSampler()
     sampler.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = pipelines.curate(spec, run_id="bench", config=config, pipelines_dir=home.parent / "dlt")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     sampler.stop()
     peak = _peak_rss()
     steps = {
@@ -239,6 +240,7 @@ def run_lakegate(home: Path, rows: int) -> dict[str, Any]:
     updates_onto_big = _small_run(home, spec, "updates-onto-5m", rows + SMALL_RUN_ROWS, updates=True)
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "peak_rss": peak,
         "ok": ok,
         "checks_seconds": checks,
@@ -308,6 +310,7 @@ def main() -> None:
     base = (args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench").resolve()
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="curate-bench-", dir=base))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     try:
         home, empty = work / "big" / "home", work / "empty" / "home"
         home.mkdir(parents=True)
@@ -320,10 +323,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     big = lakegate["small_onto_big"]
     print(
-        f"bare polars read + dedupe + write_delta: {bare['seconds']:.2f} s, "
+        f"bare polars read + dedupe + write_delta: {bare['seconds']:.2f} s ({bare['cpu']:.1f} CPU s), "
         f"peak RSS {bare['peak_rss'] / 1e9:.2f} GB"
     )
-    print(f"lakegate curate: {lakegate['seconds']:.2f} s, peak RSS {lakegate['peak_rss'] / 1e9:.2f} GB")
+    print(
+        f"lakegate curate: {lakegate['seconds']:.2f} s ({lakegate['cpu']:.1f} CPU s), "
+        f"peak RSS {lakegate['peak_rss'] / 1e9:.2f} GB"
+    )
     print(
         f"curate checks on the {args.rows:,}-row backfill: {lakegate['checks_seconds']:.2f} s "
         f"({lakegate['checks_seconds'] / lakegate['seconds']:.0%} of the curate run); {lakegate['checks']}"
@@ -345,6 +351,7 @@ def main() -> None:
         f"run {updates['run_seconds']:.2f} s, checks {updates['checks_seconds']:.3f} s "
         f"(checks {updates['checks_seconds'] / small_empty['checks_seconds']:.2f}x the empty table's)"
     )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"correctness: {'OK' if lakegate['ok'] else 'FAILED'}")
     print(f"ratio: {bare['seconds'] / lakegate['seconds']:.2f}")
 

@@ -6,7 +6,7 @@ quarantine record. :mod:`pipelines.steps` runs them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.extract import DltResource, DltSource
+from fsspec.implementations.local import LocalFileSystem
 
 from connectors import Kind, get_connector, plain_strings
 from lakegate.columns import (
@@ -31,6 +32,7 @@ from lakegate.columns import (
     ROW_ID,
     SOURCE,
 )
+from pipelines._loadfile import imported, load_file_folder
 from pipelines._values import resolve_env
 from pipelines.errors import PipelineSpecError
 from pipelines.spec import ZONE_URL_PREFIX, Pattern, PipelineSpec
@@ -266,17 +268,12 @@ class CurateInput:
         rows = 0
         for uri in self.files:
             fs, path = fsspec.core.url_to_fs(uri, **self.fs_options)
-            with fs.open(path, "rb") as handle:
-                parquet = pq.ParquetFile(handle, pre_buffer=False)
-                wanted = [c for c in parquet.schema_arrow.names if c in columns.columns]
-                for batch in parquet.iter_batches(batch_size=min(self.batch_rows, 100_000), columns=wanted):
-                    frame = pl.from_arrow(batch)
-                    assert isinstance(frame, pl.DataFrame)
-                    chunks.append(frame)
-                    rows += frame.height
-                    if rows >= self.batch_rows:
-                        yield _raw_order(columns, chunks)
-                        chunks, rows = [], 0
+            for frame in _file_batches(fs, path, columns.columns, self.batch_rows):
+                chunks.append(frame)
+                rows += frame.height
+                if rows >= self.batch_rows:
+                    yield _raw_order(columns, chunks)
+                    chunks, rows = [], 0
         if rows:
             yield _raw_order(columns, chunks)
 
@@ -289,10 +286,44 @@ class CurateInput:
             yield pa.schema([f for f in schema if f.name == LOAD_ID or f.name not in LINEAGE_COLUMNS])
 
 
+def _file_batches(
+    fs: fsspec.AbstractFileSystem, path: str, columns: list[str], batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The ``columns`` of one raw data file, ``batch_rows`` at a time (at most 100,000 from a store)."""
+    if isinstance(fs, LocalFileSystem):
+        # polars' own reader decodes only the rows of each slice, on every core: measured on 5M raw rows,
+        # 0.7 CPU s against 1.7 through pyarrow batches over a Python file object.
+        metadata = pq.read_metadata(path)
+        names = metadata.schema.to_arrow_schema().names
+        scan = pl.scan_parquet(path, hive_partitioning=False).select([c for c in names if c in columns])
+        for offset in range(0, metadata.num_rows, batch_rows):
+            yield scan.slice(offset, batch_rows).collect()
+        return
+    with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        wanted = [c for c in parquet.schema_arrow.names if c in columns]
+        for batch in parquet.iter_batches(batch_size=min(batch_rows, 100_000), columns=wanted):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+
+
 def _raw_order(columns: pl.DataFrame, chunks: list[pl.DataFrame]) -> pl.DataFrame:
     frame = pl.concat([columns, *chunks], how="diagonal_relaxed").select(columns.columns)
     order = [c for c in (LOAD_ID, SOURCE, POSITION) if c in frame.columns]
-    return frame.sort(order, nulls_last=True, maintain_order=True).drop(LOAD_ID, strict=False)
+    if order and not _in_order(frame, order):
+        frame = frame.sort(order, nulls_last=True, maintain_order=True)
+    return frame.drop(LOAD_ID, strict=False)
+
+
+def _in_order(frame: pl.DataFrame, order: Sequence[str]) -> bool:
+    """Whether ``frame`` is already sorted by ``order`` the common way: one load of one source, positions
+    ascending (a batch within one raw file). Checking costs a pass over three columns; sorting 250k rows
+    by two strings and an integer costs ~10x more."""
+    *constant, last = order
+    return all(
+        not frame[c].null_count() and frame[c].min() == frame[c].max() for c in constant
+    ) and not frame[last].null_count() and frame[last].is_sorted()
 
 
 def raw_app_id(spec: PipelineSpec) -> str:
@@ -353,8 +384,10 @@ def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
     removed as reject rows).
 
     One load package covers them all: the destination merges it by key in one commit, later rows
-    winning across batches. The raw version they reach travels with the package (``record_position``):
-    whichever run finally loads it commits it, so the next curate starts right after it.
+    winning across batches. Inside a pipeline the batches are encoded into the load file by lakegate and
+    imported by dlt as it is (see ``pipelines._loadfile``). The raw version they reach travels with the
+    package (``record_position``): whichever run finally loads it commits it, so the next curate starts
+    right after it.
     """
     ctx = _context(spec)
 
@@ -362,13 +395,19 @@ def curate_source(spec: PipelineSpec, pending: CurateInput) -> DltSource:
     @dlt.resource(name=spec.name)
     def curated() -> Any:
         record_position(pending.app_id, pending.raw_version)
-        schema: pa.Schema | None = None
-        for frame in pending.batches():
-            table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
-            schema = schema or _with_reject_columns(table).schema
-            yield _conformed(table, schema)
+        with load_file_folder() as folder:
+            tables = _transformed(spec, pending, ctx)
+            yield from tables if folder is None else imported(tables, folder / spec.name)
 
     return dlt.source(name=f"{spec.name}_curated")(lambda: curated)()
+
+
+def _transformed(spec: PipelineSpec, pending: CurateInput, ctx: TransformContext) -> Iterator[pa.Table]:
+    schema: pa.Schema | None = None
+    for frame in pending.batches():
+        table = transform_keeping_rejects(frame.to_arrow(), spec.transforms, ctx)
+        schema = schema or _with_reject_columns(table).schema
+        yield _conformed(table, schema)
 
 
 def _with_reject_columns(table: pa.Table) -> pa.Table:

@@ -6,6 +6,10 @@ as it arrives (or an existing parquet file is linked or copied in, see :func:`ad
 visible together, atomically, with the job's app transactions. Each file is added with its row count, null
 counts and the min/max of its number, date and timestamp columns, so readers can skip it.
 A crash before the commit leaves only unreferenced files, which ``vacuum`` removes.
+
+Only text columns with few distinct values (a country, a status) are dictionary-encoded: pyarrow's default
+(a dictionary for every column, given up once it outgrows 1 MiB) hashes ids, amounts and timestamps for
+nothing — measured on the curate benchmark's 50k-row files: 1.7x the encoding CPU, files 10% larger.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
 from deltalake.exceptions import TableNotFoundError
@@ -54,45 +60,72 @@ def stage(
     """Write ``batches`` as parquet files under ``root`` (a path in ``fs``), one partition value per file,
     at most ``rows_per_file`` rows each.
 
-    The partition column is stored in the Delta log, not in the files, as the protocol expects.
+    The partition column is stored in the Delta log, not in the files, as the protocol expects. Each batch
+    is encoded on a thread while the next one is produced (pyarrow releases the GIL): at most one batch is
+    in flight.
     """
     current: _OpenFile | None = None
-    for batch in batches:
-        value = _partition_value(batch, partition_column)
-        data = _delta_compatible(batch.drop_columns([partition_column]))
-        while data.num_rows:
-            if current is not None and (current.value != value or current.rows >= rows_per_file):
-                yield current.close(fs, root, partition_column)
-                current = None
-            if current is None:
-                current = _OpenFile.create(fs, root, partition_column, value, data.schema)
-            part, data = data.slice(0, rows_per_file - current.rows), data.slice(rows_per_file - current.rows)
-            current.writer.write_batch(part, row_group_size=_ROW_GROUP_ROWS)
-            current.rows += part.num_rows
+    coded: list[str] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-stage") as pool:
+        pending: Future[None] | None = None
+        for batch in batches:
+            value = _partition_value(batch, partition_column)
+            data = _delta_compatible(batch.drop_columns([partition_column]))
+            while data.num_rows:
+                if current is not None and (current.value != value or current.rows >= rows_per_file):
+                    _wait(pending)
+                    pending = None
+                    yield current.close(fs, root, partition_column)
+                    current = None
+                if current is None:
+                    coded = dictionary_columns(data) if coded is None else coded
+                    current = _OpenFile.create(fs, root, partition_column, value, data.schema, coded)
+                cut = rows_per_file - current.rows
+                part, data = data.slice(0, cut), data.slice(cut)
+                _wait(pending)
+                pending = pool.submit(current.writer.write_batch, part, row_group_size=_ROW_GROUP_ROWS)
+                current.rows += part.num_rows
+        _wait(pending)
     if current is not None:
         yield current.close(fs, root, partition_column)
+
+
+def _wait(pending: Future[None] | None) -> None:
+    if pending is not None:
+        pending.result()
 
 
 @dataclass
 class _OpenFile:
     relative: str
     value: str
-    handle: IO[bytes]
+    handle: IO[bytes] | None
     writer: pq.ParquetWriter
     rows: int = 0
 
     @classmethod
     def create(
-        cls, fs: fsspec.AbstractFileSystem, root: str, column: str, value: str, schema: pa.Schema
+        cls,
+        fs: fsspec.AbstractFileSystem,
+        root: str,
+        column: str,
+        value: str,
+        schema: pa.Schema,
+        dictionary: list[str],
     ) -> _OpenFile:
         relative = f"{column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
         fs.makedirs(f"{root}/{column}={value}", exist_ok=True)
-        handle = fs.open(f"{root}/{relative}", "wb")
-        return cls(relative, value, handle, pq.ParquetWriter(handle, schema, compression="snappy"))
+        # On the local disk pyarrow writes the file itself: no Python call (and GIL) per page written.
+        local = isinstance(fs, LocalFileSystem)
+        handle = None if local else fs.open(f"{root}/{relative}", "wb")
+        sink = f"{root}/{relative}" if handle is None else handle
+        writer = pq.ParquetWriter(sink, schema, compression="snappy", use_dictionary=dictionary)
+        return cls(relative, value, handle, writer)
 
     def close(self, fs: fsspec.AbstractFileSystem, root: str, column: str) -> StagedFile:
         self.writer.close()
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
         metadata = pq.read_metadata(fs.open(f"{root}/{self.relative}", "rb"))
         return StagedFile(
             path=self.relative,
@@ -101,6 +134,23 @@ class _OpenFile:
             partition={column: self.value},
             stats=file_stats(metadata),
         )
+
+
+_DICTIONARY_SAMPLE = 1_000
+"""Rows of a stream's first batch that decide which text columns get a dictionary (at most 1/10 distinct)."""
+
+
+def dictionary_columns(data: pa.RecordBatch | pa.Table) -> list[str]:
+    """The text columns of ``data`` worth a parquet dictionary: few distinct values among its first rows
+    (see the module doc)."""
+    sample = data.slice(0, _DICTIONARY_SAMPLE)
+    limit = max(1, sample.num_rows // 10)
+    return [
+        field.name
+        for field, column in zip(sample.schema, sample.columns, strict=True)
+        if plain_type(field.type) in (pa.string(), pa.large_string())
+        and (pa.types.is_dictionary(field.type) or pc.count_distinct(column).as_py() <= limit)
+    ]
 
 
 def adopt(
@@ -161,23 +211,43 @@ def _min_max(metadata: pq.FileMetaData) -> tuple[dict[str, Any], dict[str, Any]]
             continue
         if "." in metadata.schema.column(index).path or metadata.num_row_groups == 0:
             continue
+        # Timestamps by their stored integers: pyarrow's datetime of a statistic imports pandas (0.5 s).
+        per_second = _TIME_UNITS.get(
+            json.loads(metadata.schema.column(index).logical_type.to_json()).get("timeUnit")
+        )
+        raw = pa.types.is_timestamp(kind) and per_second is not None
         values = []
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(index).statistics
             if stats is None or not stats.has_min_max:
                 break
-            values.append((stats.min, stats.max))
+            values.append((stats.min_raw, stats.max_raw) if raw else (stats.min, stats.max))
         else:
             if not values:
                 continue
             lo, hi = min(v[0] for v in values), max(v[1] for v in values)
-            if pa.types.is_timestamp(kind):
+            if raw and per_second is not None:
+                low[field.name], high[field.name] = (
+                    _raw_millis(lo, per_second),
+                    _raw_millis(hi, per_second, up=True),
+                )
+            elif pa.types.is_timestamp(kind):
                 low[field.name], high[field.name] = _millis(lo, up=False), _millis(hi, up=True)
             elif pa.types.is_date32(kind):
                 low[field.name], high[field.name] = lo.isoformat(), hi.isoformat()
             else:
                 low[field.name], high[field.name] = int(lo), int(hi)
     return low, high
+
+
+_TIME_UNITS = {"milliseconds": 1_000, "microseconds": 1_000_000, "nanoseconds": 1_000_000_000}
+
+
+def _raw_millis(value: int, per_second: int, *, up: bool = False) -> str:
+    """A stored timestamp (``per_second`` units since the epoch) in milliseconds, rounded down (or up)."""
+    millis = -(-value * 1000 // per_second) if up else value * 1000 // per_second
+    text = (datetime(1970, 1, 1) + timedelta(milliseconds=millis)).isoformat(timespec="milliseconds")
+    return f"{text}Z"
 
 
 def _millis(value: datetime, *, up: bool) -> str:
