@@ -172,13 +172,11 @@ def _latest(frame: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
     return frame.filter(value.ne_missing(value.shift(-1)))
 
 
-def rows(
-    job: KeyedJob, parquet: pq.ParquetFile, spec: DatasetSpec, split: Split, batch_rows: int, lineage: Lineage
-) -> Iterator[pa.RecordBatch]:
+def rows(job: KeyedJob, spec: DatasetSpec, batch_rows: int, lineage: Lineage) -> Iterator[pa.RecordBatch]:
     """Pass 2: the surviving rows, stamped, as batches of ``job.schema`` (in key order when the job has
     ``bounds``); superseded rows join ``job.rejected`` as they go by.
 
-    The rows come from the runs pass 1 spilled (``parquet`` and ``split`` are not read again)."""
+    The rows come from the runs pass 1 spilled (the load file is not read again)."""
     spilled = _Spilled(job.runs)
     try:
         if not job.bounds.len():

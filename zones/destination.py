@@ -489,7 +489,7 @@ class _JobWriter:
             split = functools.partial(split_batch, spec=spec, tokenizer=self.tokenizer, detected=detected)
             job = _merge.plan(parquet, spec, split, READ_BATCH_ROWS, lineage)
             if job.survivors:
-                survivors = _merge.rows(job, parquet, spec, split, READ_BATCH_ROWS, lineage)
+                survivors = _merge.rows(job, spec, READ_BATCH_ROWS, lineage)
                 if not write:  # already committed: only the superseded rows' records are still due
                     for _ in survivors:
                         pass
