@@ -25,7 +25,7 @@ TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Loads tokenize PII they find by content, which needs a key once found (a throwaway one here).
 bench: export LAKEGATE_PII_KEY ?= benchmark-key-not-for-production

@@ -44,7 +44,7 @@ def _load_ui_support() -> ModuleType:
 
 ui = _load_ui_support()
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.checkout_writes]
 
 ARTIFACTS = ui.REPO_ROOT / "test-artifacts"
 DEMO_ROWS = 1_000  # `lakegate demo --rows`: distinct order ids, hence rows in sales/orders/curated
