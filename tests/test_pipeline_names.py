@@ -12,12 +12,14 @@ import pytest
 from dagster_project.cli import DEFS_FOLDER, main
 from dagster_project.definitions import defs
 from pipelines.demo import write_demo
+from tests.conftest import require_checkout_writes
 from zones import load_config, open_zone
 
 
 @pytest.fixture
 def finance_orders() -> Iterator[Path]:
     """A second ``orders`` pipeline, in domain ``finance``, beside the shipped one (removed afterwards)."""
+    require_checkout_writes()
     folder = DEFS_FOLDER / "zz_finance_orders"
     folder.mkdir()
     text = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
@@ -29,6 +31,7 @@ def finance_orders() -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
+@pytest.mark.checkout_writes
 def test_same_name_in_two_domains_loads_without_collisions(finance_orders: Path) -> None:
     built = defs()
     jobs = {j.name for j in built.resolve_all_job_defs()}
@@ -41,6 +44,7 @@ def test_same_name_in_two_domains_loads_without_collisions(finance_orders: Path)
     assert {"sales_orders", "finance_orders"} <= groups
 
 
+@pytest.mark.checkout_writes
 def test_run_names_the_domain_when_a_name_is_ambiguous(
     finance_orders: Path, lakegate_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -58,6 +62,7 @@ def test_run_names_the_domain_when_a_name_is_ambiguous(
 @pytest.fixture
 def broken_products() -> Iterator[Path]:
     """A ``products`` pipeline whose connector name has a typo, beside the shipped ones."""
+    require_checkout_writes()
     folder = DEFS_FOLDER / "products"
     folder.mkdir()
     text = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
@@ -70,6 +75,7 @@ def broken_products() -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
+@pytest.mark.checkout_writes
 def test_a_broken_defs_yaml_never_breaks_the_other_pipelines(
     broken_products: Path, lakegate_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from connectors import REGISTRY, Kind, connector_names, get_connector
 from pipelines.scaffold import ScaffoldError, scaffold_connector
+from tests.conftest import require_checkout_writes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,7 @@ def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def in_connectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A unique connector name scaffolded into the real ``connectors/`` folder, removed afterwards."""
+    require_checkout_writes()
     name = f"zz_scaffold_{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(REGISTRY, "_loaded", dict(REGISTRY._loaded))
     try:
@@ -39,6 +41,7 @@ def in_connectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             del sys.modules[module]
 
 
+@pytest.mark.checkout_writes
 @pytest.mark.parametrize("kind", [k.value for k in Kind])
 def test_scaffolded_connector_passes_its_conformance_tests_in_the_suite(
     in_connectors: str, tmp_path: Path, kind: str
@@ -75,6 +78,7 @@ def test_scaffolded_code_is_ruff_clean(tmp_path: Path) -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+@pytest.mark.checkout_writes
 def test_scaffolded_connector_is_found_by_name_with_its_kind(in_connectors: str) -> None:
     scaffold_connector(in_connectors, "replication", ROOT / "connectors")
 

@@ -18,7 +18,7 @@ from dagster._serdes import serialize_value
 
 from dagster_project.cli import DEFS_FOLDER, main
 from pipelines.demo import write_demo
-from tests.conftest import _wait_for_port, free_port
+from tests.conftest import _wait_for_port, free_port, require_checkout_writes
 from zones import load_config
 
 S3_SECRET = "Zq9+s3cr3t/KEY%2Fpart=="  # base64-like: '+', '/', '=' and a literal '%2F'
@@ -150,6 +150,7 @@ attributes:
 def sql_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A sql pipeline (its defs.yaml beside the shipped ones, removed afterwards) whose DSN holds the
     seeded password, percent-encoded, for a server that is not there."""
+    require_checkout_writes()
     name = f"zz_secrets_{uuid.uuid4().hex[:8]}"
     dsn = f"postgresql://lakegate:{quote(DSN_PASSWORD, safe='')}@127.0.0.1:{free_port()}/shop"
     monkeypatch.setenv("SECRETS_DSN", dsn)
@@ -163,6 +164,7 @@ def sql_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         folder.rmdir()
 
 
+@pytest.mark.checkout_writes
 def test_a_dsn_password_and_the_pii_key_leak_nowhere(
     lakegate_home: Path,
     sql_pipeline: str,

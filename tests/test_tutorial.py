@@ -19,6 +19,7 @@ import pytest
 from connectors import REGISTRY
 from dagster_project.cli import main
 from dagster_project.definitions import DEFS_FOLDER, defs
+from tests.conftest import require_checkout_writes
 from zones import load_config, open_zone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def blocks() -> dict[str, str]:
 @pytest.fixture
 def tutorial_project(lakegate_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The tutorial's files in place; the connector package and the pipeline folder removed afterwards."""
+    require_checkout_writes()
     package, pipeline = ROOT / "connectors" / "products_db", DEFS_FOLDER / "products"
     assert not package.exists() and not pipeline.exists(), "leftovers of an earlier tutorial run"
     monkeypatch.setattr(REGISTRY, "_loaded", dict(REGISTRY._loaded))
@@ -45,6 +47,7 @@ def tutorial_project(lakegate_home: Path, tmp_path: Path, monkeypatch: pytest.Mo
             del sys.modules[module]
 
 
+@pytest.mark.checkout_writes
 def test_the_tutorial_works_end_to_end(
     tutorial_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

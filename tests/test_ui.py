@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dagster_project.definitions import DEFS_FOLDER
+from tests.conftest import checkout_lock
 
 if TYPE_CHECKING:
     from ui_support import DagsterDev
@@ -43,7 +44,7 @@ def _load_ui_support() -> ModuleType:
 
 ui = _load_ui_support()
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.checkout_writes]
 
 ARTIFACTS = ui.REPO_ROOT / "test-artifacts"
 DEMO_ROWS = 1_000  # `lakegate demo --rows`: distinct order ids, hence rows in sales/orders/curated
@@ -126,12 +127,20 @@ def dagster(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         mp.setenv("RUNTIME__LOG_LEVEL", "ERROR")  # prepare() would set it in os.environ for good
         prepare()  # DAGSTER_HOME/dagster.yaml: telemetry off, lakegate logs, pools
         env = dict(os.environ)
-    broken = DEFS_FOLDER / "zz_broken_products"
-    broken.mkdir()
-    orders = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
-    (broken / "defs.yaml").write_text(
-        orders.replace("name: orders", "name: products").replace("files", "fils")
-    )
+    with checkout_lock(exclusive=True):  # the broken pipeline sits in the checkout all module long
+        broken = DEFS_FOLDER / "zz_broken_products"
+        broken.mkdir()
+        try:
+            orders = (DEFS_FOLDER / "orders" / "defs.yaml").read_text()
+            (broken / "defs.yaml").write_text(
+                orders.replace("name: orders", "name: products").replace("files", "fils")
+            )
+            yield from _dagster_dev(env, tmp_path_factory)
+        finally:
+            shutil.rmtree(broken)
+
+
+def _dagster_dev(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     demo = subprocess.run(
         [str(ui.VENV_BIN / "lakegate"), "demo", "--rows", str(DEMO_ROWS)],
         cwd=ui.REPO_ROOT,
@@ -153,7 +162,6 @@ def dagster(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield dev
     finally:
         dev.stop()
-        shutil.rmtree(broken)
 
 
 def _key(path: list[str]) -> str:

@@ -48,6 +48,7 @@ def s3_broker(s3_endpoint: str, tmp_path: Path) -> Iterator[TansuBroker]:
     broker.stop()
 
 
+@pytest.mark.checkout_writes
 @pytest.mark.parametrize("down_seconds", [2.0, 12.0], ids=["back-within-connect-seconds", "down-longer"])
 def test_a_broker_restart_mid_run_loses_and_repeats_nothing(
     s3_broker: TansuBroker,

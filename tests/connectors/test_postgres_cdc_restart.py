@@ -64,6 +64,7 @@ def _outage(server: PgServer, seconds: float) -> None:
     assert started.returncode == 0, started.stderr
 
 
+@pytest.mark.checkout_writes
 @pytest.mark.parametrize("down_seconds", [0.5, 6.0], ids=["back-at-once", "down-for-a-while"])
 def test_a_source_restart_mid_read_loses_and_repeats_no_change(
     own_server: PgServer,

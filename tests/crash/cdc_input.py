@@ -22,6 +22,7 @@ from harness import Expected, Scenario, audit_matches_history
 from dagster_project.cli import DEFS_FOLDER
 from lakegate.columns import POSITION
 from pipelines import curate, ingest, load_spec
+from tests.conftest import require_checkout_writes
 from zones import ZoneName, open_zone
 
 DSN_VARIABLE = "KILL_CDC_DSN"
@@ -45,6 +46,7 @@ attributes:
 @contextmanager
 def cdc_pipeline() -> Iterator[Path]:
     """The ``kill_accounts`` pipeline folder in the shipped project for the duration of the block."""
+    require_checkout_writes()
     folder = DEFS_FOLDER / FOLDER
     folder.mkdir()
     (folder / "defs.yaml").write_text(DEFS)

@@ -18,6 +18,7 @@ import polars as pl
 from harness import Expected, Scenario, audit_matches_history
 
 from lakegate.columns import POSITION, SOURCE
+from tests.conftest import require_checkout_writes
 from tests.services.kafka import create_topic, produce
 from zones import ZoneName, open_zone
 
@@ -68,6 +69,7 @@ def topic_input(bootstrap: str, topic: str, count: int) -> Expected:
 @contextmanager
 def kafka_pipeline(defs_folder: Path, name: str, topic: str, connect_seconds: float = 20) -> Iterator[Path]:
     """The pipeline's defs.yaml in ``defs_folder/<name>``, removed afterwards."""
+    require_checkout_writes()
     folder = defs_folder / name
     folder.mkdir()
     try:

@@ -19,6 +19,7 @@ from tests.services.postgres import PgServer
 pytestmark = pytest.mark.postgres
 
 
+@pytest.mark.checkout_writes
 @pytest.mark.parametrize("seed", [1, 9, 2])
 def test_a_killed_cdc_run_loses_and_repeats_no_change(
     pg_server: PgServer,

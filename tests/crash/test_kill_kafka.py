@@ -34,6 +34,7 @@ def pipeline(
         yield name, topic
 
 
+@pytest.mark.checkout_writes
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_killed_stream_run_loses_and_repeats_no_offset(
     kafka_broker: TansuBroker, pipeline: tuple[str, str], tmp_path: Path, seed: int
