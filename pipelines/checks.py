@@ -17,8 +17,6 @@ from enum import StrEnum
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from connectors import get_connector
@@ -205,8 +203,9 @@ def table_rows(table: DeltaTable | None) -> int:
     """Rows of a Delta table from its log (the add actions' record counts): no data file is read."""
     if table is None:
         return 0
-    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
-    return int(pc.sum(counts).as_py() or 0)
+    # polars reads the log's arro3 table through the Arrow C interface (pa.table would import pandas).
+    counts = pl.DataFrame(table.get_add_actions(flatten=True)).get_column("num_records")
+    return int(counts.sum() or 0)
 
 
 def _read(table: DeltaTable, wanted: list[str], run_id: str | None, limit: int | None = None) -> pl.DataFrame:

@@ -12,6 +12,7 @@ from typing import Any
 
 import fsspec
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -209,18 +210,19 @@ def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES)
     """
     if len(keys) != 1 or not len(data):
         return None
-    values = pc.unique(data.column(keys[0]).combine_chunks()).drop_null().sort()
+    # polars, not pyarrow's to_numpy/as_py: those import pandas (~0.3 s the first time in a process).
+    values = pl.Series(pl.from_arrow(data.column(keys[0]))).drop_nulls().unique().sort()
     if not len(values):
         return None
     literal: Callable[[Any], str]
-    if pa.types.is_integer(values.type):
-        if not -(2**62) < values[0].as_py() <= values[-1].as_py() < 2**62:  # SQL literals stay int64
+    if values.dtype.is_integer():
+        if not -(2**62) < values[0] <= values[-1] < 2**62:  # SQL literals stay int64
             return None
-        gaps = np.diff(values.to_numpy())
+        gaps = values.cast(pl.Int64).diff().drop_nulls().to_numpy()
         widest = np.argsort(-gaps, kind="stable")
         cuts = widest[gaps[widest] > 1][: limit - 1] + 1  # after the widest gaps that skip a value
         literal = str
-    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+    elif values.dtype == pl.String:
         cuts = np.linspace(0, len(values), limit + 1, dtype=np.int64)[1:-1]
         literal = _quoted
     else:
@@ -228,10 +230,11 @@ def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES)
     starts = np.unique(np.concatenate([[0], cuts.astype(np.int64)]))
     ends = np.append(starts[1:], len(values)) - 1
     column = f't."{keys[0]}"'
+    bounds = values.to_list()
     return " OR ".join(
-        f"{column} = {literal(values[lo].as_py())}"
+        f"{column} = {literal(bounds[lo])}"
         if lo == hi
-        else f"({column} >= {literal(values[lo].as_py())} AND {column} <= {literal(values[hi].as_py())})"
+        else f"({column} >= {literal(bounds[lo])} AND {column} <= {literal(bounds[hi])})"
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
     )
 
@@ -307,10 +310,10 @@ def _live_rows(uri: str, options: dict[str, str], version: int) -> int:
     """Rows in the table's files at ``version`` (0 before the first version)."""
     if version < 0:
         return 0
-    actions = pa.table(
+    actions = pl.DataFrame(  # the log's arro3 table, via the Arrow C interface (pa.table imports pandas)
         DeltaTable(uri, version=version, storage_options=options).get_add_actions(flatten=True)
     )
-    return int(pc.sum(actions["num_records"]).as_py() or 0)
+    return int(actions.get_column("num_records").sum() or 0)
 
 
 def committed_by(uri: str, options: dict[str, str], txn: Transaction) -> Committed | None:
