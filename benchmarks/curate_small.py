@@ -7,8 +7,8 @@ Usage::
 
 The big table is the backfill of ``benchmarks/curate.py`` (5M raw rows, 10% updates, curated by
 ``pipelines.curate``). Then each round appends one 1,000-row load to raw per case and times the whole
-``pipelines.curate`` step and, apart, its checks (Great Expectations' import and context are fixed
-overhead, excluded):
+``pipelines.curate`` step and, apart, its checks (the standard suite, evaluated without Great
+Expectations):
 
 - ``new``: 1,000 new ids;
 - ``mostly new``: 900 new ids, 100 updates of ids 1-100;
