@@ -8,7 +8,9 @@ Usage::
 The big table is the backfill of ``benchmarks/curate.py`` (5M raw rows, 10% updates, curated by
 ``pipelines.curate``). Then each round appends one 1,000-row load to raw per case and times the whole
 ``pipelines.curate`` step and, apart, its checks (the standard suite, evaluated without Great
-Expectations):
+Expectations). Every small run is its own process, as a scheduled run is (``lakegate run``, a Dagster run
+worker): only the curate call is timed, so each side pays the same first-use costs and none carries a
+backfill's heap:
 
 - ``new``: 1,000 new ids;
 - ``mostly new``: 900 new ids, 100 updates of ids 1-100;
@@ -16,8 +18,8 @@ Expectations):
 - ``all updates, clustered``: ids 1,001-2,000 (one key range);
 - ``all updates, random``: 1,000 ids drawn over the whole table.
 
-Onto an empty table: the ``new`` load curated into an empty curated table (a fresh zone each round),
-measured before and after the big table (the mean of both). Each figure is the median of ``--rounds``
+Onto an empty table: the ``new`` load curated into an empty curated table (a fresh zone each round,
+between the big table's rounds). Each figure is the median of ``--rounds``
 rounds: a round runs after the random updates of the round before rewrote the whole table, so the median
 includes what a merge leaves for the next one. Prints one line per case and
 last ``ratio: X.XX`` = the slowest non-random case onto the big table / the run onto the empty one.
@@ -83,7 +85,8 @@ def _curate_load(home: Path, ids: np.ndarray, load: int, position: int, run_id: 
     return {"run": seconds, "checks": checks}
 
 
-def run_big(home: Path, rows: int, rounds: int) -> dict[str, Any]:
+def run_backfill(home: Path, rows: int) -> dict[str, Any]:
+    """The big table: ``rows`` raw rows curated (a 4.5M-row curated table at the default 5M)."""
     import pipelines
     from zones import load_config
 
@@ -91,39 +94,26 @@ def run_big(home: Path, rows: int, rounds: int) -> dict[str, Any]:
     prepare(home, rows)
     started = time.perf_counter()
     pipelines.curate(_spec(), run_id="backfill", config=load_config(), pipelines_dir=home.parent / "dlt")
-    print(f"backfill curate: {time.perf_counter() - started:.1f} s", flush=True)
+    return {"backfill_seconds": time.perf_counter() - started}
+
+
+def run_small(home: Path, case: str, rows: int, step: int, round_: int) -> dict[str, float]:
+    """One 1,000-row run of ``case`` (the ``step``-th small load of this home), in this fresh process."""
+    _isolated_env(home)
     curated_ids = rows - int(rows * UPDATE_SHARE)
-    rng = np.random.default_rng(SEED + 7)
-    load, position, first_new = LOADS, rows, 10**9
-    timings: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
-    for round_ in range(rounds):
-        for case in CASES:
-            ids = _ids(case, first_new, curated_ids, rng)
-            timings[case].append(_curate_load(home, ids, load, position, f"small-{round_}-{load}"))
-            load, position, first_new = load + 1, position + SMALL_ROWS, first_new + SMALL_ROWS
-    return {case: _median(runs) for case, runs in timings.items()}
-
-
-def run_empty(base: Path, rounds: int) -> dict[str, float]:
-    runs = []
-    for round_ in range(rounds):
-        home = base / f"empty-{round_}" / "home"
-        home.mkdir(parents=True)
-        _isolated_env(home)
-        ids = np.arange(10**9, 10**9 + SMALL_ROWS, dtype=np.int64)
-        runs.append(_curate_load(home, ids, LOADS, 0, f"empty-{round_}"))
-    return _median(runs)
+    ids = _ids(case, 10**9 + step * SMALL_ROWS, curated_ids, np.random.default_rng(SEED + 7 + round_))
+    return _curate_load(home, ids, LOADS + step, rows + step * SMALL_ROWS, f"small-{round_}-{step}")
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: float(np.median([run[name] for run in runs])) for name in runs[0]}
 
 
-def _child(what: str, home: Path, rows: int, rounds: int) -> dict[str, Any]:
+def _child(*arguments: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
-    command = [sys.executable, __file__, "--run", what, "--home", str(home), "--rows", str(rows)]
-    command += ["--rounds", str(rounds)]
-    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, *arguments], env=env, check=True, stdout=subprocess.PIPE, text=True
+    )
     lines = done.stdout.strip().splitlines()
     print("\n".join(lines[:-1]), flush=True)
     result: dict[str, Any] = json.loads(lines[-1])
@@ -137,28 +127,47 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument("--run", choices=["big", "empty"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=["backfill", "small"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--step", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.run:
-        runs = {
-            "big": lambda: run_big(args.home, args.rows, args.rounds),
-            "empty": lambda: run_empty(args.home, args.rounds),
-        }
-        print(json.dumps(runs[args.run]()), flush=True)
+    if args.run == "backfill":
+        print(json.dumps(run_backfill(args.home, args.rows)), flush=True)
+        return
+    if args.run == "small":
+        print(json.dumps(run_small(args.home, args.case, args.rows, args.step, args.round)), flush=True)
         return
     base = (args.dir or Path(os.environ.get("LAKEGATE_HOME", ".lakegate")) / "bench").resolve()
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="curate-small-", dir=base))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    rows = str(args.rows)
     try:
-        (work / "big" / "home").mkdir(parents=True)
-        empty = _child("empty", work / "empty-a", args.rows, args.rounds)
-        big = _child("big", work / "big" / "home", args.rows, args.rounds)
-        again = _child("empty", work / "empty-b", args.rows, args.rounds)
+        big_home = work / "big" / "home"
+        big_home.mkdir(parents=True)
+        backfill = _child("--run", "backfill", "--home", str(big_home), "--rows", rows)
+        print(f"backfill curate: {backfill['backfill_seconds']:.1f} s", flush=True)
+        empties: list[dict[str, float]] = []
+        bigs: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
+        step = 0
+        for round_ in range(args.rounds):  # the empty and the big table's runs interleaved in time
+            empty_home = work / f"empty-{round_}" / "home"
+            empty_home.mkdir(parents=True)
+            empty_run = ["--run", "small", "--home", str(empty_home), "--case", "new", "--rows", "0"]
+            empties.append(_child(*empty_run))
+            for case in CASES:
+                bigs[case].append(
+                    _child(
+                        "--run", "small", "--home", str(big_home), "--case", case, "--rows", rows,
+                        "--step", str(step), "--round", str(round_),
+                    )
+                )  # fmt: skip
+                step += 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    empty = {name: (empty[name] + again[name]) / 2 for name in empty}
+    empty, big = _median(empties), {case: _median(runs) for case, runs in bigs.items()}
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"{SMALL_ROWS:,} new rows onto an empty curated table: run {empty['run']:.2f} s, "
