@@ -177,6 +177,8 @@ def upsert(
                 configuration=MERGED_TABLE_CONFIGURATION,
             )
         return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
+    if isinstance(data, pa.Table) and not changes and _keys_absent(table, data, keys):
+        return append(uri, data, options, txns)  # nothing to match: a merge would only insert
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
@@ -200,6 +202,29 @@ def upsert(
         merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
     return _committed(uri, options)
+
+
+def _keys_absent(table: DeltaTable, data: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether no file of ``table`` can hold a key of ``data``, by the files' key statistics (an integer
+    key; any file without them, or another key, answers no). New keys past the stored ones — the common
+    case of an append-mostly source — then commit as an append: a merge costs ~20 ms more, touching nothing.
+    """
+    if len(keys) != 1 or not len(data):
+        return False
+    wanted = pl.Series(pl.from_arrow(data.column(keys[0]))).drop_nulls().unique().sort()
+    files = pl.DataFrame(table.get_add_actions(flatten=True))  # via the Arrow C interface, not pandas
+    low, high = f"min.{keys[0]}", f"max.{keys[0]}"
+    if not wanted.dtype.is_integer() or low not in files.columns or high not in files.columns:
+        return False
+    bounds = files.select(pl.col(low, high).cast(pl.Int64, strict=False))
+    as_int = wanted.cast(pl.Int64, strict=False)  # (an unsigned key past int64 becomes null: no answer)
+    if bounds.null_count().sum_horizontal().item() or as_int.null_count():
+        return False
+    values = as_int.to_numpy()
+    inside = np.searchsorted(values, bounds[high].to_numpy(), side="right") - np.searchsorted(
+        values, bounds[low].to_numpy(), side="left"
+    )
+    return not inside.any()
 
 
 def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES) -> str | None:

@@ -168,3 +168,34 @@ def test_a_small_merge_reads_only_the_files_its_keys_can_be_in(
     held = open_zone("curated", load_config()).read("shop", "items")
     assert held.height == held["id"].n_unique() == 105
     assert held.filter(pl.col("price") == 7.0)["id"].sort().to_list() == [1, 2, 3, 4, 5, *range(1000, 1005)]
+
+
+def test_keys_past_every_stored_file_commit_as_an_append_and_stay_unique(
+    lakegate_home: Path, small_files: None
+) -> None:
+    """No file's key statistics can hold the batch's keys: nothing to match, so no merge is run; a key
+    inside a file's range (stored or not) still merges."""
+    merge(lakegate_home, job(list(range(1, 101, 2)), [0.0] * 50), SPEC, "backfill")
+    table = open_zone("curated", load_config()).delta_table("shop", "items")
+    assert table is not None
+
+    merge(lakegate_home, job([1000, 1001], [1.0, 1.0], start=100), SPEC, "new-keys")
+    table.update_incremental()
+    assert table.history(1)[0]["operation"] == "WRITE"
+
+    merge(lakegate_home, job([4, 2000], [2.0, 2.0], start=200), SPEC, "gap-key")  # 4: absent, in a range
+    table.update_incremental()
+    assert table.history(1)[0]["operation"] == "MERGE"
+
+    merge(lakegate_home, job([1001, 3], [3.0, 3.0], start=300), SPEC, "updates")
+    table.update_incremental()
+    assert table.history(1)[0]["operation"] == "MERGE"
+    held = curated("id", "price")
+    assert held.height == held["id"].n_unique() == 50 + 4
+    assert dict(held.filter(pl.col("id").is_in([3, 4, 1000, 1001, 2000])).iter_rows()) == {
+        3: 3.0,
+        4: 2.0,
+        1000: 1.0,
+        1001: 3.0,
+        2000: 2.0,
+    }
