@@ -51,15 +51,23 @@ def test_serve_demo_stream_launches_runs_and_ctrl_c_stops_everything(lakegate_ho
             )
             time.sleep(1)
         started = psutil.Process(serve.pid).children(recursive=True)
-        names = " ".join(" ".join(p.cmdline()) for p in started)
+        names = " ".join(_command(p) for p in started)  # (a run worker may just have ended)
         assert "tansu broker" in names and "dagster" in names
         serve.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert serve.wait(timeout=60) == 0
         time.sleep(1)
         left = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not left, f"orphans: {[' '.join(p.cmdline()) for p in left]}"
+        assert not left, f"orphans: {[_command(p) for p in left]}"
         assert "stopping the UI, the demo producer and the broker" in log.read_text()
     finally:
         for process in [*started, psutil.Process(serve.pid) if serve.poll() is None else None]:
             if process is not None and process.is_running():
                 process.kill()
+
+
+def _command(process: psutil.Process) -> str:
+    """The command line of ``process``; empty once it has ended (gone, or a zombie not yet reaped)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
