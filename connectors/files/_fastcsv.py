@@ -458,23 +458,26 @@ def _carriage_returns(data: bytes, breaks: int) -> int | None:
 _SCRATCH = threading.local()
 
 
+def _scratch(name: str, size: int) -> np.ndarray:
+    """This thread's boolean scratch array ``name``, at least ``size`` long: a fresh 4 MiB mask per chunk
+    cost more in page faults than the comparison itself."""
+    array: np.ndarray | None = getattr(_SCRATCH, name, None)
+    if array is None or len(array) < size:
+        array = np.empty(max(size, CHUNK_BYTES << 1), np.bool_)
+        setattr(_SCRATCH, name, array)
+    return array[:size]
+
+
 def _mask(raw: np.ndarray, byte: int) -> np.ndarray:
-    """``raw == byte`` in this thread's scratch array, valid until its next call: a fresh 4 MiB mask per
-    chunk cost more in page faults than the comparison itself."""
-    scratch: np.ndarray | None = getattr(_SCRATCH, "mask", None)
-    if scratch is None or len(scratch) < len(raw):
-        scratch = _SCRATCH.mask = np.empty(max(len(raw), CHUNK_BYTES << 1), np.bool_)
-    out = scratch[: len(raw)]
+    """``raw == byte``, in scratch memory valid until this thread's next call."""
+    out = _scratch("mask", len(raw))
     np.equal(raw, byte, out=out)
     return out
 
 
 def _adjacent(mask: np.ndarray) -> bool:
-    """Whether two set neighbours are in ``mask`` (e.g. ``""``), in a second scratch array."""
-    scratch: np.ndarray | None = getattr(_SCRATCH, "pairs", None)
-    if scratch is None or len(scratch) < len(mask):
-        scratch = _SCRATCH.pairs = np.empty(max(len(mask), CHUNK_BYTES << 1), np.bool_)
-    out = scratch[: max(len(mask) - 1, 0)]
+    """Whether two set neighbours are in ``mask`` (e.g. ``""``)."""
+    out = _scratch("pairs", max(len(mask) - 1, 0))
     np.logical_and(mask[1:], mask[:-1], out=out)
     return bool(out.any())
 
