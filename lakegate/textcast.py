@@ -18,6 +18,8 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakegate.scalars import text_scalar
+
 ARROW_TYPES: Final[Mapping[str, pa.DataType]] = MappingProxyType(
     {
         "int32": pa.int32(),
@@ -35,6 +37,7 @@ _NAIVE_TIMESTAMP = pa.timestamp("us")
 ISO_8601: Final = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
 """The ISO 8601 forms cast_schema reads: a date, or a date and hh:mm[:ss[.ffffff]] with an optional offset."""
 _OFFSET = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$")
+_EMPTY_TEXT, _NULL_TEXT = text_scalar(""), text_scalar(None)
 
 
 def arrow_type(type_name: str) -> pa.DataType | None:
@@ -50,7 +53,7 @@ def cast_text(
     The empty string is null, as in cast_schema. ``forms_checked``: the caller has already matched every
     non-empty value against :data:`ISO_8601` (a datetime ``target``), so that pass is skipped.
     """
-    values = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    values = pc.if_else(pc.equal(column, _EMPTY_TEXT), _NULL_TEXT, column)
     if pa.types.is_integer(target) and any(pc.any(pc.match_substring(values, x)).as_py() for x in "xX"):
         return None  # pyarrow reads 0x10 as 16; cast_schema refuses hexadecimal
     try:

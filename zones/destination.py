@@ -45,6 +45,7 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns as col
+from lakegate.scalars import text_scalar, utc_microseconds, utc_microseconds_scalar
 from transforms import dtype_of
 from zones import _delta, _merge
 from zones._records import (
@@ -201,9 +202,9 @@ def lineage_stamp(run_id: str) -> Callable[[pa.Table], pa.Table]:
     def stamp_table(table: pa.Table) -> pa.Table:
         load_id = str(dlt.current.load_package_state()["load_id"])
         constants = {
-            col.LOAD_ID: pa.scalar(load_id, pa.string()),
-            col.RUN_ID: pa.scalar(run_id, pa.string()),
-            col.INGESTED_AT: pa.scalar(ingested_at(load_id), pa.timestamp("us", "UTC")),
+            col.LOAD_ID: text_scalar(load_id),
+            col.RUN_ID: text_scalar(run_id),
+            col.INGESTED_AT: utc_microseconds_scalar(ingested_at(load_id)),
         }
         for name, value in constants.items():
             column = pa.repeat(value, table.num_rows)
@@ -543,7 +544,7 @@ class _JobWriter:
                 return False
         if not all(_kept_as_received(plain_type(f.type)) for f in schema):
             return False
-        expected = {
+        expected: dict[str, str | datetime] = {
             col.LOAD_ID: lineage.load_id,
             col.RUN_ID: lineage.run_id,
             col.INGESTED_AT: lineage.ingested_at,
@@ -707,20 +708,28 @@ def _kept_as_received(t: pa.DataType) -> bool:
     )
 
 
-def _constant(parquet: pq.ParquetFile, name: str, value: object) -> bool:
-    """Whether every row of ``name`` holds ``value``, by the row groups' statistics."""
+def _constant(parquet: pq.ParquetFile, name: str, value: str | datetime) -> bool:
+    """Whether every row of ``name`` holds ``value`` (text, or an instant stored to the microsecond), by the
+    row groups' statistics, compared as stored: pyarrow's datetime of a statistic imports pandas."""
     if name not in parquet.schema_arrow.names:
         return False
-    metadata = parquet.metadata
     index = parquet.schema_arrow.names.index(name)
+    stored: bytes | int
+    if isinstance(value, datetime):
+        if parquet.schema_arrow.field(index).type != pa.timestamp("us", "UTC"):
+            return False
+        stored = utc_microseconds(value)
+    else:
+        stored = value.encode("utf-8")
+    metadata = parquet.metadata
     for group in range(metadata.num_row_groups):
         stats = metadata.row_group(group).column(index).statistics
         if (
             stats is None
             or not stats.has_min_max
             or stats.null_count
-            or stats.min != value
-            or stats.max != value
+            or stats.min_raw != stored
+            or stats.max_raw != stored
         ):
             return False
     return True

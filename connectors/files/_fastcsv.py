@@ -137,8 +137,9 @@ class Imported:
 
     @property
     def hints(self) -> pa.Table:
-        """An empty table of the file's schema: dlt's column hints for the imported file."""
-        return self.schema.empty_table()
+        """An empty table of the file's schema: dlt's column hints for the imported file (from no batches:
+        ``Schema.empty_table`` imports pandas)."""
+        return pa.Table.from_batches([], self.schema)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -109,3 +111,30 @@ def test_a_package_a_later_run_loads_is_rewritten_with_that_runs_id(lakegate_hom
 
     assert (report.committed_rows, report.adopted_jobs) == (2, 0)
     assert raw()[col.RUN_ID].unique().to_list() == ["run-next"]
+
+
+INGEST_IN_A_FRESH_PROCESS = """
+import sys
+import pipelines
+from tests.zones.test_adopt import csv, spec
+from pathlib import Path
+url = csv(Path(sys.argv[1]) / "in" / "a.csv", sys.argv[2:])
+report = pipelines.ingest(spec(url), run_id="run-1")
+print(report.committed_rows, report.quarantined_rows, report.adopted_jobs, "pandas" in sys.modules)
+"""
+
+
+def test_an_ingest_never_imports_pandas(lakegate_home: Path) -> None:
+    # pyarrow imports pandas (~0.2 s and ~50 MB per process) to convert a Python value to an Arrow scalar
+    # or array; the files fast path, the quarantine of a bad value and adoption need none.
+    lines = [f"{i},{i % 7},{i}.5,true,2024-01-0{1 + i % 9}T10:00:00,n{i}" for i in range(50)]
+    lines[7] = "7,seven,7.5,true,2024-01-01T10:00:00,n7"
+    done = subprocess.run(
+        [sys.executable, "-c", INGEST_IN_A_FRESH_PROCESS, str(lakegate_home), *lines],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["49", "1", "1", "False"]
