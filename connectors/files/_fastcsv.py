@@ -47,6 +47,8 @@ ROW_GROUP_ROWS = 100_000
 """Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
 positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
 (one gathering, one being encoded)."""
+TEXT_ROWS = 50_000
+"""Rows left as text gathered before they are yielded (see :class:`_TextRows`)."""
 FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
 
@@ -235,6 +237,7 @@ class FastReader:
             ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
         ):
             file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode, self._vetter)
+            text_rows = _TextRows()
             while True:
                 while more and len(ahead) < _AHEAD:
                     block = tail + (read := self._read())
@@ -257,6 +260,7 @@ class FastReader:
                 done = future.result() if future is not None else None
                 if done is None:  # (or a chunk polars does not read alike)
                     yield from file.close()
+                    yield from text_rows.flush()
                     yield Rest(data + b"".join(later for later, _, _ in ahead) + tail, at)
                     return
                 del data
@@ -264,8 +268,9 @@ class FastReader:
                 if typed is not None:
                     yield from file.write(typed, clean=clean)
                 if text is not None:
-                    yield text
+                    yield from text_rows.add(text)
             yield from file.close()
+            yield from text_rows.flush()
 
     def _read(self) -> bytes:
         """The next bytes of the file; b"" at its end or when reading fails (the regions that read on from
@@ -358,6 +363,28 @@ class FastReader:
             rest = frame.select(pl.col(*names, POSITION).filter(~ok_rows))  # (~3x DataFrame.filter here)
             text = rest.with_columns(source).select(*names, SOURCE, POSITION).to_arrow().cast(as_text)
         return table, text, clean
+
+
+class _TextRows:
+    """Rows left as text, gathered into tables of about :data:`TEXT_ROWS` rows: a few hundred rows per chunk
+    would each be an item for dlt, and a row group of the load file the zone reads back."""
+
+    def __init__(self) -> None:
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, table: pa.Table) -> Iterator[pa.Table]:
+        """Keep ``table``; yields the gathered rows once they are :data:`TEXT_ROWS` or more."""
+        self._tables.append(table)
+        self._rows += table.num_rows
+        if self._rows >= TEXT_ROWS:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[pa.Table]:
+        """Yield the rows gathered so far, if any."""
+        if self._tables:
+            yield pa.concat_tables(self._tables)
+        self._tables, self._rows = [], 0
 
 
 class _File:

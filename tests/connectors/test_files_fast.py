@@ -8,9 +8,11 @@ and the quarantine row by row.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -242,3 +244,27 @@ def test_seeded_files_with_rare_hazards_commit_what_the_region_path_does(
     monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
     both(lakegate_home, "\n".join(lines) + rng.choice(["", "\n"]), monkeypatch)
     assert any(taken)  # the fast path read some of the file (a reject makes dlt rewrite its load files)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_rows_left_as_text_are_gathered_into_few_tables(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bad value in every chunk: each chunk's few text rows would be an item for dlt and a row group the
+    # zone reads back; they are yielded together, before the rows the region path reads.
+    monkeypatch.setattr(_fastcsv, "TEXT_ROWS", 6)
+    lines = [line(i, qty="n/a") if i % 10 == 3 else line(i) for i in range(200)]
+    yielded: list[int] = []
+    chunks = _fastcsv.FastReader.chunks
+
+    def counted(self: _fastcsv.FastReader) -> Iterator[object]:
+        for item in chunks(self):
+            if isinstance(item, pa.Table):
+                yielded.append(item.num_rows)
+            yield item
+
+    monkeypatch.setattr(_fastcsv.FastReader, "chunks", counted)
+    fast, _ = both(lakegate_home, "".join(f"{x}\n" for x in lines) + "7,unterminated,\"quote\n", monkeypatch)
+
+    assert (fast.committed_rows, fast.quarantined_rows) == (180, 21)
+    assert len(yielded) <= 3 and all(rows >= 6 for rows in yielded[:-1])  # ~2 per chunk of ~25 lines
