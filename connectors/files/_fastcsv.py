@@ -47,8 +47,6 @@ ROW_GROUP_ROWS = 100_000
 """Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
 positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
 (one gathering, one being encoded)."""
-TEXT_ROWS = 50_000
-"""Rows left as text gathered before they are yielded (see :class:`_TextRows`)."""
 FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
 
@@ -172,7 +170,6 @@ class FastReader:
         self._stamp = fast.stamp
         self._folder = fast.folder
         self._vetter = fast.vetter
-        self._failed = False
         self.unread: bytes | None = None
         """The bytes read for a header this path does not take (the caller reads the file from them)."""
 
@@ -230,26 +227,21 @@ class FastReader:
         """
         if self.unread is not None:
             return
-        tail, line, more = b"", 2, True
+        line, more = 2, True
         ahead: deque[tuple[bytes, int, Future[_Read | None] | None]] = deque()
         with (
             ThreadPoolExecutor(_AHEAD, thread_name_prefix="lakegate-csv-fast") as parse,
             ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
         ):
             file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode, self._vetter)
-            text_rows = _TextRows()
             while True:
                 while more and len(ahead) < _AHEAD:
-                    block = tail + (read := self._read())
-                    more = bool(read)
-                    if not block:
+                    data, whole = self._read_lines()
+                    more = whole and data.endswith(b"\n")  # (else the last line, or none)
+                    if not whole:  # a line longer than a chunk, or a read that failed
+                        ahead.append((data, line, None))  # (the regions read on and report it)
+                    elif not data:
                         break
-                    cut = block.rfind(b"\n") + 1 if more else len(block)
-                    data, tail = block[:cut], block[cut:]
-                    del block
-                    if not data or self._failed:  # a line longer than a chunk, or a read that failed
-                        ahead.append((data + tail, line, None))  # (the regions read on and report it)
-                        more = False
                     else:
                         feeds = _count(data, _LF)
                         ahead.append((data, line, parse.submit(self.chunk, data, line, feeds)))
@@ -260,28 +252,30 @@ class FastReader:
                 done = future.result() if future is not None else None
                 if done is None:  # (or a chunk polars does not read alike)
                     yield from file.close()
-                    yield from text_rows.flush()
-                    yield Rest(data + b"".join(later for later, _, _ in ahead) + tail, at)
+                    yield Rest(data + b"".join(later for later, _, _ in ahead), at)
                     return
                 del data
                 typed, text, clean = done
                 if typed is not None:
                     yield from file.write(typed, clean=clean)
                 if text is not None:
-                    yield from text_rows.add(text)
+                    yield text
             yield from file.close()
-            yield from text_rows.flush()
 
-    def _read(self) -> bytes:
-        """The next bytes of the file; b"" at its end or when reading fails (the regions that read on from
-        there meet the failure again and report it)."""
-        if self._failed:
-            return b""
+    def _read_lines(self) -> tuple[bytes, bool]:
+        """About :data:`CHUNK_BYTES` of the file's next lines, the last one read to its end (one copy of the
+        bytes: no tail is carried to the next chunk), and whether they are whole lines read well: False
+        for a line longer than a chunk or a read that failed (the regions that read on from there meet the
+        failure again and report it). b"" at the file's end."""
+        data = b""
         try:
-            return self._handle.read(CHUNK_BYTES)
+            data = self._handle.read(CHUNK_BYTES)
+            if not data or data.endswith(b"\n"):
+                return data, True
+            rest = self._handle.readline(CHUNK_BYTES)
         except READ_ERRORS:
-            self._failed = True
-            return b""
+            return data, False
+        return data + rest, len(rest) < CHUNK_BYTES or rest.endswith(b"\n")
 
     def chunk(self, data: bytes, line: int, feeds: int) -> _Read | None:
         """``data`` (whole lines from ``line`` on, ``feeds`` ``\\n`` bytes) as (typed rows, rows left as
@@ -363,28 +357,6 @@ class FastReader:
             rest = frame.select(pl.col(*names, POSITION).filter(~ok_rows))  # (~3x DataFrame.filter here)
             text = rest.with_columns(source).select(*names, SOURCE, POSITION).to_arrow().cast(as_text)
         return table, text, clean
-
-
-class _TextRows:
-    """Rows left as text, gathered into tables of about :data:`TEXT_ROWS` rows: a few hundred rows per chunk
-    would each be an item for dlt, and a row group of the load file the zone reads back."""
-
-    def __init__(self) -> None:
-        self._tables: list[pa.Table] = []
-        self._rows = 0
-
-    def add(self, table: pa.Table) -> Iterator[pa.Table]:
-        """Keep ``table``; yields the gathered rows once they are :data:`TEXT_ROWS` or more."""
-        self._tables.append(table)
-        self._rows += table.num_rows
-        if self._rows >= TEXT_ROWS:
-            yield from self.flush()
-
-    def flush(self) -> Iterator[pa.Table]:
-        """Yield the rows gathered so far, if any."""
-        if self._tables:
-            yield pa.concat_tables(self._tables)
-        self._tables, self._rows = [], 0
 
 
 class _File:

@@ -7,17 +7,20 @@ and the quarantine row by row.
 
 from __future__ import annotations
 
+import io
 import random
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
 import pipelines
 from connectors.files import _fastcsv
+from connectors.files._csv import read_csv
 from lakegate import columns as col
 from pipelines import PipelineSpec
 from transforms import TransformContext, cast_schema
@@ -246,25 +249,48 @@ def test_seeded_files_with_rare_hazards_commit_what_the_region_path_does(
     assert any(taken)  # the fast path read some of the file (a reject makes dlt rewrite its load files)
 
 
+class _FailingFile(io.RawIOBase):
+    """A file whose reads fail from byte ``fail_at`` on (a network share or bucket that drops mid-file)."""
+
+    def __init__(self, data: bytes, fail_at: int) -> None:
+        self._data, self._fail_at, self._at = data, fail_at, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._at >= self._fail_at:
+            raise OSError("connection reset")
+        piece = self._data[self._at : min(self._at + len(buffer), self._fail_at)]
+        buffer[: len(piece)] = piece
+        self._at += len(piece)
+        return len(piece)
+
+
 @pytest.mark.usefixtures("small_chunks")
-def test_rows_left_as_text_are_gathered_into_few_tables(
-    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("share", [0.003, 0.3, 0.55, 0.8])
+def test_a_read_that_fails_midway_keeps_every_line_before_it_and_rejects_the_rest(
+    tmp_path: Path, share: float
 ) -> None:
-    # A bad value in every chunk: each chunk's few text rows would be an item for dlt and a row group the
-    # zone reads back; they are yielded together, before the rows the region path reads.
-    monkeypatch.setattr(_fastcsv, "TEXT_ROWS", 6)
-    lines = [line(i, qty="n/a") if i % 10 == 3 else line(i) for i in range(200)]
-    yielded: list[int] = []
-    chunks = _fastcsv.FastReader.chunks
+    data = (HEADER + "".join(line(i) + "\n" for i in range(3_000))).encode()
+    fail_at = int(len(data) * share)
+    handle = io.BufferedReader(_FailingFile(data, fail_at), buffer_size=512)
+    fast = _fastcsv.FastPath(_fastcsv.Stamp.of("1764543000.5", "run-1"), tmp_path, None)
+    positions: list[int] = []
+    rejects = []
+    items = read_csv(
+        handle, "orders.csv", delimiter=",", encoding="utf-8", batch_rows=100, columns=COLUMNS, fast=fast
+    )
+    for item in items:
+        table = pq.read_table(item.meta.file_path) if not isinstance(item, pa.Table) else item
+        if col.REJECT_RULE in table.column_names:
+            rejects += table.select([col.POSITION, col.REJECT_RULE]).to_pylist()
+        else:
+            positions += table[col.POSITION].to_pylist()
 
-    def counted(self: _fastcsv.FastReader) -> Iterator[object]:
-        for item in chunks(self):
-            if isinstance(item, pa.Table):
-                yielded.append(item.num_rows)
-            yield item
-
-    monkeypatch.setattr(_fastcsv.FastReader, "chunks", counted)
-    fast, _ = both(lakegate_home, "".join(f"{x}\n" for x in lines) + "7,unterminated,\"quote\n", monkeypatch)
-
-    assert (fast.committed_rows, fast.quarantined_rows) == (180, 21)
-    assert len(yielded) <= 3 and all(rows >= 6 for rows in yielded[:-1])  # ~2 per chunk of ~25 lines
+    # Every line read is kept, once, and the reject names the first line not read (the bytes of the read
+    # that failed are lost with it: up to a chunk before the failure).
+    read = len(positions)
+    assert sorted(positions) == list(range(2, read + 2))
+    assert rejects == [{col.POSITION: read + 2, col.REJECT_RULE: "file_unreadable"}]
+    assert data[:fail_at].count(b"\n") - 1 - read <= (_fastcsv.CHUNK_BYTES * 2) // len(line(0))
