@@ -31,7 +31,8 @@ committed. The bare path still reads the clean file (bare polars stops at the fi
 
 The parent prints rows/s, MB/s (CSV bytes / elapsed), CPU seconds and peak RSS of each path, and last the line
 ``ratio: X.XX`` (lakegate rows/s / bare rows/s). Elapsed time covers the work only (imports and CSV
-generation excluded); peak RSS is the child's whole-process peak (``ru_maxrss``), imports included. CPU
+generation excluded); peak RSS is the child's whole-process peak (``ru_maxrss``), imports included, taken as
+the work ends (the correctness checks that read the tables back come after it, and are not the path's). CPU
 seconds (user + system, all threads) are less disturbed than wall time by other load on the machine.
 
 ``--profile`` adds, besides cProfile's top 25 (which cannot see Python called back from Rust threads, e.g. the
@@ -217,10 +218,17 @@ def run_bare(csv_path: Path, rows: int, workdir: Path) -> dict[str, Any]:
     cpu, started = _cpu_seconds(), time.perf_counter()
     pl.scan_csv(csv_path).sink_parquet(out)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    peak = _peak_rss()
     written = pl.scan_parquet(out).select(pl.len()).collect().item()
     ok = written == rows
     print(f"bare: {written:,} rows in {out.name} ({'OK' if ok else f'EXPECTED {rows:,}'})", flush=True)
-    return {"seconds": seconds, "cpu_seconds": cpu, "ok": ok, "committed_rows": written}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "ok": ok,
+        "committed_rows": written,
+        "peak_rss_bytes": peak,
+    }
 
 
 def _isolated_env(workdir: Path) -> Path:
@@ -300,6 +308,7 @@ def run_lakegate(
     assert not problems, problems
     report = pipelines.ingest(spec, run_id="bench", config=config, pipelines_dir=workdir / "dlt")
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    peak = _peak_rss()  # before the checks below read the tables back
     if profiler:
         profiler.stop()
     if sampler:
@@ -396,6 +405,7 @@ def run_lakegate(
         "rows_in_table": in_table,
         "steps": steps,
         "rss_after_imports_bytes": rss_after_imports,
+        "peak_rss_bytes": peak,
         "profiled": profile,
     }
 
@@ -554,7 +564,7 @@ def child(args: argparse.Namespace) -> None:
         result = run_lakegate(
             csv_path, args.rows, workdir, args.profile, args.bad_fraction, args.s3_endpoint or None
         )
-    result.update(path=args.run, rows=args.rows, peak_rss_bytes=_peak_rss())
+    result.update(path=args.run, rows=args.rows)
     print(json.dumps(result), flush=True)
 
 
