@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from dlt.extract.items import DataItemWithMeta
 from dlt.pipeline.exceptions import PipelineNotActive
 
-from zones import dictionary_columns
+from lakegate.dictionary import dictionary_columns
 
 
 @contextmanager

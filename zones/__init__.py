@@ -8,7 +8,6 @@ Usable without Dagster::
 from zones._durations import parse_duration
 from zones._log import appended_since
 from zones._records import DatasetSpec
-from zones._staged import dictionary_columns
 from zones.audit import AuditRecord, read_audit
 from zones.backup import BackedUp, BackupError, Restored, backup_zone, restore
 from zones.config import (
@@ -69,7 +68,6 @@ __all__ = [
     "backup_zone",
     "committed_position",
     "committed_positions",
-    "dictionary_columns",
     "lakegate_destination",
     "lakegate_home",
     "lakegate_pipeline",

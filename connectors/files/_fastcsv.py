@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
+from lakegate.dictionary import dictionary_columns
 from lakegate.textcast import ARROW_TYPES, cast_text
 from lakegate.vetting import ChunkVetter
 
@@ -44,8 +45,8 @@ CHUNK_BYTES = 4 << 20
 """Bytes of whole lines parsed at a time (about 31k rows of a 12-column file; polars' string columns take
 about ten times that while it parses; two chunks are parsed at a time)."""
 ROW_GROUP_ROWS = 100_000
-"""Rows per row group of a load file. Only text columns are dictionary-encoded (numbers, timestamps and
-positions rarely repeat enough to pay for it), so groups need not be large; two of them are in memory
+"""Rows per row group of a load file. Only text columns with few distinct values are dictionary-encoded
+(:func:`~lakegate.dictionary.dictionary_columns`), so groups need not be large; two of them are in memory
 (one gathering, one being encoded)."""
 FILE_ROWS = 1_000_000
 """Rows after which a load file (and the Delta data file it becomes) is finished."""
@@ -394,9 +395,8 @@ class _File:
         if self._writer is None:
             self._files += 1
             self._path = f"{self._stem}.{self._files}.parquet"
-            strings = [f.name for f in group.schema if f.type == pa.string()]
             self._writer = pq.ParquetWriter(
-                self._path, group.schema, compression="snappy", use_dictionary=strings
+                self._path, group.schema, compression="snappy", use_dictionary=dictionary_columns(group)
             )
         if self._pending is not None:
             self._pending.result()
