@@ -26,7 +26,6 @@ process's resident memory), and their folder is removed when the stream ends or 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 
 from lakegate import columns as col
 from zones._records import DatasetSpec, Lineage, SplitBatch, quarantine_rows, stamp
+from zones._spill import spill_folder
 
 Split = Callable[[pa.RecordBatch], SplitBatch]
 
@@ -98,7 +98,24 @@ def plan(
     parquet: pq.ParquetFile, spec: DatasetSpec, split: Split, batch_rows: int, lineage: Lineage
 ) -> KeyedJob:
     """Pass 1: split every batch, spill its good rows, keep only what decides which row of each key
-    survives."""
+    survives. A failure on the way removes what was spilled."""
+    spilled: list[Path] = []
+    try:
+        return _plan(parquet, spec, split, batch_rows, lineage, spilled)
+    except BaseException:
+        for folder in spilled:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _plan(
+    parquet: pq.ParquetFile,
+    spec: DatasetSpec,
+    split: Split,
+    batch_rows: int,
+    lineage: Lineage,
+    spilled: list[Path],
+) -> KeyedJob:
     keys: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
     schemas: list[pl.DataFrame] = []
@@ -113,7 +130,9 @@ def plan(
             wanted = [col.ROW_ID, *spec.primary_key, *spec.order_by, *changes]
             keys.append(good.select([c for c in dict.fromkeys(wanted) if c in good.columns]))
             schemas.append(good.clear())
-            folder = folder or Path(tempfile.mkdtemp(prefix="lakegate-merge-"))
+            if folder is None:
+                folder = spill_folder()
+                spilled.append(folder)
             runs.append(_spill(good, folder / f"{len(runs)}.arrow"))
     keep = np.zeros(parquet.metadata.num_rows, dtype=bool)
     if not keys:

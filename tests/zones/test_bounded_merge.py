@@ -5,7 +5,11 @@ the files whose key range can hold its keys."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import dlt
@@ -15,6 +19,7 @@ import pytest
 
 import zones._delta as delta
 import zones._merge as bounded
+import zones._spill as spill
 import zones.destination as destination
 from lakegate import columns as col
 from zones import DatasetSpec, LoadReport, LoadTarget, ZoneName, lakegate_destination, load_config, open_zone
@@ -199,3 +204,43 @@ def test_keys_past_every_stored_file_commit_as_an_append_and_stay_unique(
         1001: 3.0,
         2000: 2.0,
     }
+
+
+def test_a_merge_removes_the_spill_folders_merges_killed_on_this_host_left(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    gone = subprocess.run([sys.executable, "-c", "print(__import__('os').getpid())"], capture_output=True)
+    dead, host = gone.stdout.decode().strip(), spill._host()
+    killed = tmp_path / "tmp" / f"{spill.PREFIX}{host}-{dead}-abc"  # a merge SIGKILLed
+    running = tmp_path / "tmp" / f"{spill.PREFIX}{host}-{os.getppid()}-def"  # a merge still running
+    elsewhere = tmp_path / "tmp" / f"{spill.PREFIX}otherhost-{dead}-ghi"  # a shared volume
+    for folder in (killed, running, elsewhere):
+        folder.mkdir()
+        (folder / "0.arrow").write_bytes(b"spilled rows")
+
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", 2)
+    merge(lakegate_home, job([3, 1, 2], [1.0, 2.0, 3.0]), SPEC, "after-a-kill")
+
+    assert curated("id").rows() == [(1,), (2,), (3,)]
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted([running.name, elsewhere.name])
+
+
+def test_a_merge_that_fails_while_it_spills_leaves_no_spill_behind(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(destination, "READ_BATCH_ROWS", 1)
+    spilled = bounded._spill
+
+    def full_disk(frame: pl.DataFrame, path: Path) -> object:
+        if path.name != "0.arrow":
+            raise OSError(28, "No space left on device")
+        return spilled(frame, path)
+
+    monkeypatch.setattr(bounded, "_spill", full_disk)
+    with pytest.raises(Exception, match="No space left"):
+        merge(lakegate_home, job([3, 1, 2], [1.0, 2.0, 3.0]), SPEC, "disk-full")
+    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith(spill.PREFIX)]
