@@ -39,20 +39,32 @@ MAX_KEY_RANGES = 32
 """Key ranges a small merge names for Delta's file skipping (one range per cluster of its keys)."""
 
 
-def _open(uri: str, options: dict[str, str]) -> DeltaTable | None:
+def open_table(uri: str, options: dict[str, str]) -> DeltaTable | None:
+    """The Delta table at ``uri`` as of now, or ``None`` when nothing was ever committed to it.
+
+    The commit functions below take such a handle (``table``) instead of opening the table again: a
+    commit made through a handle leaves it at that commit, so the version and operation metrics are
+    read from it. Opening replays the log (2-6 ms on a table with a few hundred files and a dozen JSON
+    commits); ``DeltaTable.update_incremental`` brings a held handle up to date by reading only the
+    commits made since (~0.4 ms), anyone's, so it sees what a fresh open would.
+    """
     try:
         return DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
 
 
-def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
-    """True when ``txn`` (or a later version of its app id) is already committed to the table."""
-    table = _open(uri, options)
+def holds(table: DeltaTable | None, txn: Transaction) -> bool:
+    """True when ``table`` records ``txn`` (or a later version of its app id): committing it is a replay."""
     if table is None:
         return False
     recorded = table.transaction_version(txn.app_id)
     return recorded is not None and recorded >= txn.version
+
+
+def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
+    """True when ``txn`` (or a later version of its app id) is already committed to the table."""
+    return holds(open_table(uri, options), txn)
 
 
 def append(
@@ -61,12 +73,14 @@ def append(
     options: dict[str, str],
     txns: list[Transaction],
     configuration: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Append ``data`` (streamed when a reader) in one commit; returns what was committed.
 
-    ``configuration`` sets the table's properties when this append creates it."""
+    ``configuration`` sets the table's properties when this append creates it; ``table``: the table at
+    ``uri`` already opened (see :func:`open_table`), committed through."""
     write_deltalake(
-        uri,
+        uri if table is None else table,
         data,
         mode="append",
         partition_by=[PARTITION_COLUMN],
@@ -75,7 +89,7 @@ def append(
         storage_options=options,
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    return _committed(uri, options)
+    return _committed(DeltaTable(uri, storage_options=options) if table is None else table)
 
 
 def append_stream(
@@ -87,16 +101,17 @@ def append_stream(
     txns: list[Transaction],
     rows_per_file: int = _staged.ROWS_PER_FILE,
     configuration: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``);
-    ``configuration`` sets the table's properties when this append creates it."""
+    ``configuration`` sets the table's properties when this append creates it; ``table`` as for
+    :func:`append`."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
     files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN, rows_per_file))
     if not files:
         raise ValueError(f"{uri}: nothing to append")
-    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, configuration)
-    version = DeltaTable(uri, storage_options=options).version()
-    return Committed(version=version, rows=sum(f.rows for f in files))
+    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, configuration, table)
+    return Committed(version=_version_after(uri, options, table), rows=sum(f.rows for f in files))
 
 
 def adopt(
@@ -108,21 +123,35 @@ def adopt(
     options: dict[str, str],
     fs_options: dict[str, Any],
     txns: list[Transaction],
+    table: DeltaTable | None = None,
 ) -> Committed:
-    """Append an existing parquet file (without the partition column) as it is, in one commit."""
+    """Append an existing parquet file (without the partition column) as it is, in one commit;
+    ``table`` as for :func:`append`."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
     staged = _staged.adopt(fs, root, local_path, metadata, PARTITION_COLUMN, partition_value)
-    _staged.commit(uri, schema, [staged], PARTITION_COLUMN, options, txns)
-    version = DeltaTable(uri, storage_options=options).version()
-    return Committed(version=version, rows=staged.rows)
+    _staged.commit(uri, schema, [staged], PARTITION_COLUMN, options, txns, None, table)
+    return Committed(version=_version_after(uri, options, table), rows=staged.rows)
 
 
-def record_transactions(uri: str, options: dict[str, str], txns: list[Transaction]) -> int:
+def _version_after(uri: str, options: dict[str, str], table: DeltaTable | None) -> int:
+    """The table's version after a commit made by ``create_write_transaction``, which leaves the handle
+    it was made through where it was."""
+    if table is None:
+        return DeltaTable(uri, storage_options=options).version()
+    table.update_incremental()
+    return table.version()
+
+
+def record_transactions(
+    uri: str, options: dict[str, str], txns: list[Transaction], table: DeltaTable | None = None
+) -> int:
     """Commit ``txns`` alone, no data, to the existing table at ``uri``; returns the new version.
 
     For positions that must ride on a commit of their load package when that commit already happened
-    without them (the package's last job, replayed after its commit's answer was lost)."""
-    table = DeltaTable(uri, storage_options=options)
+    without them (the package's last job, replayed after its commit's answer was lost). ``table`` as for
+    :func:`append`."""
+    if table is None:
+        table = DeltaTable(uri, storage_options=options)
     table.create_write_transaction(
         [],
         mode="append",
@@ -130,7 +159,7 @@ def record_transactions(uri: str, options: dict[str, str], txns: list[Transactio
         partition_by=table.metadata().partition_columns,
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    return DeltaTable(uri, storage_options=options).version()
+    return _version_after(uri, options, table)
 
 
 def upsert(
@@ -144,6 +173,7 @@ def upsert(
     newer: Sequence[str] = (),
     truncated_at: int | None = None,
     fs_options: dict[str, Any] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Merge ``data`` (one row per key) by ``keys``: update matches (when ``update``) and insert the rest,
     in one commit.
@@ -153,7 +183,8 @@ def upsert(
     key statistics overlap them; a reader is streamed (bounded memory, every target file read). Change
     rows (``_lakegate_op``) delete and truncate too; for a reader ``truncated_at`` is the position of its
     last truncate, if any. The first merge into a table is an append (staged in bounded memory, in files
-    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given).
+    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given). ``table``: the table
+    at ``uri`` already opened and up to date (see :func:`open_table`); opened here when not given.
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -161,7 +192,8 @@ def upsert(
             columns.POSITION
         )
         truncated_at = pc.max(truncates).as_py() if len(truncates) else None
-    table = _open(uri, options)
+    if table is None:
+        table = open_table(uri, options)
     if table is None:
         if changes:  # nothing to delete yet: keep only rows that hold a record
             data = _records_only(data)
@@ -178,7 +210,7 @@ def upsert(
             )
         return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
     if isinstance(data, pa.Table) and not changes and _keys_absent(table, data, keys):
-        return append(uri, data, options, txns)  # nothing to match: a merge would only insert
+        return append(uri, data, options, txns, table=table)  # nothing to match: a merge would only insert
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
@@ -195,13 +227,13 @@ def upsert(
     if changes:
         stored = {f.name for f in table.schema().fields}
         _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute()
-        return _committed(uri, options)
+        return _committed(table)  # a merge leaves its handle at the version it committed
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
         guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
         merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
-    return _committed(uri, options)
+    return _committed(table)
 
 
 def _keys_absent(table: DeltaTable, data: pa.Table, keys: Sequence[str]) -> bool:
@@ -316,8 +348,9 @@ class Committed:
     rows: int
 
 
-def _committed(uri: str, options: dict[str, str]) -> Committed:
-    entry = DeltaTable(uri, storage_options=options).history(1)[0]
+def _committed(table: DeltaTable) -> Committed:
+    """The commit ``table`` stands at (a handle a commit was made through stands at that commit)."""
+    entry = table.history(1)[0]
     return Committed(version=int(entry["version"]), rows=_metric_rows(entry) or 0)
 
 
@@ -347,7 +380,7 @@ def committed_by(uri: str, options: dict[str, str], txn: Transaction) -> Committ
     Walks the log back from the newest version to the first one that records ``txn``: replays are
     found near the end of the log, so this reads a few versions.
     """
-    table = _open(uri, options)
+    table = open_table(uri, options)
     if table is None or (table.transaction_version(txn.app_id) or -1) < txn.version:
         return None
     for entry in table.history():  # newest first
