@@ -72,7 +72,7 @@ from zones.positions import (
     unloaded_earlier_jobs,
 )
 from zones.prescan import TEXT_TYPES, prescanned, text_frame
-from zones.storage import Zone, open_zone
+from zones.storage import TableHandles, Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
 
@@ -95,6 +95,8 @@ class LoadTarget:
         pii_key: The key of the PII tokens (``$LAKEGATE_PII_KEY`` when ``None``); never printed.
         track_positions: The source is ordered (replication, streaming): commit the highest position of
             each source in every load with its data (see :func:`committed_positions`).
+        tables: Table handles the run's other steps share with the destination (e.g. the tables its
+            positions were read from), never used by two threads at once; ``None``: its own.
     """
 
     dataset: DatasetSpec
@@ -105,6 +107,7 @@ class LoadTarget:
     merge: bool = False
     pii_key: str | None = field(default=None, repr=False)
     track_positions: bool = False
+    tables: TableHandles | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -232,9 +235,9 @@ class _JobWriter:
         self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
         self.pii = open_zone(ZoneName.PII, target.config)
         self.loaded_ahead: set[str] = set()
-        self.tables: dict[str, DeltaTable] = {}
-        """The zone tables this writer has opened, by URI: each job brings them up to date before it reads
-        a replay guard, and commits through them (see :meth:`_current`)."""
+        self.tables = TableHandles() if target.tables is None else target.tables
+        """The zone tables this writer has opened: each job brings them up to date before it reads a
+        replay guard, and commits through them."""
         self.carried_positions = False
         """Whether the job being loaded committed to its data or quarantine table (with the package's
         positions when it is the last job)."""
@@ -250,21 +253,12 @@ class _JobWriter:
                     self.loaded_ahead.add(earlier.name)
             self._load_job(path, table)
         except BaseException:
-            self.tables.clear()  # a failed commit may have left a handle anywhere: the retry opens afresh
+            self.tables.forget()  # a failed commit may have left a handle anywhere: the retry opens afresh
             raise
 
     def _current(self, name: str, uri: str) -> DeltaTable | None:
-        """The table at ``uri`` as of now: the handle held since an earlier job brought up to date
-        (``update_incremental`` reads the log's commits since, whoever made them, as a fresh open would,
-        for ~0.4 ms instead of 2-6 ms), or opened (``None``: no table yet)."""
-        table = self.tables.get(uri)
-        if table is not None:
-            table.update_incremental()
-            return table
-        table = _delta.open_table(uri, self._zone(name).delta_options())
-        if table is not None:
-            self.tables[uri] = table
-        return table
+        """The table at ``uri`` as of now (``None``: no table yet), see :class:`TableHandles`."""
+        return self.tables.current(uri, lambda: _delta.open_table(uri, self._zone(name).delta_options()))
 
     def _load_job(self, path: Path, table: TTableSchema) -> None:
         load_id = dlt.current.load_package_state()["load_id"]
@@ -589,7 +583,7 @@ class _JobWriter:
             zone.delta_options(),
             zone.fsspec_options(),
             self._txns("data", txn, lineage),
-            self.tables.get(uri),
+            self.tables.held(uri),
         )
         self._audit(zone, uri, done, txn, lineage, merge=False)
         self.report.add(adopted_jobs=1)
@@ -661,7 +655,7 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = self._txns(zone_key, txn, lineage)
-        table = self.tables.get(uri)  # brought up to date at the start of this job (None: no table yet)
+        table = self.tables.held(uri)  # brought up to date at the start of this job (None: no table yet)
         if keys:
             done = _delta.upsert(
                 uri,
