@@ -26,15 +26,18 @@ from zones import _staged
 
 PARTITION_COLUMN = columns.INGEST_DATE
 
-MERGED_ROWS_PER_FILE = 50_000
+MERGED_ROWS_PER_FILE = 25_000
 """Rows per file of a merged table's first write: a later merge rewrites the files holding its keys, so
 their size bounds what a small merge costs (a backfill's rows arrive in key order, see ``zones._merge``).
 Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
-files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k."""
+files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k; Delta's merge of it, 41-43 ms with 10k-row files, 49-52
+ms with 25k and 73-93 ms with 50k (the backfill's time alike; more files cost each table open ~1 ms per
+100)."""
 
-MERGED_TABLE_CONFIGURATION = {"delta.targetFileSize": str(4 * 1024 * 1024)}
+MERGED_TABLE_CONFIGURATION = {"delta.targetFileSize": str(1536 * 1024)}
 """A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
-100 MB), so a merge touching many files leaves files a later small merge can still skip (~35k rows here)."""
+100 MB), so a merge touching many files leaves files a later small merge can still skip: ~28k rows of the
+curate benchmark in the merge's encoding (``_writer_properties``; 2 MiB made 57k-row files)."""
 
 MAX_KEY_RANGES = 32
 """Key ranges a small merge names for Delta's file skipping (one range per cluster of its keys)."""
