@@ -120,3 +120,16 @@ def test_a_kept_handle_sees_a_job_committed_by_another_writer_between_two_loads(
     assert attempts == [uri, uri]  # the replay was seen before any commit was tried
     assert pl.read_delta(uri)["id"].sort().to_list() == [1, 2, 3]
     assert DeltaTable(uri).version() == 2
+
+
+def test_zone_tables_are_checkpointed_every_10_commits_and_keep_their_replay_guards(tmp_path: Path) -> None:
+    """Opening a table replays its JSON commits since the last checkpoint; replay guards (app ids) must
+    survive the checkpoint, whoever opens the table afterwards."""
+    uri = str(tmp_path / "t")
+    for job in range(12):
+        _delta.append(uri, _stored(job), {}, [Transaction(f"lakegate:p:items:{job}", 1)])
+    assert (tmp_path / "t" / "_delta_log" / "_last_checkpoint").exists()
+    table = DeltaTable(uri)
+    assert table.metadata().configuration == _delta.TABLE_CONFIGURATION
+    assert all(_delta.is_replay(uri, {}, Transaction(f"lakegate:p:items:{job}", 1)) for job in range(12))
+    assert not _delta.is_replay(uri, {}, Transaction("lakegate:p:items:0", 2))
