@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -329,6 +330,8 @@ class _JobWriter:
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
         except _DATA_ERRORS as exc:
+            if isinstance(exc, DeltaError) and _store_failed(exc):  # storage trouble all the same
+                raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
             if not todo["data"] or not todo["quarantine"]:
                 raise ZoneWriteError(f"{spec.path}: load job {job.file_id}: {_safe(exc)}") from exc
             # Rows that cannot be stored at all (a type change, names the table refuses) are kept as
@@ -690,6 +693,21 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
+
+_STORE_FAILURE = re.compile(
+    r"Generic (S3|GCS|MicrosoftAzure|LocalFileSystem|HTTP) error|Error interacting with object store"
+)
+"""object_store's wording of a failed request ("Generic S3 error: Error performing PUT ...")."""
+
+
+def _store_failed(exc: DeltaError) -> bool:
+    """Whether a write failed at the store: deltalake 1.6 raises a plain ``DeltaError`` (not an ``OSError``,
+    as its reads do) when a write's request fails, e.g. "Generic DeltaTable error: Error interacting with
+    object store: Generic S3 error: ..." from ``create_write_transaction``, "Failed to parse parquet:
+    External: Generic S3 error: Error performing PUT ..." from ``write_deltalake`` (and a merge's). Such a
+    job is retried, never quarantined as unloadable: its rows would be quarantined and, once the store
+    answers again, committed too (seen under ``tests/test_faults.py``'s 50% faults)."""
+    return _STORE_FAILURE.search(str(exc)) is not None
 
 
 _SMALL_DICTIONARY_BYTES = 64 * 1024

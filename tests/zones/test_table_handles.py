@@ -17,7 +17,16 @@ from deltalake.exceptions import CommitFailedError
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 
 from lakegate import columns
-from zones import DatasetSpec, LoadReport, LoadTarget, ZoneName, _delta, lakegate_destination, load_config
+from zones import (
+    DatasetSpec,
+    LoadReport,
+    LoadTarget,
+    ZoneName,
+    _delta,
+    lakegate_destination,
+    load_config,
+    open_zone,
+)
 from zones.destination import _version_of
 
 SPEC = DatasetSpec(domain="shop", name="items", schema={"id": "int64", "qty": "int64"}, primary_key=("id",))
@@ -133,3 +142,46 @@ def test_zone_tables_are_checkpointed_every_10_commits_and_keep_their_replay_gua
     assert table.metadata().configuration == _delta.TABLE_CONFIGURATION
     assert all(_delta.is_replay(uri, {}, Transaction(f"lakegate:p:items:{job}", 1)) for job in range(12))
     assert not _delta.is_replay(uri, {}, Transaction("lakegate:p:items:0", 2))
+
+
+def test_a_write_failing_at_the_store_is_retried_not_quarantined(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deltalake raises a plain DeltaError when a write's request to the store fails (the message below is
+    deltalake 1.6.6's for ``create_write_transaction`` against a stopped S3 endpoint): storage trouble,
+    so the job is retried, not taken for unloadable rows (which would land in quarantine and, on the
+    retry, in raw too)."""
+    from deltalake.exceptions import DeltaError
+
+    from zones import _staged
+
+    commit, failed = _staged.commit, []
+
+    def store_down_once(*args: Any) -> None:
+        if not failed:
+            failed.append(args[0])
+            raise DeltaError(
+                "Generic DeltaTable error: Error interacting with object store: Generic S3 error: Error "
+                "performing list request: Error performing GET http://127.0.0.1:5599/bucket-x?list-type=2"
+            )
+        commit(*args)
+
+    monkeypatch.setattr(_staged, "commit", store_down_once)
+    report = LoadReport()
+    target = LoadTarget(dataset=SPEC, zone=ZoneName.RAW, pipeline="t", run_id="r", config=load_config())
+    pipe = dlt.pipeline(
+        pipeline_name="store-down",
+        pipelines_dir=str(lakegate_home / "dlt"),
+        destination=lakegate_destination(target, report),
+        dataset_name="shop",
+    )
+
+    @dlt.resource(name="items")
+    def items() -> pa.Table:
+        yield _rows(1, 2, 3)
+
+    pipe.run(items())
+    config = load_config()
+    assert failed and pl.read_delta(failed[0])["id"].sort().to_list() == [1, 2, 3]
+    assert open_zone("quarantine", config).read("shop", "items").height == 0
+    assert (report.committed_rows, report.quarantined_rows) == (3, 0)
