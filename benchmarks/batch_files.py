@@ -460,7 +460,7 @@ class _PhaseTimers:
         timers.wrap(csv_reader, "with_positions", "extract    with_positions: source/position columns")
         timers.wrap(readers, "with_lineage", "extract    with_lineage: source/position columns")
         timers.wrap(pq.ParquetWriter, "write_table", "extract  ParquetWriter.write_table: dlt's load file")
-        timers.wrap(delta, "is_replay", "load     is_replay: open the 3 zone tables")
+        timers.wrap(delta, "open_table", "load     open_table: open the 3 zone tables")
         timers.wrap(delta, "write_deltalake", "load     write_deltalake (pulls the reader: includes below)")
         timers.wrap(
             pq.ParquetFile, "iter_batches", "load       ParquetFile.iter_batches: read load file", gen=True

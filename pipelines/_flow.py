@@ -41,6 +41,7 @@ from zones import (
     LakegateConfig,
     LoadReport,
     LoadTarget,
+    TableHandles,
     ZoneName,
     appended_since,
     committed_position,
@@ -331,24 +332,31 @@ def raw_app_id(spec: PipelineSpec) -> str:
     return f"raw:{spec.domain}/{spec.name}"
 
 
-def raw_applied_version(spec: PipelineSpec, config: LakegateConfig) -> int | None:
-    """The raw version the curate step applied last (``None``: never)."""
+def raw_applied_version(
+    spec: PipelineSpec, config: LakegateConfig, tables: TableHandles | None = None
+) -> int | None:
+    """The raw version the curate step applied last (``None``: never); ``tables``: the run's handles,
+    which keep the curated and quarantine tables open for the commit that follows."""
     dataset = spec.dataset()
     applied = [
-        committed_position(open_zone(zone, config), dataset, raw_app_id(spec))
+        committed_position(open_zone(zone, config), dataset, raw_app_id(spec), tables)
         for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)
     ]
     return max((v for v in applied if v is not None), default=None)
 
 
 def pending_raw(
-    spec: PipelineSpec, config: LakegateConfig, batch_rows: int = CURATE_BATCH_ROWS
+    spec: PipelineSpec,
+    config: LakegateConfig,
+    batch_rows: int = CURATE_BATCH_ROWS,
+    tables: TableHandles | None = None,
 ) -> CurateInput | None:
     """The raw files committed since the raw version curated last applied; ``None`` when up to date.
 
-    Nothing is read yet: :meth:`CurateInput.batches` streams the rows.
+    Nothing is read yet: :meth:`CurateInput.batches` streams the rows. ``tables``: the run's handles
+    (see :func:`raw_applied_version`).
     """
-    return raw_since(spec, config, raw_applied_version(spec, config), batch_rows)
+    return raw_since(spec, config, raw_applied_version(spec, config, tables), batch_rows)
 
 
 def raw_since(
@@ -433,8 +441,11 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table
 
 
-def curate_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> LoadTarget:
-    """Curated, merged by key. Raw is already PII-protected, so tokens are not tokenized again."""
+def curate_target(
+    spec: PipelineSpec, run_id: str, config: LakegateConfig, tables: TableHandles | None = None
+) -> LoadTarget:
+    """Curated, merged by key. Raw is already PII-protected, so tokens are not tokenized again.
+    ``tables``: the run's handles, shared with :func:`pending_raw`."""
     return LoadTarget(
         dataset=replace(spec.dataset(), pii={}),
         zone=ZoneName.CURATED,
@@ -442,4 +453,5 @@ def curate_target(spec: PipelineSpec, run_id: str, config: LakegateConfig) -> Lo
         run_id=run_id,
         config=config,
         merge=True,
+        tables=tables,
     )

@@ -25,7 +25,7 @@ from lakegate.vetting import CHUNK_VETTER
 from pipelines import _flow as flow
 from pipelines import _history
 from pipelines.spec import PipelineSpec
-from zones import LakegateConfig, LoadReport, load_config
+from zones import LakegateConfig, LoadReport, TableHandles, load_config
 from zones.prescan import PiiPrescan
 
 log = logging.getLogger("lakegate.pipelines")
@@ -99,9 +99,10 @@ def curate(
     """
     config = config or load_config()
     report = LoadReport()
-    target = flow.curate_target(spec, run_id, config)
+    tables = TableHandles()  # curated and quarantine: opened once, for the positions and the commit
+    target = flow.curate_target(spec, run_id, config, tables)
     with flow.dlt_pipeline(spec, "curate", target, report, pipelines_dir) as pipeline:
-        pending = flow.pending_raw(spec, config, batch_rows)
+        pending = flow.pending_raw(spec, config, batch_rows, tables)
         if pending is None:
             log.info("%s curate: curated is up to date with raw", spec.path)
             return CurateResult(report=report, raw_version=None)

@@ -35,7 +35,7 @@ from zones.retention import (
     plan_dataset,
     read_retention_audit,
 )
-from zones.storage import Zone, open_zone
+from zones.storage import TableHandles, Zone, open_zone
 
 __all__ = [
     "PII_KEY_ENV",
@@ -56,6 +56,7 @@ __all__ = [
     "Policy",
     "Restored",
     "RetentionError",
+    "TableHandles",
     "Tokenizer",
     "Zone",
     "ZoneConfig",

@@ -16,43 +16,65 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.table import TableMerger
+from deltalake.writer.properties import ColumnProperties
 
 from lakegate import columns
 from zones import _staged
 
 PARTITION_COLUMN = columns.INGEST_DATE
 
-MERGED_ROWS_PER_FILE = 50_000
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "10"}
+"""Every zone table lakegate creates: a log checkpoint every 10 commits (Delta's default: 100). Opening a
+table replays the JSON commits since its last checkpoint, and a run opens each of its tables: measured
+0.6 ms with 1 commit, 1.7 ms with 10, 4.7 ms with 30, 13-14 ms with 60-99 (a checkpoint of a 180-file
+table takes ~3 ms to write)."""
+
+MERGED_ROWS_PER_FILE = 25_000
 """Rows per file of a merged table's first write: a later merge rewrites the files holding its keys, so
 their size bounds what a small merge costs (a backfill's rows arrive in key order, see ``zones._merge``).
 Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
-files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k."""
+files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k; Delta's merge of it, 41-43 ms with 10k-row files, 49-52
+ms with 25k and 73-93 ms with 50k (the backfill's time alike; more files cost each table open ~1 ms per
+100)."""
 
-MERGED_TABLE_CONFIGURATION = {"delta.targetFileSize": str(4 * 1024 * 1024)}
+MERGED_TABLE_CONFIGURATION = {**TABLE_CONFIGURATION, "delta.targetFileSize": str(1536 * 1024)}
 """A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
-100 MB), so a merge touching many files leaves files a later small merge can still skip (~35k rows here)."""
+100 MB), so a merge touching many files leaves files a later small merge can still skip: ~28k rows of the
+curate benchmark in the merge's encoding (``_writer_properties``; 2 MiB made 57k-row files)."""
 
 MAX_KEY_RANGES = 32
 """Key ranges a small merge names for Delta's file skipping (one range per cluster of its keys)."""
 
 
-def _open(uri: str, options: dict[str, str]) -> DeltaTable | None:
+def open_table(uri: str, options: dict[str, str]) -> DeltaTable | None:
+    """The Delta table at ``uri`` as of now, or ``None`` when nothing was ever committed to it.
+
+    The commit functions below take such a handle (``table``) instead of opening the table again: a
+    commit made through a handle leaves it at that commit, so the version and operation metrics are
+    read from it. Opening replays the log (2-6 ms on a table with a few hundred files and a dozen JSON
+    commits); ``DeltaTable.update_incremental`` brings a held handle up to date by reading only the
+    commits made since (~0.4 ms), anyone's, so it sees what a fresh open would.
+    """
     try:
         return DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
 
 
-def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
-    """True when ``txn`` (or a later version of its app id) is already committed to the table."""
-    table = _open(uri, options)
+def holds(table: DeltaTable | None, txn: Transaction) -> bool:
+    """True when ``table`` records ``txn`` (or a later version of its app id): committing it is a replay."""
     if table is None:
         return False
     recorded = table.transaction_version(txn.app_id)
     return recorded is not None and recorded >= txn.version
+
+
+def is_replay(uri: str, options: dict[str, str], txn: Transaction) -> bool:
+    """True when ``txn`` (or a later version of its app id) is already committed to the table."""
+    return holds(open_table(uri, options), txn)
 
 
 def append(
@@ -61,21 +83,24 @@ def append(
     options: dict[str, str],
     txns: list[Transaction],
     configuration: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Append ``data`` (streamed when a reader) in one commit; returns what was committed.
 
-    ``configuration`` sets the table's properties when this append creates it."""
+    ``configuration`` sets the table's properties when this append creates it (default
+    :data:`TABLE_CONFIGURATION`); ``table``: the table at ``uri`` already opened (see :func:`open_table`),
+    committed through."""
     write_deltalake(
-        uri,
+        uri if table is None else table,
         data,
         mode="append",
         partition_by=[PARTITION_COLUMN],
-        configuration=configuration,
+        configuration=configuration or TABLE_CONFIGURATION,
         schema_mode="merge",
         storage_options=options,
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    return _committed(uri, options)
+    return _committed(DeltaTable(uri, storage_options=options) if table is None else table)
 
 
 def append_stream(
@@ -87,16 +112,18 @@ def append_stream(
     txns: list[Transaction],
     rows_per_file: int = _staged.ROWS_PER_FILE,
     configuration: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Append a stream of batches in bounded memory, as one commit (see ``zones._staged``);
-    ``configuration`` sets the table's properties when this append creates it."""
+    ``configuration`` sets the table's properties when this append creates it (default
+    :data:`TABLE_CONFIGURATION`); ``table`` as for :func:`append`."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
     files = list(_staged.stage(fs, root, batches, PARTITION_COLUMN, rows_per_file))
     if not files:
         raise ValueError(f"{uri}: nothing to append")
-    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, configuration)
-    version = DeltaTable(uri, storage_options=options).version()
-    return Committed(version=version, rows=sum(f.rows for f in files))
+    created = configuration or TABLE_CONFIGURATION
+    _staged.commit(uri, schema, files, PARTITION_COLUMN, options, txns, created, table)
+    return Committed(version=_version_after(uri, options, table), rows=sum(f.rows for f in files))
 
 
 def adopt(
@@ -108,21 +135,35 @@ def adopt(
     options: dict[str, str],
     fs_options: dict[str, Any],
     txns: list[Transaction],
+    table: DeltaTable | None = None,
 ) -> Committed:
-    """Append an existing parquet file (without the partition column) as it is, in one commit."""
+    """Append an existing parquet file (without the partition column) as it is, in one commit;
+    ``table`` as for :func:`append`."""
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
     staged = _staged.adopt(fs, root, local_path, metadata, PARTITION_COLUMN, partition_value)
-    _staged.commit(uri, schema, [staged], PARTITION_COLUMN, options, txns)
-    version = DeltaTable(uri, storage_options=options).version()
-    return Committed(version=version, rows=staged.rows)
+    _staged.commit(uri, schema, [staged], PARTITION_COLUMN, options, txns, TABLE_CONFIGURATION, table)
+    return Committed(version=_version_after(uri, options, table), rows=staged.rows)
 
 
-def record_transactions(uri: str, options: dict[str, str], txns: list[Transaction]) -> int:
+def _version_after(uri: str, options: dict[str, str], table: DeltaTable | None) -> int:
+    """The table's version after a commit made by ``create_write_transaction``, which leaves the handle
+    it was made through where it was."""
+    if table is None:
+        return DeltaTable(uri, storage_options=options).version()
+    table.update_incremental()
+    return table.version()
+
+
+def record_transactions(
+    uri: str, options: dict[str, str], txns: list[Transaction], table: DeltaTable | None = None
+) -> int:
     """Commit ``txns`` alone, no data, to the existing table at ``uri``; returns the new version.
 
     For positions that must ride on a commit of their load package when that commit already happened
-    without them (the package's last job, replayed after its commit's answer was lost)."""
-    table = DeltaTable(uri, storage_options=options)
+    without them (the package's last job, replayed after its commit's answer was lost). ``table`` as for
+    :func:`append`."""
+    if table is None:
+        table = DeltaTable(uri, storage_options=options)
     table.create_write_transaction(
         [],
         mode="append",
@@ -130,7 +171,7 @@ def record_transactions(uri: str, options: dict[str, str], txns: list[Transactio
         partition_by=table.metadata().partition_columns,
         commit_properties=CommitProperties(app_transactions=txns),
     )
-    return DeltaTable(uri, storage_options=options).version()
+    return _version_after(uri, options, table)
 
 
 def upsert(
@@ -144,6 +185,7 @@ def upsert(
     newer: Sequence[str] = (),
     truncated_at: int | None = None,
     fs_options: dict[str, Any] | None = None,
+    table: DeltaTable | None = None,
 ) -> Committed:
     """Merge ``data`` (one row per key) by ``keys``: update matches (when ``update``) and insert the rest,
     in one commit.
@@ -153,7 +195,8 @@ def upsert(
     key statistics overlap them; a reader is streamed (bounded memory, every target file read). Change
     rows (``_lakegate_op``) delete and truncate too; for a reader ``truncated_at`` is the position of its
     last truncate, if any. The first merge into a table is an append (staged in bounded memory, in files
-    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given).
+    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given). ``table``: the table
+    at ``uri`` already opened and up to date (see :func:`open_table`); opened here when not given.
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -161,7 +204,8 @@ def upsert(
             columns.POSITION
         )
         truncated_at = pc.max(truncates).as_py() if len(truncates) else None
-    table = _open(uri, options)
+    if table is None:
+        table = open_table(uri, options)
     if table is None:
         if changes:  # nothing to delete yet: keep only rows that hold a record
             data = _records_only(data)
@@ -178,7 +222,7 @@ def upsert(
             )
         return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
     if isinstance(data, pa.Table) and not changes and _keys_absent(table, data, keys):
-        return append(uri, data, options, txns)  # nothing to match: a merge would only insert
+        return append(uri, data, options, txns, table=table)  # nothing to match: a merge would only insert
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
@@ -189,19 +233,37 @@ def upsert(
         source_alias="s",
         target_alias="t",
         merge_schema=True,
+        writer_properties=_writer_properties(data),
         streamed_exec=isinstance(data, pa.RecordBatchReader),
         commit_properties=CommitProperties(app_transactions=txns),
     )
     if changes:
         stored = {f.name for f in table.schema().fields}
         _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute()
-        return _committed(uri, options)
+        return _committed(table)  # a merge leaves its handle at the version it committed
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
         guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
         merger = merger.when_matched_update_all(predicate=guard)
     merger.when_not_matched_insert_all().execute()
-    return _committed(uri, options)
+    return _committed(table)
+
+
+def _writer_properties(data: pa.Table | pa.RecordBatchReader) -> WriterProperties:
+    """The files a merge writes are encoded as ``zones._staged`` writes a table's first files: snappy, a
+    dictionary only for text columns with few distinct values (a stream's text columns, unknown ahead:
+    all of them). Delta's writer default dictionary-encodes every column: a 1,000-row merge rewriting one
+    50k-row file of the curate benchmark took ~68 ms that way, ~45 ms this way, and wrote 12% less."""
+    if isinstance(data, pa.Table):
+        coded = _staged.dictionary_columns(data)
+    else:
+        text = (pa.string(), pa.large_string())
+        coded = [f.name for f in data.schema if _staged.plain_type(f.type) in text]
+    return WriterProperties(
+        compression="SNAPPY",
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+        column_properties={name: ColumnProperties(dictionary_enabled=True) for name in coded},
+    )
 
 
 def _keys_absent(table: DeltaTable, data: pa.Table, keys: Sequence[str]) -> bool:
@@ -316,8 +378,9 @@ class Committed:
     rows: int
 
 
-def _committed(uri: str, options: dict[str, str]) -> Committed:
-    entry = DeltaTable(uri, storage_options=options).history(1)[0]
+def _committed(table: DeltaTable) -> Committed:
+    """The commit ``table`` stands at (a handle a commit was made through stands at that commit)."""
+    entry = table.history(1)[0]
     return Committed(version=int(entry["version"]), rows=_metric_rows(entry) or 0)
 
 
@@ -347,7 +410,7 @@ def committed_by(uri: str, options: dict[str, str], txn: Transaction) -> Committ
     Walks the log back from the newest version to the first one that records ``txn``: replays are
     found near the end of the log, so this reads a few versions.
     """
-    table = _open(uri, options)
+    table = open_table(uri, options)
     if table is None or (table.transaction_version(txn.app_id) or -1) < txn.version:
         return None
     for entry in table.history():  # newest first

@@ -274,9 +274,11 @@ def commit(
     options: dict[str, str],
     txns: list[Transaction],
     configuration: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> None:
     """Add the staged files to the table (created when missing, with ``configuration``) in one commit
-    carrying ``txns``."""
+    carrying ``txns``; ``table``: the table at ``uri`` already opened and up to date, committed through
+    (it is left where it was: ``create_write_transaction`` does not move a handle)."""
     schema = delta_schema(schema)
     now = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
@@ -284,7 +286,8 @@ def commit(
     ]
     properties = CommitProperties(app_transactions=txns)
     try:
-        table = DeltaTable(uri, storage_options=options)
+        if table is None:
+            table = DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         create_table_with_add_actions(
             uri,

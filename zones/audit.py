@@ -10,6 +10,7 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from zones._delta import TABLE_CONFIGURATION
 from zones.storage import Zone
 
 AUDIT_DATASET = "_lakegate/audit"
@@ -44,7 +45,13 @@ def append_record(zone: Zone, log: str, entry: Any) -> None:
     """
     frame = pl.DataFrame([asdict(entry)]).with_columns(pl.col("at").dt.cast_time_unit("us"))
     uri = f"{zone.config.url}/{log}"
-    write_deltalake(uri, frame.to_arrow(), mode="append", storage_options=zone.delta_options())
+    write_deltalake(
+        uri,
+        frame.to_arrow(),
+        mode="append",
+        configuration=TABLE_CONFIGURATION,  # (when this record creates the log table)
+        storage_options=zone.delta_options(),
+    )
 
 
 def read_records(zone: Zone, log: str) -> pl.DataFrame:

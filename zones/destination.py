@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -38,7 +39,7 @@ import dlt
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import Transaction
+from deltalake import DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError, DeltaError
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
 from dlt.common.schema.typing import TTableSchema
@@ -73,7 +74,7 @@ from zones.positions import (
     unloaded_earlier_jobs,
 )
 from zones.prescan import TEXT_TYPES, prescanned, text_frame
-from zones.storage import Zone, open_zone
+from zones.storage import TableHandles, Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.destination")
 
@@ -96,6 +97,8 @@ class LoadTarget:
         pii_key: The key of the PII tokens (``$LAKEGATE_PII_KEY`` when ``None``); never printed.
         track_positions: The source is ordered (replication, streaming): commit the highest position of
             each source in every load with its data (see :func:`committed_positions`).
+        tables: Table handles the run's other steps share with the destination (e.g. the tables its
+            positions were read from), never used by two threads at once; ``None``: its own.
     """
 
     dataset: DatasetSpec
@@ -106,6 +109,7 @@ class LoadTarget:
     merge: bool = False
     pii_key: str | None = field(default=None, repr=False)
     track_positions: bool = False
+    tables: TableHandles | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -233,6 +237,9 @@ class _JobWriter:
         self.quarantine = open_zone(ZoneName.QUARANTINE, target.config)
         self.pii = open_zone(ZoneName.PII, target.config)
         self.loaded_ahead: set[str] = set()
+        self.tables = TableHandles() if target.tables is None else target.tables
+        """The zone tables this writer has opened: each job brings them up to date before it reads a
+        replay guard, and commits through them."""
         self.carried_positions = False
         """Whether the job being loaded committed to its data or quarantine table (with the package's
         positions when it is the last job)."""
@@ -241,11 +248,19 @@ class _JobWriter:
         """Commit the load job ``path``; an ordered source's earlier jobs of the package go first."""
         if path.name in self.loaded_ahead:
             return
-        if self.target.track_positions:
-            for earlier in unloaded_earlier_jobs(path, frozenset(self.loaded_ahead)):
-                self._load_job(earlier, table)
-                self.loaded_ahead.add(earlier.name)
-        self._load_job(path, table)
+        try:
+            if self.target.track_positions:
+                for earlier in unloaded_earlier_jobs(path, frozenset(self.loaded_ahead)):
+                    self._load_job(earlier, table)
+                    self.loaded_ahead.add(earlier.name)
+            self._load_job(path, table)
+        except BaseException:
+            self.tables.forget()  # a failed commit may have left a handle anywhere: the retry opens afresh
+            raise
+
+    def _current(self, name: str, uri: str) -> DeltaTable | None:
+        """The table at ``uri`` as of now (``None``: no table yet), see :class:`TableHandles`."""
+        return self.tables.current(uri, lambda: _delta.open_table(uri, self._zone(name).delta_options()))
 
     def _load_job(self, path: Path, table: TTableSchema) -> None:
         load_id = dlt.current.load_package_state()["load_id"]
@@ -273,10 +288,12 @@ class _JobWriter:
             "data": self.data_zone.table_uri(spec.domain, spec.name),
             "quarantine": self.quarantine.table_uri(spec.domain, spec.name),
         }
-        todo = {
-            name: not _delta.is_replay(uri, self._zone(name).delta_options(), txn)
-            for name, uri in uris.items()
-        }
+        # Each table opened (or brought up to date) once per job: its replay guard is read here and its
+        # commit below goes through the same handle. A commit of this job by anyone after this point
+        # fails ours as a concurrent transaction (Delta checks app ids at commit): dlt retries the job,
+        # which then finds it here.
+        tables = {name: self._current(name, uri) for name, uri in uris.items()}
+        todo = {name: not _delta.holds(tables[name], txn) for name in uris}
         for name, done in todo.items():
             if not done:
                 self._audit_replayed(name, uris[name], txn, lineage)
@@ -314,6 +331,8 @@ class _JobWriter:
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
         except _DATA_ERRORS as exc:
+            if isinstance(exc, DeltaError) and _store_failed(exc):  # storage trouble all the same
+                raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
             if not todo["data"] or not todo["quarantine"]:
                 raise ZoneWriteError(f"{spec.path}: load job {job.file_id}: {_safe(exc)}") from exc
             # Rows that cannot be stored at all (a type change, names the table refuses) are kept as
@@ -351,9 +370,7 @@ class _JobWriter:
         due = package_transactions(frozenset(self.loaded_ahead))
         if not due:
             return
-        tables = [
-            (key, self._zone(key).delta_table(spec.domain, spec.name)) for key in ("data", "quarantine")
-        ]
+        tables = [(key, self._current(key, uris[key])) for key in ("data", "quarantine")]
         existing = [(key, table) for key, table in tables if table is not None]
         if not existing:
             return  # nothing of the package was ever committed: its input is read again, once
@@ -366,8 +383,8 @@ class _JobWriter:
         }
         if all(recorded[t.app_id] >= t.version for t in due):
             return
-        key = existing[0][0]
-        version = _delta.record_transactions(uris[key], self._zone(key).delta_options(), due)
+        key, table = existing[0]
+        version = _delta.record_transactions(uris[key], self._zone(key).delta_options(), due, table)
         log.info(
             "%s: the load package's positions recorded at version %d of %s", spec.path, version, uris[key]
         )
@@ -570,6 +587,7 @@ class _JobWriter:
             zone.delta_options(),
             zone.fsspec_options(),
             self._txns("data", txn, lineage),
+            self.tables.held(uri),
         )
         self._audit(zone, uri, done, txn, lineage, merge=False)
         self.report.add(adopted_jobs=1)
@@ -641,6 +659,7 @@ class _JobWriter:
         zone = self._zone(zone_key)
         options = zone.delta_options()
         txns = self._txns(zone_key, txn, lineage)
+        table = self.tables.held(uri)  # brought up to date at the start of this job (None: no table yet)
         if keys:
             done = _delta.upsert(
                 uri,
@@ -652,11 +671,14 @@ class _JobWriter:
                 newer=newer,
                 truncated_at=truncated_at,
                 fs_options=zone.fsspec_options(),
+                table=table,
             )
         elif isinstance(data, pa.RecordBatchReader):
-            done = _delta.append_stream(uri, data.schema, data, options, zone.fsspec_options(), txns)
+            done = _delta.append_stream(
+                uri, data.schema, data, options, zone.fsspec_options(), txns, table=table
+            )
         else:
-            done = _delta.append(uri, data, options, txns)
+            done = _delta.append(uri, data, options, txns, table=table)
         self._audit(zone, uri, done, txn, lineage, merge=bool(keys))
 
 
@@ -672,6 +694,21 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
+
+_STORE_FAILURE = re.compile(
+    r"Generic (S3|GCS|MicrosoftAzure|LocalFileSystem|HTTP) error|Error interacting with object store"
+)
+"""object_store's wording of a failed request ("Generic S3 error: Error performing PUT ...")."""
+
+
+def _store_failed(exc: DeltaError) -> bool:
+    """Whether a write failed at the store: deltalake 1.6 raises a plain ``DeltaError`` (not an ``OSError``,
+    as its reads do) when a write's request fails, e.g. "Generic DeltaTable error: Error interacting with
+    object store: Generic S3 error: ..." from ``create_write_transaction``, "Failed to parse parquet:
+    External: Generic S3 error: Error performing PUT ..." from ``write_deltalake`` (and a merge's). Such a
+    job is retried, never quarantined as unloadable: its rows would be quarantined and, once the store
+    answers again, committed too (seen under ``tests/test_faults.py``'s 50% faults)."""
+    return _STORE_FAILURE.search(str(exc)) is not None
 
 
 _SMALL_DICTIONARY_BYTES = 64 * 1024

@@ -20,7 +20,7 @@ from dlt.common.storages.load_package import LoadPackageStateInjectableContext, 
 from lakegate import columns as col
 from lakegate.package import STATE_KEY, UNITS
 from zones._records import DatasetSpec
-from zones.storage import Zone
+from zones.storage import TableHandles, Zone
 
 _PACKAGE_KEY = STATE_KEY
 
@@ -73,9 +73,16 @@ def committed_positions(zones: list[Zone], dataset: DatasetSpec, sources: list[s
     return found
 
 
-def committed_position(zone: Zone, dataset: DatasetSpec, app_id: str) -> int | None:
-    """The last source position recorded under ``app_id`` in ``dataset``'s table of ``zone``."""
-    table = zone.delta_table(dataset.domain, dataset.name)
+def committed_position(
+    zone: Zone, dataset: DatasetSpec, app_id: str, tables: TableHandles | None = None
+) -> int | None:
+    """The last source position recorded under ``app_id`` in ``dataset``'s table of ``zone`` (read
+    through ``tables`` when given, whose handle the run's later steps then share)."""
+    if tables is None:
+        table = zone.delta_table(dataset.domain, dataset.name)
+    else:
+        uri = zone.table_uri(dataset.domain, dataset.name)
+        table = tables.current(uri, lambda: zone.delta_table(dataset.domain, dataset.name))
     return None if table is None else table.transaction_version(app_id)
 
 
