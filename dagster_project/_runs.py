@@ -14,6 +14,7 @@ from lakegate.errors import LakegateError
 from lakegate.registry import suggest
 from pipelines import PipelineSpecError, UnknownPipelineError
 from zones import ZoneName, load_config, open_zone
+from zones.errors import STORE_FAILURE, store_failed
 
 _JOB_SUFFIX = "_job"
 PIPELINE_TAG = "lakegate/pipeline"
@@ -118,6 +119,15 @@ def explain_failure(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     return " ".join(chain[-1].message.split()), causes.join(tracebacks)
 
 
+def _from_store_error(message: str) -> str:
+    """``message`` from the error that names the failed request (deltalake's ``DeltaError: ...``)."""
+    at = message.rfind("DeltaError: ")
+    if at < 0:
+        found = STORE_FAILURE.search(message)
+        at = found.start() if found is not None else 0
+    return message[at:]
+
+
 def _storage_outage(chain: list[Any]) -> str | None:
     """One line for a zone store that kept failing past its client's retries (an ``OSError`` from
     deltalake/object_store or s3fs/gcsfs, e.g. 5xx, timeouts, refused connections): an outage, not a bug."""
@@ -138,6 +148,9 @@ def _storage_outage(chain: list[Any]) -> str | None:
         cause = next((m for m in re.finditer(r"\b(\w+): ", link.message) if m.group(1) in names), None)
         if cause is not None:
             root = link.message[cause.start() :]
+    if root is None:  # a write's failed request: deltalake raises a plain DeltaError, not an OSError
+        failed = [link.message for link in reversed(chain) if store_failed(link.message)]
+        root = _from_store_error(failed[0]) if failed else None
     if root is None:
         return None
     # dlt's job text may go on with the chained exceptions' tracebacks: keep the first error only.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -64,7 +63,7 @@ from zones._records import (
 from zones._staged import SchemaChangeError, plain_type
 from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
-from zones.errors import ZoneError
+from zones.errors import ZoneError, store_failed
 from zones.pii import PiiKeyError, Tokenizer
 from zones.pii_detection import Findings, findings_metadata, may_hold_pii
 from zones.positions import (
@@ -331,7 +330,9 @@ class _JobWriter:
         except (OSError, CommitFailedError) as exc:  # storage trouble: dlt retries, replays are skipped
             raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
         except _DATA_ERRORS as exc:
-            if isinstance(exc, DeltaError) and _store_failed(exc):  # storage trouble all the same
+            # A write whose request failed at the store is storage trouble all the same: quarantined as
+            # unloadable, its rows would also be committed once a retry finds the store answering again.
+            if isinstance(exc, DeltaError) and store_failed(str(exc)):
                 raise DestinationTransientException(f"{spec.path}: load job {job.file_id}: {exc}") from exc
             if not todo["data"] or not todo["quarantine"]:
                 raise ZoneWriteError(f"{spec.path}: load job {job.file_id}: {_safe(exc)}") from exc
@@ -694,22 +695,6 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
-
-_STORE_FAILURE = re.compile(
-    r"Generic (S3|GCS|MicrosoftAzure|LocalFileSystem|HTTP) error|Error interacting with object store"
-)
-"""object_store's wording of a failed request ("Generic S3 error: Error performing PUT ...")."""
-
-
-def _store_failed(exc: DeltaError) -> bool:
-    """Whether a write failed at the store: deltalake 1.6 raises a plain ``DeltaError`` (not an ``OSError``,
-    as its reads do) when a write's request fails, e.g. "Generic DeltaTable error: Error interacting with
-    object store: Generic S3 error: ..." from ``create_write_transaction``, "Failed to parse parquet:
-    External: Generic S3 error: Error performing PUT ..." from ``write_deltalake`` (and a merge's). Such a
-    job is retried, never quarantined as unloadable: its rows would be quarantined and, once the store
-    answers again, committed too (seen under ``tests/test_faults.py``'s 50% faults)."""
-    return _STORE_FAILURE.search(str(exc)) is not None
-
 
 _SMALL_DICTIONARY_BYTES = 64 * 1024
 
