@@ -24,7 +24,10 @@ from zones import ZoneName, committed_positions, load_config, open_zone
 from zones.config import LakegateConfig
 from zones.retention import archive_url, read_retention_audit
 
-TODAY = datetime.now(UTC).date()
+
+def _today() -> date:
+    """The UTC day now (not at import: a suite that runs past midnight archives under the new day)."""
+    return datetime.now(UTC).date()
 
 
 def _spec(url: str = "lakegate://landing/shop/orders/*.csv", **retention: str) -> PipelineSpec:
@@ -79,7 +82,7 @@ def test_a_fresh_machine_ingests_nothing_again_and_a_new_drop_once(lakegate_home
     assert (first.input_rows, first.committed_rows, first.quarantined_rows) == (5, 2, 3)
     drop = _drop(config, "keep.txt", "").parent
     assert sorted(p.name for p in drop.iterdir()) == ["keep.txt"], "committed files left the drop folder"
-    assert sorted(p.name for p in (_archive(config) / TODAY.isoformat()).iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (_archive(config) / _today().isoformat()).iterdir()) == ["a.csv", "b.csv"]
     (drop / "keep.txt").unlink()
     committed = {i for ids in _file_txns(config, ZoneName.RAW).values() for i in ids}
     committed |= {i for ids in _file_txns(config, ZoneName.QUARANTINE).values() for i in ids}
@@ -108,7 +111,7 @@ def test_a_rewritten_file_of_the_same_name_is_ingested_again(lakegate_home: Path
     path = _drop(config, "a.csv", "id,amount\n1,11\n2,20\n")  # the vendor sends a corrected file
     os.utime(path, (1_900_000_000, 1_900_000_000))
     assert ingest(spec, run_id="r2").input_rows == 2
-    day = _archive(config) / TODAY.isoformat()
+    day = _archive(config) / _today().isoformat()
     archived = sorted(str(p.relative_to(day)) for p in day.rglob("*.csv"))
     assert len(archived) == 2 and "a.csv" in archived, "both deliveries archived, neither overwritten"
     assert sorted((day / "a.csv").read_text().splitlines()) == ["1,10", "id,amount"]
@@ -174,26 +177,26 @@ def _archived_on(config: LakegateConfig, day: date, name: str) -> Path:
 def test_retention_deletes_only_expired_archived_files_and_held_ones_stay(
     lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    held_day = TODAY - timedelta(days=45)
+    held_day = _today() - timedelta(days=45)
     config = _with_landing(
         lakegate_home,
         monkeypatch,
         f"holds: [{{dataset: shop/orders, zone: landing, from: {held_day}, to: {held_day}, "
-        f"reason: case 9, who: legal, when: {TODAY}}}]\n",
+        f"reason: case 9, who: legal, when: {_today()}}}]\n",
     )
     spec = _spec()
     declared = [Declared(Path("defs.yaml"), spec)]
     waiting = _drop(config, "late.csv", "id\n1\n")  # delivered long ago, never ingested
     os.utime(waiting, (0, 0))
-    old = _archived_on(config, TODAY - timedelta(days=40), "old.csv")
+    old = _archived_on(config, _today() - timedelta(days=40), "old.csv")
     held = _archived_on(config, held_day, "held.csv")
-    recent = _archived_on(config, TODAY - timedelta(days=3), "recent.csv")
+    recent = _archived_on(config, _today() - timedelta(days=3), "recent.csv")
     now = datetime.now(UTC)
 
     planned = plan(declared, config, now, [ZoneName.LANDING])
     [landing] = planned.datasets
     assert landing.expired and landing.archived == (old.as_uri(),)
-    assert landing.held == (f"{held_day}: hold by legal since {TODAY}: case 9",)
+    assert landing.held == (f"{held_day}: hold by legal since {_today()}: case 9",)
     [done] = apply(declared, config, planned, run_id="ret-1")
     assert (done.deleted_files, done.deleted_bytes) == (1, old.stat().st_size if old.exists() else 5)
     assert not old.exists() and not old.parent.exists()
@@ -219,7 +222,7 @@ def test_a_pipeline_retention_overrides_the_landing_default(
     lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _with_landing(lakegate_home, monkeypatch)
-    old = _archived_on(config, TODAY - timedelta(days=40), "old.csv")
+    old = _archived_on(config, _today() - timedelta(days=40), "old.csv")
     spec = _spec(landing="60d")
     [landing] = plan(
         [Declared(Path("defs.yaml"), spec)], config, datetime.now(UTC), [ZoneName.LANDING]
@@ -240,8 +243,8 @@ def test_retention_plan_lists_the_archived_files_apply_deletes(
     assert not list((landing / "sales" / "orders").glob("*.csv")), "the demo drops were archived"
     archived = sorted((landing / "_archive" / "sales" / "orders").rglob("*.csv"))
     assert len(archived) == 2
-    old_day = (TODAY - timedelta(days=31)).isoformat()
-    (landing / "_archive" / "sales" / "orders" / TODAY.isoformat()).rename(
+    old_day = (_today() - timedelta(days=31)).isoformat()
+    (landing / "_archive" / "sales" / "orders" / _today().isoformat()).rename(
         landing / "_archive" / "sales" / "orders" / old_day
     )
     capsys.readouterr()
@@ -317,7 +320,7 @@ def test_on_s3_a_fresh_machine_resumes_from_the_zone_and_archives_expire(
     assert ingest(spec, run_id="r1").input_rows == 2
     assert fs.find("lake/landing/shop/orders") == []
     assert fs.find("lake/landing/_archive/shop/orders") == [
-        f"lake/landing/_archive/shop/orders/{TODAY.isoformat()}/a.csv"
+        f"lake/landing/_archive/shop/orders/{_today().isoformat()}/a.csv"
     ]
     before = _versions(config)
     shutil.rmtree(lakegate_home / "dlt")
@@ -342,7 +345,7 @@ def test_a_file_that_cannot_be_archived_fails_the_run_in_one_line_and_is_not_ing
     config = load_config()
     spec = _spec()
     dropped = _drop(config, "a.csv", "id,amount\n1,10\n")
-    blocker = _archive(config) / TODAY.isoformat()  # a file where the day folder must go
+    blocker = _archive(config) / _today().isoformat()  # a file where the day folder must go
     blocker.parent.mkdir(parents=True)
     blocker.write_text("in the way")
     with pytest.raises(ArchiveError) as err:
