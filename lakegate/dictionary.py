@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 DICTIONARY_SAMPLE = 1_000
 """Rows of a stream's first batch that decide which text columns get a dictionary (at most 1/10 distinct)."""
+_TEXT = (pa.string(), pa.large_string())
 
 
 def dictionary_columns(data: pa.RecordBatch | pa.Table) -> list[str]:
@@ -25,6 +26,3 @@ def dictionary_columns(data: pa.RecordBatch | pa.Table) -> list[str]:
         elif field.type in _TEXT and pc.count_distinct(column).as_py() <= limit:
             coded.append(field.name)
     return coded
-
-
-_TEXT = (pa.string(), pa.large_string())

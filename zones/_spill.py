@@ -27,18 +27,16 @@ def spill_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{host}-{os.getpid()}-"))
 
 
-def remove_orphans(host: str | None = None) -> list[Path]:
-    """Remove the spill folders of ``host``'s processes that no longer run; returns the folders removed."""
-    host = host or _host()
-    removed = []
+def remove_orphans(host: str) -> None:
+    """Remove the spill folders of ``host``'s processes that no longer run."""
+    removed = 0
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}{host}-*-*"):
         pid = folder.name[len(f"{PREFIX}{host}-") :].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+            removed += 1
     if removed:
-        log.info("removed %d spill folder(s) left by merges that were killed", len(removed))
-    return removed
+        log.info("removed %d spill folder(s) left by merges that were killed", removed)
 
 
 def _host() -> str:
