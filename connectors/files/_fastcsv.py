@@ -38,6 +38,7 @@ from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
 from lakegate.dictionary import dictionary_columns
+from lakegate.scalars import text_scalar, utc_microseconds_scalar
 from lakegate.textcast import ARROW_TYPES, cast_text
 from lakegate.vetting import ChunkVetter
 
@@ -168,9 +169,17 @@ class FastReader:
         self.names = names
         self._types = types
         self._delimiter = delimiter
-        self._stamp = fast.stamp
         self._folder = fast.folder
         self._vetter = fast.vetter
+        self._typed_names = [n for n in names if types.get(n, pl.String()) != pl.String]
+        self._text_names = [n for n in names if n not in self._typed_names]
+        self._datetimes = {n for n in self._typed_names if types[n] == pl.Datetime}
+        self._values = [
+            pl.col(f"{n}{_VALUE}").alias(n) if n in self._typed_names else pl.col(n) for n in names
+        ]
+        self._reads: dict[tuple[bool, ...], list[pl.Expr]] = {}
+        self._schema = arrow_schema(names, types)
+        self._lineage = _Lineage(source, fast.stamp)
         self.unread: bytes | None = None
         """The bytes read for a header this path does not take (the caller reads the file from them)."""
 
@@ -317,47 +326,88 @@ class FastReader:
         return self._typed(frame, line)
 
     def _typed(self, frame: pl.DataFrame, line: int) -> _Read | None:
-        names, types, source = self.names, self._types, pl.lit(self._source, pl.String).alias(SOURCE)
-        typed = [name for name in names if types.get(name, pl.String()) != pl.String]
+        names, typed = self.names, self._typed_names
         # One parallel pass reads each typed column and checks its form; a cheap second one combines them.
         frame = frame.with_columns(
-            pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION),
-            *(expr for name in typed for expr in _read(name, types[name], _aware(frame, name, types[name]))),
+            pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(POSITION), *self._read_exprs(frame)
         )
         # A column of the plain form without a null value needs no row check (the common case, and cheap:
         # null counts are kept with the column).
         got = frame.get_column
         doubtful = [n for n in typed if got(f"{n}{_VALUE}").null_count() or not got(f"{n}{_FORM}").all()]
         ok_rows = _typed_rows(frame, doubtful)
-        stamp = self._stamp
-        lineage: list[pl.Expr] = [
-            source,
-            pl.col(POSITION),
-            pl.lit(stamp.load_id, pl.String).alias(LOAD_ID),
-            pl.lit(stamp.run_id, pl.String).alias(RUN_ID),
-            pl.lit(stamp.ingested_at, pl.Datetime("us", "UTC")).alias(INGESTED_AT),
-        ]
-        values = [pl.col(f"{name}{_VALUE}").alias(name) if name in typed else pl.col(name) for name in names]
-        if ok_rows is None:  # one projection: the values with their lineage
-            good = frame.select(*values, *lineage)
-        else:
-            good = frame.select(*values, POSITION).filter(ok_rows).select(*names, *lineage)
-        schema = arrow_schema(names, types)
+        good = frame.select(*self._values, POSITION)
+        if ok_rows is not None:
+            good = good.filter(ok_rows)
         table, clean = None, False
         if good.height:
-            timed = _with_timestamps(good, [name for name in typed if types[name] == pl.Datetime])
-            if timed is None:
+            table = self._arrow(good)
+            if table is None:
                 return None
-            table = timed.to_arrow().cast(schema)
-            clean = self._vetter is not None and self._vetter.clean(timed)
+            clean = self._vetter is not None and self._vetter.clean(good.select(self._text_names))
         text = None
         if ok_rows is not None:
+            schema = self._schema
             as_text = pa.schema(
                 [*(pa.field(n, pa.string()) for n in names), schema.field(SOURCE), schema.field(POSITION)]
             )
             rest = frame.select(pl.col(*names, POSITION).filter(~ok_rows))  # (~3x DataFrame.filter here)
+            source = pl.lit(self._source, pl.String).alias(SOURCE)
             text = rest.with_columns(source).select(*names, SOURCE, POSITION).to_arrow().cast(as_text)
         return table, text, clean
+
+    def _read_exprs(self, frame: pl.DataFrame) -> list[pl.Expr]:
+        """The expressions reading the typed columns of ``frame`` (built once per form of its datetimes)."""
+        types = self._types
+        aware = tuple(_aware(frame, name, types[name]) for name in self._typed_names)
+        exprs = self._reads.get(aware)
+        if exprs is None:
+            exprs = [
+                e
+                for name, a in zip(self._typed_names, aware, strict=True)
+                for e in _read(name, types[name], a)
+            ]
+            self._reads[aware] = exprs
+        return exprs
+
+    def _arrow(self, good: pl.DataFrame) -> pa.Table | None:
+        """The typed rows ``good`` (values and position) as the load file's Arrow table with its lineage, or
+        None when :func:`~lakegate.textcast.cast_text` refuses a datetime (forms mixed in a column,
+        February 30). Datetimes are read by pyarrow's ISO parser, ~10x polars' ``strptime``."""
+        values = good.to_arrow()
+        columns = []
+        for name, field in zip(self.names, self._schema, strict=False):
+            column = values.column(name)
+            if name in self._datetimes:
+                read = cast_text(column, _UTC, forms_checked=True)
+                if read is None:
+                    return None
+                column = read
+            columns.append(column.cast(field.type))
+        source, load_id, run_id, ingested_at = self._lineage.columns(good.height)
+        lineage = [source, values.column(POSITION), load_id, run_id, ingested_at]
+        return pa.Table.from_arrays([*columns, *lineage], schema=self._schema)
+
+
+class _Lineage:
+    """The constant lineage columns of a reader's load files (source, load id, run id, ingested at): built
+    once, each chunk takes a zero-copy slice."""
+
+    def __init__(self, source: str, stamp: Stamp) -> None:
+        self._values = (
+            text_scalar(source),
+            text_scalar(stamp.load_id),
+            text_scalar(stamp.run_id),
+            utc_microseconds_scalar(stamp.ingested_at),
+        )
+        self._columns: tuple[pa.Array, ...] = ()
+
+    def columns(self, rows: int) -> tuple[pa.Array, ...]:
+        """Source, load id, run id and ingested at, ``rows`` long (position is the chunk's own)."""
+        built = self._columns
+        if not built or len(built[0]) < rows:
+            built = self._columns = tuple(pa.repeat(value, max(rows, 1 << 16)) for value in self._values)
+        return tuple(column.slice(0, rows) for column in built)
 
 
 class _File:
@@ -491,21 +541,6 @@ def _typed_rows(frame: pl.DataFrame, doubtful: list[str]) -> pl.Series | None:
         read = got(f"{name}{_FORM}") & (got(f"{name}{_VALUE}").is_not_null() | empty)
         ok = read if ok is None else ok & read
     return None if ok is None or ok.all() else ok
-
-
-def _with_timestamps(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame | None:
-    """The datetime columns ``names`` (text of :data:`~lakegate.textcast.ISO_8601` forms, or null) read by
-    :func:`~lakegate.textcast.cast_text`, or None when it refuses one (forms mixed in a column, February 30).
-
-    pyarrow's ISO parser is ~10x polars' ``strptime``.
-    """
-    read = {}
-    for name in names:
-        typed = cast_text(frame.get_column(name).to_arrow(), _UTC, forms_checked=True)
-        if typed is None:
-            return None
-        read[name] = pl.Series(name, typed)
-    return frame.with_columns(**read) if read else frame
 
 
 def _aware(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> bool:
