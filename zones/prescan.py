@@ -20,8 +20,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakegate.dictionary import DICTIONARY_SAMPLE
 from zones._records import DatasetSpec, detection_columns, scan_batch
 from zones._staged import plain_type
+from zones.pii_detection import may_hold_pii
 
 _Identity = tuple[int, int, int, int]
 
@@ -66,10 +68,17 @@ class PiiPrescan:
         self._remembered: set[_Identity] = set()
 
     def clean(self, frame: pl.DataFrame) -> bool:
-        """Whether the write path's scan of ``frame`` finds no PII (and no PII is declared)."""
+        """Whether the write path's scan of ``frame`` finds no PII (and no PII is declared).
+
+        Columns whose values match none of the recognizers' hints cannot hold any (the scan looks no
+        further either); a column of few distinct values is tested by those values only.
+        """
         if self._spec.pii:
             return False
-        return not detection_columns(frame, self._spec) or not scan_batch(frame, self._spec, None).findings
+        columns = detection_columns(frame, self._spec)
+        if not any(may_hold_pii(_distinct_if_few(frame.get_column(name))) for name in columns):
+            return True
+        return not scan_batch(frame, self._spec, None).findings
 
     def vetted(self, path: str) -> None:
         """Remember ``path`` (a finished load file of clean chunks) until the destination loads it."""
@@ -89,6 +98,12 @@ class PiiPrescan:
             for identity in self._remembered:
                 _VETTED.pop(identity, None)
         self._remembered.clear()
+
+
+def _distinct_if_few(values: pl.Series) -> pl.Series:
+    """``values``, or their distinct values when the first :data:`DICTIONARY_SAMPLE` hold at most a tenth."""
+    sample = values.head(DICTIONARY_SAMPLE)
+    return values.unique() if sample.n_unique() <= max(1, sample.len() // 10) else values
 
 
 def prescanned(path: Path, spec: DatasetSpec, columns: list[str]) -> bool:

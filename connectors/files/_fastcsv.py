@@ -84,7 +84,10 @@ _OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _NAIVE, _AWARE = f"{_DAY}({_TIME})?$", f"{_DAY}{_TIME}{_OFFSET}"
 _UTC = pa.timestamp("us", "UTC")
 _CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
-_AHEAD = 2  # chunks parsed at a time
+_PARSERS = 2  # chunks parsed at a time
+_AHEAD = 4
+"""Chunks read and handed to the parsers: those waiting let a parser that finishes start the next at once
+(the file's read and the previous chunk's hand-over happen meanwhile); 4 MiB of memory each."""
 _Read = tuple[pa.Table | None, pa.Table | None, bool]
 """A chunk read: its typed rows (with lineage), its rows left as text (with their lines), and whether the
 zone's vetter found its typed rows clean."""
@@ -232,15 +235,16 @@ class FastReader:
         """Typed rows as load files, rows left as text as tables, and at the first chunk this path does
         not take, :class:`Rest` and nothing more.
 
-        Two chunks are parsed at a time, on two threads (polars and numpy release the GIL): a chunk's
-        first line is known before it is parsed, as a chunk is taken only when each line is one record.
+        Two chunks are parsed at a time, on two threads (polars and numpy release the GIL), while two more
+        wait: a chunk's first line is known before it is parsed, as a chunk is taken only when each line
+        is one record.
         """
         if self.unread is not None:
             return
         line, more = 2, True
         ahead: deque[tuple[bytes, int, Future[_Read | None] | None]] = deque()
         with (
-            ThreadPoolExecutor(_AHEAD, thread_name_prefix="lakegate-csv-fast") as parse,
+            ThreadPoolExecutor(_PARSERS, thread_name_prefix="lakegate-csv-fast") as parse,
             ThreadPoolExecutor(1, thread_name_prefix="lakegate-parquet") as encode,
         ):
             file = _File(self._folder / f"{self._source.rsplit('/', 1)[-1]}", encode, self._vetter)
@@ -261,6 +265,9 @@ class FastReader:
                 data, at, future = ahead.popleft()
                 done = future.result() if future is not None else None
                 if done is None:  # (or a chunk polars does not read alike)
+                    for _, _, waiting in ahead:
+                        if waiting is not None:
+                            waiting.cancel()  # (the regions read them)
                     yield from file.close()
                     yield Rest(data + b"".join(later for later, _, _ in ahead), at)
                     return

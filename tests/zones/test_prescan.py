@@ -110,3 +110,15 @@ def test_declared_pii_is_never_vetted(tmp_path: Path) -> None:
     pq.write_table(table, path)
     vetter.vetted(str(path))
     assert not prescanned(path, dataset, ["email"])
+
+
+@pytest.mark.parametrize("where", [0, 1_999])
+def test_pii_in_one_value_of_a_few_valued_column_is_found(where: int) -> None:
+    """A column of few distinct values is vetted by those values: PII among them, wherever its first row
+    (inside or past the sample that finds the column few-valued), still makes the chunk unclean."""
+    statuses = ["open", "shipped", "returned"] * 700
+    statuses[where] = f"call back {EMAIL}"
+    frame = pl.DataFrame({"status": statuses, "note": [f"parcel {i}" for i in range(len(statuses))]})
+    prescan = PiiPrescan(DatasetSpec("shop", "orders", schema={"status": "string", "note": "string"}))
+    assert prescan.clean(frame.with_columns(pl.col("status").str.replace(EMAIL, "the depot", literal=True)))
+    assert not prescan.clean(frame)
