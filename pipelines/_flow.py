@@ -322,9 +322,11 @@ def _in_order(frame: pl.DataFrame, order: Sequence[str]) -> bool:
     ascending (a batch within one raw file). Checking costs a pass over three columns; sorting 250k rows
     by two strings and an integer costs ~10x more."""
     *constant, last = order
-    return all(
-        not frame[c].null_count() and frame[c].min() == frame[c].max() for c in constant
-    ) and not frame[last].null_count() and frame[last].is_sorted()
+    return (
+        all(not frame[c].null_count() and frame[c].min() == frame[c].max() for c in constant)
+        and not frame[last].null_count()
+        and frame[last].is_sorted()
+    )
 
 
 def raw_app_id(spec: PipelineSpec) -> str:

@@ -294,3 +294,18 @@ def test_a_read_that_fails_midway_keeps_every_line_before_it_and_rejects_the_res
     assert sorted(positions) == list(range(2, read + 2))
     assert rejects == [{col.POSITION: read + 2, col.REJECT_RULE: "file_unreadable"}]
     assert data[:fail_at].count(b"\n") - 1 - read <= (_fastcsv.CHUNK_BYTES * 2) // len(line(0))
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-03-01", "2024-03-01 10:00", "2024-03-01T10:00:00Z", "2024-03-01T10:00:00.5+02:00"]
+)
+def test_a_datetime_column_of_one_form_is_typed_whole(tmp_path: Path, value: str) -> None:
+    """The first datetime picks the form a chunk types (with or without an offset): a date alone, which
+    ends in what looks like an offset (``-01``), must not send every row to the zone as text."""
+    data = (HEADER + "".join(line(i, at=value) + "\n" for i in range(30))).encode()
+    fast = _fastcsv.FastPath(_fastcsv.Stamp.of("1700000000.5", "run-1"), tmp_path)
+    reader = _fastcsv.FastReader.open(io.BytesIO(data), "file:///in/orders.csv", ",", "utf-8", COLUMNS, fast)
+    assert reader is not None
+    read = list(reader.chunks())
+    assert [type(part) for part in read] == [_fastcsv.Imported]
+    assert pl.read_parquet(read[0].path)["at"].null_count() == 0
