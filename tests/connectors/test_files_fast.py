@@ -308,4 +308,5 @@ def test_a_datetime_column_of_one_form_is_typed_whole(tmp_path: Path, value: str
     assert reader is not None
     read = list(reader.chunks())
     assert [type(part) for part in read] == [_fastcsv.Imported]
+    assert isinstance(read[0], _fastcsv.Imported)
     assert pl.read_parquet(read[0].path)["at"].null_count() == 0
