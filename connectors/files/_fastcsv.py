@@ -565,7 +565,8 @@ def _aware(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> bool:
 
 def _read(name: str, dtype: pl.DataType, aware: bool = False) -> tuple[pl.Expr, pl.Expr]:
     """The value of ``name`` as ``dtype`` (null when empty or not read), and whether it is empty or of a
-    plain form (see the module doc); a datetime's value stays text of that form, for pyarrow."""
+    plain form (see the module doc); a datetime's value stays its text, for pyarrow (which reads ``""`` as
+    null)."""
     raw = pl.col(name)
     empty = raw == ""
     value: pl.Expr
@@ -577,7 +578,7 @@ def _read(name: str, dtype: pl.DataType, aware: bool = False) -> tuple[pl.Expr, 
         value = raw.str.to_date("%Y-%m-%d", strict=False)
     elif isinstance(dtype, pl.Datetime):
         form = empty | raw.str.contains(_AWARE if aware else _NAIVE)
-        value = pl.when(empty).then(None).otherwise(raw)
+        value = raw
     else:  # cast_schema's own parse (of the stripped text): a value it takes is read alike
         form = pl.lit(True)
         value = raw.cast(dtype, strict=False)
