@@ -48,14 +48,13 @@ from lakegate import columns as col
 from lakegate.scalars import text_scalar, utc_microseconds, utc_microseconds_scalar
 from transforms import dtype_of
 from zones import _delta, _merge
+from zones._jobscan import scan_job
 from zones._records import (
     READ_BATCH_ROWS,
     DatasetSpec,
     Lineage,
-    Scanned,
     concat_rejects,
     detection_columns,
-    scan_batch,
     split_batch,
     stamp,
     unloadable_rows,
@@ -65,7 +64,7 @@ from zones.audit import AuditRecord, read_audit, record
 from zones.config import LakegateConfig, ZoneName
 from zones.errors import ZoneError, store_failed
 from zones.pii import PiiKeyError, Tokenizer
-from zones.pii_detection import Findings, findings_metadata, may_hold_pii
+from zones.pii_detection import Findings, findings_metadata
 from zones.positions import (
     package_transactions,
     position_app_id,
@@ -417,7 +416,7 @@ class _JobWriter:
     ) -> Findings:
         """Scan the job's string columns for PII by content and vault (when ``vault``) the plaintext of
         declared PII columns and of found spans in one pii-zone commit, before any token is written
-        elsewhere. Reads only the columns it needs (parquet column projection)."""
+        elsewhere. Reads only the columns it needs (see :mod:`zones._jobscan`)."""
         names = parquet.schema_arrow.names
         declared = [c for c in (*spec.pii, col.RAW_TEXT) if c in names] if spec.pii and self.tokenizer else []
         wanted = list(dict.fromkeys([*declared, *detection_columns(text_frame(parquet.schema_arrow), spec)]))
@@ -425,42 +424,10 @@ class _JobWriter:
             if wanted:
                 self.report.add(prescanned_jobs=1)
             return {}
-        findings: Counter[tuple[str, str]] = Counter()
-        parts = []
-        # Few distinct values (a country, a status): read them as a dictionary, whose values are checked
-        # once per batch instead of once per row.
-        coded = [c for c in wanted if c not in declared and _small_dictionary(parquet.metadata, c)]
-        if coded:
-            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=coded)
-
-        def scanned(batch: pa.RecordBatch) -> Scanned:
-            kept = {}
-            for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                if pa.types.is_dictionary(column.type):
-                    if not may_hold_pii(pl.Series(column.dictionary)):
-                        continue  # no value of the dictionary could hold PII: no row does
-                    column = column.dictionary_decode()
-                kept[name] = column
-            return scan_batch(pl.DataFrame(pl.from_arrow(pa.table(kept))), spec, self.tokenizer)
-
-        # Scan batch n (polars releases the GIL) while pyarrow decodes batch n+1.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-scan") as pool:
-            pending = None
-            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=wanted):
-                ahead = pool.submit(scanned, batch)
-                if pending is not None:
-                    parts.append(pending.result())
-                pending = ahead
-            if pending is not None:
-                parts.append(pending.result())
-        for part in parts:
-            findings.update(part.findings)
-        parts = [p for p in parts if p.vault.height]
-        if vault and parts:
-            self._vault(
-                pl.concat(p.vault for p in parts).unique(subset=["token", "column"]), uri, txn, lineage
-            )
-        return dict(findings)
+        findings, found = scan_job(path, parquet, spec, self.tokenizer, wanted, declared)
+        if vault and found is not None:
+            self._vault(found, uri, txn, lineage)
+        return findings
 
     def _vault(self, vault: pl.DataFrame, uri: str, txn: Transaction, lineage: Lineage) -> None:
         if vault.height:
@@ -695,25 +662,6 @@ def _stamped(frame: pl.DataFrame, lineage: Lineage) -> pa.RecordBatchReader:
 
 
 _DATA_ERRORS = (ValueError, pl.exceptions.PolarsError, pa.ArrowException, DeltaError)
-
-_SMALL_DICTIONARY_BYTES = 64 * 1024
-
-
-def _small_dictionary(metadata: pq.FileMetaData, name: str) -> bool:
-    """Whether every row group stores column ``name`` dictionary-encoded with a small dictionary page
-    (writers fall back to plain pages only once the dictionary outgrows ~1 MiB, so all its pages are
-    dictionary pages)."""
-    leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
-    if name not in leaves or not metadata.num_row_groups:
-        return False
-    index = leaves.index(name)
-    for group in range(metadata.num_row_groups):
-        chunk = metadata.row_group(group).column(index)
-        if not chunk.has_dictionary_page or chunk.dictionary_page_offset is None:
-            return False
-        if chunk.data_page_offset - chunk.dictionary_page_offset > _SMALL_DICTIONARY_BYTES:
-            return False
-    return True
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
