@@ -19,10 +19,14 @@ backfill's heap:
 - ``all updates, random``: 1,000 ids drawn over the whole table.
 
 Onto an empty table: the ``new`` load curated into an empty curated table (a fresh zone each round,
-between the big table's rounds). Each figure is the median of ``--rounds``
+between the big table's rounds). An update cannot be measured onto an empty table (it has no keys), so the
+update cases also run onto a small table (``--small-table-rows``, 50,000 raw rows by default) that holds
+the same keys: the big table's time against the small one's shows whether an update's cost follows the
+table or the batch. Each figure is the median of ``--rounds``
 rounds: a round runs after the random updates of the round before rewrote the whole table, so the median
 includes what a merge leaves for the next one. Prints one line per case and
-last ``ratio: X.XX`` = the slowest non-random case onto the big table / the run onto the empty one.
+last ``ratio: X.XX`` = the slowest non-random case onto the big table / the run onto the empty one; the
+line before it, ``updates onto the big table / onto the small table``, the slowest non-random update case.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from curate import (
 
 SMALL_ROWS = 1_000
 CASES = ["new", "mostly new", "half updates", "all updates, clustered", "all updates, random"]
+UPDATE_CASES = ["mostly new", "half updates", "all updates, clustered"]
+SMALL_TABLE_ROWS = 50_000
 
 
 def _ids(case: str, first_new: int, curated_ids: int, rng: np.random.Generator) -> np.ndarray:
@@ -127,6 +133,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--small-table-rows", type=int, default=SMALL_TABLE_ROWS)
     parser.add_argument("--run", choices=["backfill", "small"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
@@ -149,8 +156,12 @@ def main() -> None:
         big_home.mkdir(parents=True)
         backfill = _child("--run", "backfill", "--home", str(big_home), "--rows", rows)
         print(f"backfill curate: {backfill['backfill_seconds']:.1f} s", flush=True)
+        small_home, small_rows = work / "small" / "home", str(args.small_table_rows)
+        small_home.mkdir(parents=True)
+        _child("--run", "backfill", "--home", str(small_home), "--rows", small_rows)
         empties: list[dict[str, float]] = []
         bigs: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
+        smalls: dict[str, list[dict[str, float]]] = {case: [] for case in UPDATE_CASES}
         step = 0
         for round_ in range(args.rounds):  # the empty and the big table's runs interleaved in time
             empty_home = work / f"empty-{round_}" / "home"
@@ -165,9 +176,17 @@ def main() -> None:
                     )
                 )  # fmt: skip
                 step += 1
+            for small_step, case in enumerate(UPDATE_CASES, start=round_ * len(UPDATE_CASES)):
+                smalls[case].append(
+                    _child(
+                        "--run", "small", "--home", str(small_home), "--case", case, "--rows", small_rows,
+                        "--step", str(small_step), "--round", str(round_),
+                    )
+                )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     empty, big = _median(empties), {case: _median(runs) for case, runs in bigs.items()}
+    small = {case: _median(runs) for case, runs in smalls.items()}
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"{SMALL_ROWS:,} new rows onto an empty curated table: run {empty['run']:.2f} s, "
@@ -179,6 +198,14 @@ def main() -> None:
             f"({big[case]['run'] / empty['run']:.2f}x), checks {big[case]['checks']:.3f} s "
             f"({big[case]['checks'] / empty['checks']:.2f}x)"
         )
+    for case in UPDATE_CASES:
+        print(
+            f"{SMALL_ROWS:,} rows ({case}) onto a {args.small_table_rows:,}-row table holding the same keys: "
+            f"run {small[case]['run']:.2f} s (the {args.rows:,}-row table's run: "
+            f"{big[case]['run'] / small[case]['run']:.2f}x)"
+        )
+    worst = max(big[case]["run"] / small[case]["run"] for case in UPDATE_CASES)
+    print(f"updates onto the big table / onto the small table: {worst:.2f}")
     slowest = max(big[case]["run"] for case in CASES if "random" not in case)
     print(f"ratio: {slowest / empty['run']:.2f}")
 
