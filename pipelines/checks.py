@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,7 +21,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from connectors import get_connector
-from lakegate.columns import PREFIX, REASON, RULE, RUN_ID
+from lakegate.columns import INGESTED_AT, PREFIX, REASON, RULE, RUN_ID
 from lakegate.errors import LakegateError
 from lakegate.registry import RegistrationError, Registry
 from pipelines._flow import connector_config, resumed_config
@@ -129,9 +130,10 @@ def table_expectations(spec: PipelineSpec) -> list[Expectation]:
 def _quality(check: CheckInput) -> CheckOutcome:
     """Great Expectations over the rows this run wrote to the step's data table (declared columns only).
 
-    Its cost follows the batch, never the table: the rows are found by run id (Delta file statistics
-    skip the other files). Raw is append-only and resent records are normal there: key uniqueness is
-    not checked. In curated (ELT's curate, ETL) the batch's keys must be unique and not null; across the
+    Its cost follows the batch, never the table: the rows are found by run id and by the instants the
+    run's packages were ingested at, by which Delta's file statistics skip the other files
+    (:func:`_of_run`). Raw is append-only and resent records are normal there: key uniqueness is not
+    checked. In curated (ELT's curate, ETL) the batch's keys must be unique and not null; across the
     table the merge by key keeps them unique (one source row per key, matched on the key), so it is not
     re-validated row by row here — the scheduled :func:`table_quality` does that. The table's row count
     comes from the Delta log.
@@ -146,12 +148,12 @@ def _quality(check: CheckInput) -> CheckOutcome:
     rows = [e for e in suite if e.type != _COLUMN_SET]
     needed = columns_read(rows)
     wanted = list(spec.columns) if needed is None else [c for c in spec.columns if c in needed]
-    frame = pl.DataFrame() if table is None else _read(table, wanted, check.run_id)
+    frame = pl.DataFrame() if table is None else _read(table, wanted, check)
     if not curated and table is not None and frame.height == 0:
         # This run committed no rows: nothing to gate, and importing Great Expectations costs ~3 s.
         return CheckOutcome(passed=True, metadata={"rows": 0, "evaluated": 0, "failed": 0, "failures": []})
     name = f"{zone.value}.{spec.domain}.{spec.name}"
-    columns = pl.DataFrame() if table is None else _read(table, list(spec.columns), check.run_id, limit=0)
+    columns = pl.DataFrame() if table is None else _read(table, list(spec.columns), check, limit=0)
     outcome = _validated(columns, schema, name, frame, rows)
     if not curated:
         return outcome
@@ -208,13 +210,33 @@ def table_rows(table: DeltaTable | None) -> int:
     return int(counts.sum() or 0)
 
 
-def _read(table: DeltaTable, wanted: list[str], run_id: str | None, limit: int | None = None) -> pl.DataFrame:
+def _read(
+    table: DeltaTable, wanted: list[str], run: CheckInput | None, limit: int | None = None
+) -> pl.DataFrame:
+    """The ``wanted`` columns of ``table``: every row, or those ``run`` wrote."""
     scan = pl.scan_delta(table) if limit is None else pl.scan_delta(table).head(limit)
-    if run_id is not None:
-        scan = scan.filter(pl.col(RUN_ID) == run_id)
+    if run is not None:
+        scan = _of_run(scan, table, run)
     present = {f.name for f in table.schema().fields}
     columns = [c for c in wanted if c in present]
     return scan.select(columns or pl.all()).collect()
+
+
+STATISTICS_PRECISION = timedelta(milliseconds=1)
+"""How far a Delta file's timestamp statistics may be from its values (Delta keeps them to the millisecond;
+delta-rs truncates, lakegate's staged files round outwards)."""
+
+
+def _of_run(scan: pl.LazyFrame, table: DeltaTable, check: CheckInput) -> pl.LazyFrame:
+    """The rows of ``scan`` that ``check``'s run wrote: by run id, and within the instants its load packages
+    were ingested at (:attr:`~zones.LoadReport.ingested_window`), so Delta's file statistics skip every
+    other file without reading it (strings have no statistics in lakegate's staged files)."""
+    scan = scan.filter(pl.col(RUN_ID) == check.run_id)
+    window = check.report.ingested_window
+    if window is None or INGESTED_AT not in {f.name for f in table.schema().fields}:
+        return scan
+    first, last = window[0] - STATISTICS_PRECISION, window[1] + STATISTICS_PRECISION
+    return scan.filter(pl.col(INGESTED_AT).is_between(first, last))
 
 
 def _rows_accounted(check: CheckInput) -> CheckOutcome:
@@ -307,7 +329,7 @@ def _aggregate(
         return dict.fromkeys(measures, 0)
     scan = pl.scan_delta(table)
     if this_run:
-        scan = scan.filter(pl.col(RUN_ID) == check.run_id)
+        scan = _of_run(scan, table, check)
     row = scan.select(**measures).collect().row(0, named=True)
     return {name: int(value or 0) for name, value in row.items()}
 

@@ -77,3 +77,30 @@ def test_table_scope_expectations_run_only_in_the_scheduled_table_check(lakegate
     assert not outcome.passed
     assert outcome.failures == ("expect_column_max_to_be_between(amount): failed",)
     assert outcome.metadata["rows"] == 6
+
+
+def test_a_runs_checks_read_only_the_files_its_commits_added(lakegate_home: Path) -> None:
+    """A run's rows are found through Delta's file statistics (its packages' ``ingested_at``): its checks
+    pass with every earlier run's raw and quarantine files gone from the store, so they never read them."""
+    pipeline = spec()
+    config = load_config()
+    landing = open_zone("landing", config)
+    drops = [*DROPS[:2], "id,amount,updated_at\n7,70,2026-01-07T00:00:00Z\n8,oops,2026-01-07T00:00:00Z\n"]
+    for i, text in enumerate(drops):
+        with fsspec.open(f"{landing.config.url}/shop/orders/d{i}.csv", "w", auto_mkdir=True) as out:
+            out.write(text)
+        if i == len(drops) - 1:
+            earlier = [
+                Path(uri)
+                for zone in (ZoneName.RAW, ZoneName.QUARANTINE)
+                for uri in open_zone(zone, config).delta_table("shop", "orders").file_uris()  # type: ignore[union-attr]
+            ]
+        report = ingest(pipeline, run_id=f"ingest-{i}")
+    assert len(earlier) >= 3  # raw of two runs, quarantine of one
+    for path in earlier:
+        path.unlink()
+    given = CheckInput(spec=pipeline, config=config, run_id="ingest-2", report=report, step=Step.INGEST)
+    outcomes = {check.name: check.evaluate(given) for check in checks_for(pipeline, Step.INGEST)}
+    assert outcomes["quality"].passed and outcomes["quality"].metadata["rows"] == report.committed_rows == 1
+    assert outcomes["records_explained"].passed
+    assert outcomes["records_explained"].metadata["records"] == report.quarantined_rows == 1

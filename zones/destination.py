@@ -131,6 +131,9 @@ class LoadReport:
     """PII spans found by content per ``column.recognizer`` (counts only, never a value)."""
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     """dlt steps of the run (extract, normalize, load) as (started, finished) epoch seconds."""
+    ingested_window: tuple[datetime, datetime] | None = None
+    """The first and last ``ingested_at`` of the load packages this run loaded: every row it wrote carries
+    one of them (None before its first load job)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> str:
@@ -149,6 +152,12 @@ class LoadReport:
                 setattr(self, name, getattr(self, name) + value)
             self.rules.update(rules or [])
             self.pii_found.update(findings_metadata(pii_found or {}))
+
+    def loading(self, at: datetime) -> None:
+        """Widen :attr:`ingested_window` to a load package ingested at ``at``."""
+        with self._lock:
+            first, last = self.ingested_window or (at, at)
+            self.ingested_window = (min(first, at), max(last, at))
 
 
 def lakegate_destination(target: LoadTarget, report: LoadReport | None = None) -> Any:
@@ -281,6 +290,7 @@ class _JobWriter:
             ingested_at=ingested_at(load_id),
             positions=source_positions(parquet) if self.target.track_positions else (),
         )
+        self.report.loading(lineage.ingested_at)
         uris = {
             "pii": self.pii.table_uri(spec.domain, spec.name),
             "data": self.data_zone.table_uri(spec.domain, spec.name),
