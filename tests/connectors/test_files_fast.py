@@ -100,7 +100,8 @@ def both(home: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> tuple[LoadRe
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fastcsv, "CHUNK_BYTES", 2_000)  # ~25 lines a chunk (a row group)
-    monkeypatch.setattr(_fastcsv, "FILE_ROWS", 50)  # a load file every two chunks
+    monkeypatch.setattr(_fastcsv, "ROW_GROUP_ROWS", 1)  # a row group a chunk
+    monkeypatch.setattr(_fastcsv, "FILE_BYTES", 1)  # a load file once a group is encoded
 
 
 @pytest.mark.usefixtures("small_chunks")
