@@ -281,7 +281,7 @@ class FastReader:
                 del data
                 typed, text, clean = done
                 if typed is not None:
-                    yield from file.write(typed, clean=clean)
+                    yield from file.write(typed, clean=clean, last=not more)
                 if text is not None:
                     yield text
             yield from file.close()
@@ -441,14 +441,18 @@ class _File:
         self._rows = 0
         self._files = 0
 
-    def write(self, table: pa.Table, *, clean: bool) -> Iterator[Imported]:
-        """Add ``table`` (``clean``: vetted so); yields the file once :data:`FILE_BYTES` of it are encoded."""
+    def write(self, table: pa.Table, *, clean: bool, last: bool) -> Iterator[Imported]:
+        """Add ``table`` (``clean``: vetted so); yields the file once :data:`FILE_BYTES` of it are encoded.
+
+        ``last``: the file's last chunks are being parsed; each is encoded at once, so that only the last
+        one is left to encode when parsing ends (not a whole row group).
+        """
         self._clean = self._clean and clean
         self._group.append(table)
         self._rows += table.num_rows
         if self._writer is not None and os.path.getsize(self._path) >= FILE_BYTES:
             yield from self.close()
-        elif sum(t.num_rows for t in self._group) >= ROW_GROUP_ROWS:
+        elif last or sum(t.num_rows for t in self._group) >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
