@@ -46,19 +46,24 @@ def arrow_type(type_name: str) -> pa.DataType | None:
 
 
 def cast_text(
-    column: pa.ChunkedArray | pa.Array, target: pa.DataType, *, forms_checked: bool = False
+    column: pa.ChunkedArray | pa.Array,
+    target: pa.DataType,
+    *,
+    forms_checked: bool = False,
+    naive: bool = False,
 ) -> pa.ChunkedArray | pa.Array | None:
     """``column`` (text) as ``target``, or None when some value is not one pyarrow reads as cast_schema does.
 
     The empty string is null, as in cast_schema. ``forms_checked``: the caller has already matched every
-    non-empty value against :data:`ISO_8601` (a datetime ``target``), so that pass is skipped.
+    non-empty value against :data:`ISO_8601` (a datetime ``target``), or, with ``naive``, knows each is
+    of the length of one of its forms without an offset, the only ones then read; so that pass is skipped.
     """
     values = pc.if_else(pc.equal(column, _EMPTY_TEXT), _NULL_TEXT, column)
     if pa.types.is_integer(target) and any(pc.any(pc.match_substring(values, x)).as_py() for x in "xX"):
         return None  # pyarrow reads 0x10 as 16; cast_schema refuses hexadecimal
     try:
         if pa.types.is_timestamp(target) and target.tz is not None:
-            return _timestamp(values, target, forms_checked)
+            return _naive(values, target) if naive else _timestamp(values, target, forms_checked)
         return pc.cast(values, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None

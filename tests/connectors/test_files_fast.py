@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pipelines
 from connectors.files import _fastcsv
 from connectors.files._csv import read_csv
 from lakegate import columns as col
+from lakegate.textcast import cast_text
 from pipelines import PipelineSpec
 from transforms import TransformContext, cast_schema
 from zones import LoadReport, ZoneName, load_config, open_zone
@@ -311,3 +313,54 @@ def test_a_datetime_column_of_one_form_is_typed_whole(tmp_path: Path, value: str
     assert [type(part) for part in read] == [_fastcsv.Imported]
     assert isinstance(read[0], _fastcsv.Imported)
     assert pl.read_parquet(read[0].path)["at"].null_count() == 0
+
+
+def _mutations(seed: str) -> list[str]:
+    """``seed`` with each character replaced by each of a set of look-alikes."""
+    swaps = "0123456789-:T .Z+tx/\u0661"
+    return [seed[:i] + c + seed[i + 1 :] for i in range(len(seed)) for c in swaps if c != seed[i]]
+
+
+def test_a_datetime_of_a_plain_length_is_read_as_the_regular_expression_reads_it() -> None:
+    """A datetime without an offset is taken on its length (``_NAIVE_LENGTHS``) and read by pyarrow's
+    parse into a timestamp without a zone: that reads what the regular expression and the strict parse
+    read, and refuses what either refuses (a lone hour, an offset, a seventh decimal...)."""
+    seeds = ["2024-02-29", "2024-01-01T10", "2024-01-01T10:00", "2024-01-01 10:00:59", "2024-01-01T10:00Z"]
+    seeds += ["2024-01-01T10:00:00." + "1" * n for n in range(8)]
+    texts = sorted({t for seed in seeds for t in [seed, *_mutations(seed)]})
+    assert len(texts) > 5_000
+    utc, naive_form = pa.timestamp("us", "UTC"), re.compile(_fastcsv._NAIVE.replace("$", r"\Z"))
+    read = 0
+    for text in texts:
+        cheap = None
+        if len(text.encode()) in _fastcsv._NAIVE_LENGTHS:
+            cheap = cast_text(pa.array([text]), utc, forms_checked=True, naive=True)
+        strict = cast_text(pa.array([text]), utc, forms_checked=True) if naive_form.match(text) else None
+        assert (cheap is None) == (strict is None), text
+        if cheap is not None and strict is not None:
+            assert cheap.equals(strict), text
+            read += 1
+    assert read > 50
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_datetime_of_a_plain_length_pyarrow_refuses_leaves_the_fast_path_on(
+    lakegate_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [line(i) for i in range(200)]
+    lines[60] = line(60, at="2024-01-01T10:00+01")  # an offset, in the length of a plain form
+    lines[61] = line(61, at="2024-13-01T10:00:00")  # no 13th month
+    lines[150] = line(150, at="2024-01-01T10:00:0x")
+    taken = []
+    chunk = _fastcsv.FastReader.chunk
+
+    def counted(self: _fastcsv.FastReader, data: bytes, at: int, feeds: int) -> object:
+        read = chunk(self, data, at, feeds)
+        taken.append(read is not None)
+        return read
+
+    monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
+    fast, _ = both(lakegate_home, "".join(f"{x}\n" for x in lines), monkeypatch)
+
+    assert taken and all(taken)  # every chunk read here, the odd values as text
+    assert (fast.committed_rows, fast.quarantined_rows) == (198, 2)
