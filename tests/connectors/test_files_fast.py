@@ -99,6 +99,20 @@ def both(home: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> tuple[LoadRe
     return fast, slow
 
 
+def chunks_taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Filled, chunk by chunk, with whether the fast path read each one (False: the regions read on)."""
+    taken: list[bool] = []
+    chunk = _fastcsv.FastReader.chunk
+
+    def counted(self: _fastcsv.FastReader, data: bytes, at: int, feeds: int) -> object:
+        read = chunk(self, data, at, feeds)
+        taken.append(read is not None)
+        return read
+
+    monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
+    return taken
+
+
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fastcsv, "CHUNK_BYTES", 2_000)  # ~25 lines a chunk (a row group)
@@ -239,15 +253,7 @@ def test_seeded_files_with_rare_hazards_commit_what_the_region_path_does(
             lines.append(line(i, **rng.choice(ODD_VALUES)))
         else:
             lines.append(line(i))
-    taken = []
-    chunk = _fastcsv.FastReader.chunk
-
-    def counted(self: _fastcsv.FastReader, data: bytes, at: int, feeds: int) -> object:
-        read = chunk(self, data, at, feeds)
-        taken.append(read is not None)
-        return read
-
-    monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
+    taken = chunks_taken(monkeypatch)
     both(lakegate_home, "\n".join(lines) + rng.choice(["", "\n"]), monkeypatch)
     assert any(taken)  # the fast path read some of the file (a reject makes dlt rewrite its load files)
 
@@ -351,15 +357,7 @@ def test_a_datetime_of_a_plain_length_pyarrow_refuses_leaves_the_fast_path_on(
     lines[60] = line(60, at="2024-01-01T10:00+01")  # an offset, in the length of a plain form
     lines[61] = line(61, at="2024-13-01T10:00:00")  # no 13th month
     lines[150] = line(150, at="2024-01-01T10:00:0x")
-    taken = []
-    chunk = _fastcsv.FastReader.chunk
-
-    def counted(self: _fastcsv.FastReader, data: bytes, at: int, feeds: int) -> object:
-        read = chunk(self, data, at, feeds)
-        taken.append(read is not None)
-        return read
-
-    monkeypatch.setattr(_fastcsv.FastReader, "chunk", counted)
+    taken = chunks_taken(monkeypatch)
     fast, _ = both(lakegate_home, "".join(f"{x}\n" for x in lines), monkeypatch)
 
     assert taken and all(taken)  # every chunk read here, the odd values as text
