@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -362,3 +363,15 @@ def test_a_datetime_of_a_plain_length_pyarrow_refuses_leaves_the_fast_path_on(
 
     assert taken and all(taken)  # every chunk read here, the odd values as text
     assert (fast.committed_rows, fast.quarantined_rows) == (198, 2)
+
+
+def test_quotes_and_line_breaks_are_counted_across_the_blocks_a_chunk_is_compared_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_fastcsv, "_BLOCK", 4)  # (a chunk of 5 MiB: 20 blocks)
+    rng = random.Random(7)
+    for _ in range(500):
+        data = "".join(rng.choice('ab,"\n') for _ in range(rng.randrange(0, 30))).encode()
+        raw = np.frombuffer(data, np.uint8)
+        assert _fastcsv._quotes(raw) == (data.count(b'"'), b'""' in data), data
+        assert _fastcsv._count(data, ord("\n")) == data.count(b"\n"), data
