@@ -44,11 +44,11 @@ from lakegate.scalars import text_scalar, utc_microseconds_scalar
 from lakegate.textcast import ARROW_TYPES, cast_text
 from lakegate.vetting import ChunkVetter
 
-CHUNK_BYTES = 5 << 20
-"""Bytes of whole lines parsed at a time (about 40k rows of a 12-column file). Each chunk costs ~1.5 ms of
-fixed work (about ten polars calls), so fewer chunks are faster: the 5M-row benchmark's 1% bad-value variant
-took 3.35-3.51 s with 5 MiB against 3.43-3.80 s with 4 MiB; the clean file peaks at 0.45-0.47 GB (6 MiB
-chunks: up to 0.505 GB, over the 0.5 GB budget)."""
+CHUNK_BYTES = 6 << 20
+"""Bytes of whole lines parsed at a time (about 48k rows of a 12-column file). Each chunk costs ~1.5 ms of
+fixed work (about ten polars calls), so fewer chunks are faster: on the 5M-row benchmark, 6 MiB took
+2.74-2.98 s against 2.81-3.13 s with 5 MiB, and peaked at 0.45-0.47 GB against 0.42-0.44 GB (before the
+quotes were counted in blocks, 6 MiB peaked at up to 0.505 GB, over the 0.5 GB budget)."""
 ROW_GROUP_ROWS = 100_000
 """Rows per row group of a load file. Only text columns with few distinct values are dictionary-encoded
 (:func:`~lakegate.dictionary.dictionary_columns`), so groups need not be large; two of them are in memory

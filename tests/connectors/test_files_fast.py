@@ -368,7 +368,7 @@ def test_a_datetime_of_a_plain_length_pyarrow_refuses_leaves_the_fast_path_on(
 def test_quotes_and_line_breaks_are_counted_across_the_blocks_a_chunk_is_compared_in(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_fastcsv, "_BLOCK", 4)  # (a chunk of 5 MiB: 20 blocks)
+    monkeypatch.setattr(_fastcsv, "_BLOCK", 4)  # (a 6-MiB chunk: 24 blocks)
     rng = random.Random(7)
     for _ in range(500):
         data = "".join(rng.choice('ab,"\n') for _ in range(rng.randrange(0, 30))).encode()
