@@ -522,11 +522,15 @@ def _carriage_returns(data: bytes, breaks: int) -> int | None:
     if b"\r" not in data:  # (a memchr: no mask of the chunk is made for the common case)
         return 0
     raw = np.frombuffer(data, np.uint8)
-    crs = raw == _CR
-    count = int(np.count_nonzero(crs))
-    if count != breaks or int(np.count_nonzero(crs[:-1] & (raw[1:] == _LF))) != count:
-        return None
-    return count
+    count = paired = 0
+    for at in range(0, len(raw), _BLOCK):
+        block = raw[at : at + _BLOCK + 1]  # (one byte more: a \r\n across the cut)
+        crs = _mask(block, _CR)
+        count += int(np.count_nonzero(crs[:_BLOCK]))
+        before_lf = _scratch("pairs", len(block) - 1)
+        np.equal(block[1:], _LF, out=before_lf)
+        paired += int(np.count_nonzero(np.logical_and(crs[:-1], before_lf, out=before_lf)))
+    return count if count == breaks and paired == count else None
 
 
 _SCRATCH = threading.local()

@@ -375,3 +375,7 @@ def test_quotes_and_line_breaks_are_counted_across_the_blocks_a_chunk_is_compare
         raw = np.frombuffer(data, np.uint8)
         assert _fastcsv._quotes(raw) == (data.count(b'"'), b'""' in data), data
         assert _fastcsv._count(data, ord("\n")) == data.count(b"\n"), data
+        crlf = data.replace(b'"', b"\r")
+        expected = crlf.count(b"\r") if crlf.count(b"\r") == crlf.count(b"\r\n") else None
+        breaks = crlf.count(b"\r")  # (one per line break when every \r ends a line)
+        assert _fastcsv._carriage_returns(crlf, breaks) == expected, crlf
