@@ -533,6 +533,11 @@ def _carriage_returns(data: bytes, breaks: int) -> int | None:
     return count if count == breaks and paired == count else None
 
 
+_BLOCK = 1 << 18
+"""Bytes of a chunk compared at a time: a block's mask stays in the core's cache, so a chunk is read from
+memory once, not written and read again as a mask of its size."""
+
+
 _SCRATCH = threading.local()
 
 
@@ -558,11 +563,6 @@ def _adjacent(mask: np.ndarray) -> bool:
     out = _scratch("pairs", max(len(mask) - 1, 0))
     np.logical_and(mask[1:], mask[:-1], out=out)
     return bool(out.any())
-
-
-_BLOCK = 1 << 18
-"""Bytes of a chunk compared at a time: a block's mask stays in the core's cache, so a chunk is read from
-memory once, not written and read again as a mask of its size."""
 
 
 def _count(data: bytes, byte: int) -> int:
