@@ -21,7 +21,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,11 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.files._bytecount import LF, carriage_returns, count, quotes
 from connectors.files._rows import header_problem
 from connectors.files._text import READ_ERRORS
 from lakegate.columns import INGESTED_AT, LOAD_ID, POSITION, RUN_ID, SOURCE
@@ -94,7 +93,6 @@ timestamp without a zone reads exactly those (it refuses an offset, a ``Z``, a l
 any other character); ``tests/connectors/test_files_fast.py`` holds the two equal."""
 _AWARE_FORM = re.compile(_AWARE.replace("$", r"\Z"))  # (Python's $ also matches before a final \n)
 _UTC = pa.timestamp("us", "UTC")
-_CR, _LF, _QUOTE = ord("\r"), ord("\n"), ord('"')
 _PARSERS = 2  # chunks parsed at a time
 _AHEAD = 3
 """Chunks read and handed to the parsers: the one waiting lets a parser that finishes start the next at
@@ -270,7 +268,7 @@ class FastReader:
                     elif not data:
                         break
                     else:
-                        feeds = _count(data, _LF)
+                        feeds = count(data, LF)
                         ahead.append((data, line, parse.submit(self.chunk, data, line, feeds)))
                         line += feeds + (not data.endswith(b"\n"))
                 if not ahead:
@@ -311,7 +309,7 @@ class FastReader:
         """``data`` (whole lines from ``line`` on, ``feeds`` ``\\n`` bytes) as (typed rows, rows left as
         text), or None when this path cannot prove its reading."""
         # Quotes inside values come from "" in quoted ones (polars refuses any other): counted only then.
-        quoted, escaped = _quotes(np.frombuffer(data, np.uint8))
+        quoted, escaped = quotes(data)
         names = self.names
         try:
             frame = pl.read_csv(
@@ -335,7 +333,7 @@ class FastReader:
             ).alias("quotes"),
         ).row(0)
         breaks = frame.height - (not data.endswith(b"\n"))  # one per record, none inside a value
-        crs = _carriage_returns(data, breaks)
+        crs = carriage_returns(data, breaks)
         if feeds != breaks or crs is None:
             return None
         implied = sizes[0] + quoted - sizes[2] + frame.height * (len(names) - 1) + breaks + crs
@@ -514,71 +512,6 @@ def arrow_schema(names: list[str], types: Mapping[str, pl.DataType]) -> pa.Schem
             pa.field(INGESTED_AT, pa.timestamp("us", "UTC")),
         ]
     )
-
-
-def _carriage_returns(data: bytes, breaks: int) -> int | None:
-    """The chunk's ``\r`` bytes: none, or one before the ``\n`` of every line break (polars drops those);
-    None otherwise (to the region reader a lone ``\r`` is a line break)."""
-    if b"\r" not in data:  # (a memchr: no mask of the chunk is made for the common case)
-        return 0
-    raw = np.frombuffer(data, np.uint8)
-    count = paired = 0
-    for at in range(0, len(raw), _BLOCK):
-        block = raw[at : at + _BLOCK + 1]  # (one byte more: a \r\n across the cut)
-        crs = _mask(block, _CR)
-        count += int(np.count_nonzero(crs[:_BLOCK]))
-        before_lf = _scratch("pairs", len(block) - 1)
-        np.equal(block[1:], _LF, out=before_lf)
-        paired += int(np.count_nonzero(np.logical_and(crs[:-1], before_lf, out=before_lf)))
-    return count if count == breaks and paired == count else None
-
-
-_BLOCK = 1 << 18
-"""Bytes of a chunk compared at a time: a block's mask stays in the core's cache, so a chunk is read from
-memory once, not written and read again as a mask of its size."""
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch(name: str, size: int) -> np.ndarray:
-    """This thread's boolean scratch array ``name``, at least ``size`` long: a fresh mask per comparison
-    cost more in page faults than the comparison itself."""
-    array: np.ndarray | None = getattr(_SCRATCH, name, None)
-    if array is None or len(array) < size:
-        array = np.empty(max(size, _BLOCK + 1), np.bool_)
-        setattr(_SCRATCH, name, array)
-    return array[:size]
-
-
-def _mask(raw: np.ndarray, byte: int) -> np.ndarray:
-    """``raw == byte``, in scratch memory valid until this thread's next call."""
-    out = _scratch("mask", len(raw))
-    np.equal(raw, byte, out=out)
-    return out
-
-
-def _adjacent(mask: np.ndarray) -> bool:
-    """Whether two set neighbours are in ``mask`` (e.g. ``""``)."""
-    out = _scratch("pairs", max(len(mask) - 1, 0))
-    np.logical_and(mask[1:], mask[:-1], out=out)
-    return bool(out.any())
-
-
-def _count(data: bytes, byte: int) -> int:
-    """How many ``byte`` bytes ``data`` holds."""
-    raw = np.frombuffer(data, np.uint8)
-    return sum(int(np.count_nonzero(_mask(raw[at : at + _BLOCK], byte))) for at in range(0, len(raw), _BLOCK))
-
-
-def _quotes(raw: np.ndarray) -> tuple[int, bool]:
-    """How many quotes ``raw`` holds, and whether two of them are neighbours (``""``)."""
-    count, pairs = 0, False
-    for at in range(0, len(raw), _BLOCK):
-        block = _mask(raw[at : at + _BLOCK + 1], _QUOTE)  # (one byte more: a pair across the cut)
-        count += int(np.count_nonzero(block[:_BLOCK]))
-        pairs = pairs or _adjacent(block)
-    return count, pairs
 
 
 def _typed_rows(frame: pl.DataFrame, doubtful: list[str]) -> pl.Series | None:

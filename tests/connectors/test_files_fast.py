@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,7 +20,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import pipelines
-from connectors.files import _fastcsv
+from connectors.files import _bytecount, _fastcsv
 from connectors.files._csv import read_csv
 from lakegate import columns as col
 from lakegate.textcast import cast_text
@@ -368,14 +367,13 @@ def test_a_datetime_of_a_plain_length_pyarrow_refuses_leaves_the_fast_path_on(
 def test_quotes_and_line_breaks_are_counted_across_the_blocks_a_chunk_is_compared_in(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_fastcsv, "_BLOCK", 4)  # (a 6-MiB chunk: 24 blocks)
+    monkeypatch.setattr(_bytecount, "BLOCK", 4)
     rng = random.Random(7)
     for _ in range(500):
         data = "".join(rng.choice('ab,"\n') for _ in range(rng.randrange(0, 30))).encode()
-        raw = np.frombuffer(data, np.uint8)
-        assert _fastcsv._quotes(raw) == (data.count(b'"'), b'""' in data), data
-        assert _fastcsv._count(data, ord("\n")) == data.count(b"\n"), data
+        assert _bytecount.quotes(data) == (data.count(b'"'), b'""' in data), data
+        assert _bytecount.count(data, ord("\n")) == data.count(b"\n"), data
         crlf = data.replace(b'"', b"\r")
         expected = crlf.count(b"\r") if crlf.count(b"\r") == crlf.count(b"\r\n") else None
         breaks = crlf.count(b"\r")  # (one per line break when every \r ends a line)
-        assert _fastcsv._carriage_returns(crlf, breaks) == expected, crlf
+        assert _bytecount.carriage_returns(crlf, breaks) == expected, crlf
