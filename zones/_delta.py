@@ -23,7 +23,7 @@ from deltalake.writer.properties import ColumnProperties
 
 from lakegate import columns
 from lakegate.dictionary import dictionary_columns
-from zones import _staged
+from zones import _rewrite, _staged
 
 PARTITION_COLUMN = columns.INGEST_DATE
 
@@ -33,7 +33,7 @@ table replays the JSON commits since its last checkpoint, and a run opens each o
 0.6 ms with 1 commit, 1.7 ms with 10, 4.7 ms with 30, 13-14 ms with 60-99 (a checkpoint of a 180-file
 table takes ~3 ms to write)."""
 
-MERGED_ROWS_PER_FILE = 25_000
+MERGED_ROWS_PER_FILE = 10_000
 """Rows per file of a merged table's first write: a later merge rewrites the files holding its keys, so
 their size bounds what a small merge costs (a backfill's rows arrive in key order, see ``zones._merge``).
 Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
@@ -41,7 +41,7 @@ files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k; Delta's merge of it, 41-43 m
 ms with 25k and 73-93 ms with 50k (the backfill's time alike; more files cost each table open ~1 ms per
 100)."""
 
-MERGED_TABLE_CONFIGURATION = {**TABLE_CONFIGURATION, "delta.targetFileSize": str(1536 * 1024)}
+MERGED_TABLE_CONFIGURATION = {**TABLE_CONFIGURATION, "delta.targetFileSize": str(600 * 1024)}
 """A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
 100 MB), so a merge touching many files leaves files a later small merge can still skip: ~28k rows of the
 curate benchmark in the merge's encoding (``_writer_properties``; 2 MiB made 57k-row files)."""
@@ -195,9 +195,12 @@ def upsert(
     ``MAX_KEY_RANGES``, cut at the widest gaps), so Delta reads and rewrites only the target files whose
     key statistics overlap them; a reader is streamed (bounded memory, every target file read). Change
     rows (``_lakegate_op``) delete and truncate too; for a reader ``truncated_at`` is the position of its
-    last truncate, if any. The first merge into a table is an append (staged in bounded memory, in files
-    of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are given). ``table``: the table
-    at ``uri`` already opened and up to date (see :func:`open_table`); opened here when not given.
+    last truncate, if any. A batch whose keys no file can hold is an append; a small batch whose keys
+    fall in a few files is merged as a rewrite of those files (``zones._rewrite``: the same outcome
+    without Delta's merge planning, ~20 ms less). The first merge into a table is an append (staged in
+    bounded memory, in files of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are
+    given). ``table``: the table at ``uri`` already opened and up to date (see :func:`open_table`);
+    opened here when not given.
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -224,6 +227,12 @@ def upsert(
         return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
     if isinstance(data, pa.Table) and not changes and _keys_absent(table, data, keys):
         return append(uri, data, options, txns, table=table)  # nothing to match: a merge would only insert
+    if isinstance(data, pa.Table) and not changes and fs_options is not None:
+        rows = _rewrite.rewrite_merge(
+            table, uri, data, keys, PARTITION_COLUMN, options, fs_options, txns, update=update, newer=newer
+        )
+        if rows is not None:
+            return Committed(version=_version_after(uri, options, table), rows=rows)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
@@ -268,26 +277,15 @@ def _writer_properties(data: pa.Table | pa.RecordBatchReader) -> WriterPropertie
 
 
 def _keys_absent(table: DeltaTable, data: pa.Table, keys: Sequence[str]) -> bool:
-    """Whether no file of ``table`` can hold a key of ``data``, by the files' key statistics (an integer
-    key; any file without them, or another key, answers no). New keys past the stored ones — the common
+    """Whether no file of ``table`` can hold a key of ``data``, by the files' key statistics (integer
+    keys; any file without them, or another key, answers no). New keys past the stored ones — the common
     case of an append-mostly source — then commit as an append: a merge costs ~20 ms more, touching nothing.
     """
-    if len(keys) != 1 or not len(data):
+    if not len(data):
         return False
-    wanted = pl.Series(pl.from_arrow(data.column(keys[0]))).drop_nulls().unique().sort()
     files = pl.DataFrame(table.get_add_actions(flatten=True))  # via the Arrow C interface, not pandas
-    low, high = f"min.{keys[0]}", f"max.{keys[0]}"
-    if not wanted.dtype.is_integer() or low not in files.columns or high not in files.columns:
-        return False
-    bounds = files.select(pl.col(low, high).cast(pl.Int64, strict=False))
-    as_int = wanted.cast(pl.Int64, strict=False)  # (an unsigned key past int64 becomes null: no answer)
-    if bounds.null_count().sum_horizontal().item() or as_int.null_count():
-        return False
-    values = as_int.to_numpy()
-    inside = np.searchsorted(values, bounds[high].to_numpy(), side="right") - np.searchsorted(
-        values, bounds[low].to_numpy(), side="left"
-    )
-    return not inside.any()
+    possible = _rewrite.possible_files(files, data, keys)
+    return possible is not None and not possible.any()
 
 
 def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES) -> str | None:

@@ -18,7 +18,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -275,16 +275,28 @@ def commit(
     txns: list[Transaction],
     configuration: Mapping[str, str] | None = None,
     table: DeltaTable | None = None,
+    removed: Sequence[RemoveAction] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> None:
     """Add the staged files to the table (created when missing, with ``configuration``) in one commit
     carrying ``txns``; ``table``: the table at ``uri`` already opened and up to date, committed through
-    (it is left where it was: ``create_write_transaction`` does not move a handle)."""
+    (it is left where it was: ``create_write_transaction`` does not move a handle).
+
+    ``removed``: files of ``table`` the commit removes; it then commits only onto the version ``table``
+    was read at (a commit made since raises ``CommitFailedError``: what it removed or added was not
+    seen). ``metadata``: fields for the commit info.
+    """
     schema = delta_schema(schema)
     now = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
         AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files
     ]
-    properties = CommitProperties(app_transactions=txns)
+    actions += removed
+    properties = CommitProperties(
+        custom_metadata=dict(metadata) if metadata else None,
+        app_transactions=txns,
+        max_commit_retries=0 if removed else None,
+    )
     try:
         if table is None:
             table = DeltaTable(uri, storage_options=options)
@@ -320,7 +332,7 @@ def _new_columns(existing: pa.Schema, incoming: pa.Schema) -> list[pa.Field]:
     known = {f.name: f for f in existing}
     for field in incoming:
         old = known.get(field.name)
-        if old is not None and not _same_delta_type(old.type, field.type):
+        if old is not None and not same_delta_type(old.type, field.type):
             raise SchemaChangeError(
                 f"column '{field.name}' is {old.type} in the table but {field.type} in this load; "
                 "declare the column's type in defs.yaml (changing it needs a new table or a migration)"
@@ -333,7 +345,8 @@ def plain_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def _same_delta_type(a: pa.DataType, b: pa.DataType) -> bool:
+def same_delta_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Whether a column of type ``a`` may take values of type ``b`` as the same Delta type."""
     text = (pa.string(), pa.large_string(), pa.string_view())
     return a == b or (a in text and b in text) or (pa.types.is_timestamp(a) and pa.types.is_timestamp(b))
 

@@ -2,6 +2,7 @@
 
 Every caller (the Dagster assets, scripts, benchmarks) builds its pipeline here so they all get:
 - pending packages of an interrupted run loaded before anything new is extracted (nothing is lost);
+- no telemetry sent to dlt's makers (see below);
 - local state never dropped (a custom destination keeps none, so restoring from it would erase cursors);
 - completed load files deleted (they hold rows before PII protection; the zones are the record);
 - load files written as the zone's data files are (snappy): a clean, typed load file becomes the Delta data
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +33,11 @@ from zones.errors import ZoneError
 from zones.storage import Zone, open_zone
 
 log = logging.getLogger("lakegate.zones.pipeline")
+
+# lakegate sends nothing anywhere: dlt's anonymous usage telemetry (a POST per pipeline step, from a
+# background thread) is off unless RUNTIME__DLTHUB_TELEMETRY turns it on. It must be set before dlt first
+# reads its configuration, which starts the telemetry once per process.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 
 @contextmanager
