@@ -32,13 +32,13 @@ import fsspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import RemoveAction
 from fsspec.implementations.local import LocalFileSystem
 
+from lakegate.dictionary import dictionary_columns
 from zones import _staged
 
 log = logging.getLogger("lakegate.zones.rewrite")
@@ -91,7 +91,11 @@ def rewrite_merge(
     plan = _plan(fs, root, stored, data, keys, newer, partition_column, update=update)
     if plan is None:
         return None
-    staged = [f for group in plan.groups if group for f in _staged.stage(fs, root, group, partition_column)]
+    coded = dictionary_columns(plan.files[0][1]) if plan.files else []
+    staged = [
+        _staged.stage_table(fs, root, rows.to_arrow(), partition_column, value, coded)
+        for value, rows in plan.files
+    ]
     now = int(time.time() * 1000)
     removed = [RemoveAction(f.path, True, now, f.size, {partition_column: f.partition}) for f in plan.removed]
     try:
@@ -117,10 +121,11 @@ def rewrite_merge(
 
 @dataclass(frozen=True)
 class _Plan:
-    """What a rewrite writes: groups of batches (each staged into files of its own), the files it
-    replaces, how many of the batch's rows it writes, and how many of those replace a stored row."""
+    """What a rewrite writes: the files (partition value and rows, without the partition column), the
+    files it replaces, how many of the batch's rows it writes, and how many of those replace a stored row.
+    """
 
-    groups: list[list[pa.RecordBatch]]
+    files: list[tuple[str, pl.DataFrame]]
     removed: list[_Stored]
     written: int
     updated: int
@@ -147,21 +152,27 @@ def _plan(
     *,
     update: bool,
 ) -> _Plan | None:
-    """Read the stored files and match them against the batch (``None``: a file's columns cannot take the
-    batch's types, so Delta's merge decides)."""
-    source = pl.from_arrow(data.select(list(dict.fromkeys([*keys, *newer]))), rechunk=False)
-    assert isinstance(source, pl.DataFrame)
-    source = source.with_row_index(_SOURCE_ROW)
-    partitions = pl.Series(pc.cast(data.column(partition_column), pa.string()))
-    target = _staged.delta_schema(data.drop_columns([partition_column]).schema)
+    """Read the stored files and match them against the batch (``None``: a value does not fit the other
+    side's type, so Delta's merge decides).
+
+    In polars throughout: pyarrow's compute functions cost ~25 ms on their first call in a process, which
+    nothing else of a small run makes.
+    """
+    batch = _widened(_frame(data))
+    if batch is None:
+        return None
+    partitions = batch.get_column(partition_column).cast(pl.String)
+    batch = batch.drop(partition_column)
+    source = batch.select(list(dict.fromkeys([*keys, *newer]))).with_row_index(_SOURCE_ROW)
     refused: list[pl.Series] = []  # batch rows a stored row keeps out
     placed: list[pl.Series] = []  # batch rows written into a stored file's rewrite
-    groups: list[list[pa.RecordBatch]] = []
+    files: list[tuple[str, pl.DataFrame]] = []
     removed: list[_Stored] = []
     updated = 0
     for file in stored:
         # ParquetFile, not read_table: that imports pyarrow.dataset, and pandas with it (~0.2 s).
-        rows = _conformed(pq.ParquetFile(_local_or_open(fs, f"{root}/{file.path}")).read(), target)
+        read = pq.ParquetFile(_local_or_open(fs, f"{root}/{file.path}")).read()
+        rows = _conformed(_frame(read), batch.schema)
         if rows is None:
             return None
         dropped, kept_out, replacing = _matches(rows, source, keys, newer, update=update)
@@ -172,13 +183,14 @@ def _plan(
         placed.append(here)
         removed.append(file)
         updated += len(dropped)
-        kept = rows.filter(_all_but(rows.num_rows, dropped))
-        moved = data.take(here.to_arrow()).drop_columns([partition_column]).cast(target)
-        groups.append(_with_partition(pa.concat_tables([kept, moved]), partition_column, file.partition))
-    out = pl.concat([*refused, *placed]) if refused or placed else pl.Series([], dtype=pl.UInt32)
-    rest = data.filter(_all_but(data.num_rows, out))
-    groups.append(_partitioned(rest, partition_column, target))
-    return _Plan(groups, removed, rest.num_rows + sum(len(p) for p in placed), updated)
+        kept = rows.filter(_all_but(rows.height, dropped))
+        files.append((file.partition, pl.concat([kept, batch[here]])))
+    left_out = pl.concat([*refused, *placed]) if refused or placed else pl.Series([], dtype=pl.UInt32)
+    rest = _all_but(batch.height, left_out)
+    for value in partitions.filter(rest).unique().sort().to_list():
+        files.append((value, batch.filter(rest & (partitions == value))))
+    written = int(rest.sum()) + sum(len(p) for p in placed)
+    return _Plan([(v, rows) for v, rows in files if rows.height], removed, written, updated)
 
 
 def _stored_files(
@@ -256,16 +268,13 @@ def _local_or_open(fs: fsspec.AbstractFileSystem, path: str) -> Any:
 
 
 def _matches(
-    rows: pa.Table, source: pl.DataFrame, keys: Sequence[str], newer: Sequence[str], *, update: bool
+    rows: pl.DataFrame, source: pl.DataFrame, keys: Sequence[str], newer: Sequence[str], *, update: bool
 ) -> tuple[pl.Series, pl.Series, pl.Series]:
     """One stored file's ``rows`` against the batch (``source``: its keys, ``newer`` columns and row
     numbers): the stored rows to drop, the batch rows kept out (matched without winning), and the batch
     rows replacing the dropped ones."""
-    stored = pl.from_arrow(rows.select(list(dict.fromkeys([*keys, *newer]))), rechunk=False)
-    assert isinstance(stored, pl.DataFrame)
-    stored = stored.with_row_index(_ROW)
-    batch = source.with_columns(pl.col(k).cast(stored.schema[k]) for k in keys)
-    pairs = stored.join(batch, on=list(keys), how="inner", suffix=_SUFFIX)  # null keys match nothing
+    stored = rows.select(list(dict.fromkeys([*keys, *newer]))).with_row_index(_ROW)
+    pairs = stored.join(source, on=list(keys), how="inner", suffix=_SUFFIX)  # null keys match nothing
     if not update:
         return pairs[_ROW].clear(), pairs[_SOURCE_ROW], pairs[_SOURCE_ROW].clear()
     wins = pl.lit(True)
@@ -278,40 +287,37 @@ def _matches(
     return winners[_ROW], judged.filter(~pl.col("wins"))[_SOURCE_ROW], winners[_SOURCE_ROW]
 
 
-def _all_but(count: int, dropped: pl.Series) -> pa.Array:
-    """A filter mask keeping every row but ``dropped`` (via polars: ``pa.array`` of numpy imports pandas)."""
+def _all_but(count: int, dropped: pl.Series) -> pl.Series:
+    """A mask keeping every row but ``dropped``."""
     keep = np.ones(count, dtype=bool)
     keep[dropped.to_numpy()] = False
-    return pl.Series(keep).to_arrow()
+    return pl.Series(keep)
 
 
-def _conformed(rows: pa.Table, target: pa.Schema) -> pa.Table | None:
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+_SIGNED = {pl.UInt8: pl.Int16, pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
+
+
+def _widened(batch: pl.DataFrame) -> pl.DataFrame | None:
+    """The batch with unsigned integers widened to signed ones, as Delta stores them (``zones._staged``);
+    ``None`` when a value does not fit."""
+    return _cast(batch, {n: _SIGNED.get(t, t) for n, t in batch.schema.items()})  # type: ignore[call-overload]
+
+
+def _conformed(rows: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame | None:
     """A stored file's rows in the batch's columns and types (a column added after the file was written:
-    nulls; Delta's writer stores text as ``string_view``, which pyarrow cannot filter); ``None`` when a
-    value does not fit."""
-    columns = [
-        rows.column(f.name) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
-        for f in target
-    ]
+    nulls); ``None`` when a value does not fit."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in schema.items() if name not in rows.columns]
+    return _cast(rows.with_columns(missing).select(schema.names()), dict(schema))
+
+
+def _cast(frame: pl.DataFrame, types: dict[str, pl.DataType]) -> pl.DataFrame | None:
     try:
-        return pa.Table.from_arrays(columns, names=target.names).cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return frame.cast(types)  # type: ignore[arg-type]
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
         return None
-
-
-def _with_partition(rows: pa.Table, column: str, value: str) -> list[pa.RecordBatch]:
-    """``rows`` with their partition value as a column, as ``zones._staged.stage`` takes them (it drops the
-    column again: the value lives in the log)."""
-    values = pl.repeat(value, rows.num_rows, eager=True).to_arrow()  # (pa.array of a list imports pandas)
-    rows = rows.append_column(column, values)
-    return [b for b in rows.combine_chunks().to_batches() if b.num_rows]
-
-
-def _partitioned(data: pa.Table, column: str, target: pa.Schema) -> list[pa.RecordBatch]:
-    """The batch's rows (in the columns and types of ``target``) as batches of one partition value each."""
-    values = pl.Series(pc.cast(data.column(column), pa.string()))
-    batches = []
-    for value in values.unique().sort().to_list():  # (pyarrow's scalars import pandas)
-        part = data.filter((values == value).to_arrow()).drop_columns([column]).cast(target)
-        batches += _with_partition(part, column, value)
-    return batches

@@ -90,6 +90,22 @@ def stage(
         yield current.close(fs, root, partition_column)
 
 
+def stage_table(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    table: pa.Table,
+    partition_column: str,
+    value: str,
+    dictionary: list[str],
+) -> StagedFile:
+    """Write ``table`` (without the partition column, Delta-compatible types) as one file of partition
+    ``value``, a dictionary for the ``dictionary`` columns only."""
+    current = _OpenFile.create(fs, root, partition_column, value, table.schema, dictionary)
+    current.writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
+    current.rows = table.num_rows
+    return current.close(fs, root, partition_column)
+
+
 def _wait(pending: Future[None] | None) -> None:
     if pending is not None:
         pending.result()
