@@ -33,7 +33,7 @@ table replays the JSON commits since its last checkpoint, and a run opens each o
 0.6 ms with 1 commit, 1.7 ms with 10, 4.7 ms with 30, 13-14 ms with 60-99 (a checkpoint of a 180-file
 table takes ~3 ms to write)."""
 
-MERGED_ROWS_PER_FILE = 10_000
+MERGED_ROWS_PER_FILE = 25_000
 """Rows per file of a merged table's first write: a later merge rewrites the files holding its keys, so
 their size bounds what a small merge costs (a backfill's rows arrive in key order, see ``zones._merge``).
 Measured on the 5M-row curate benchmark: a 1,000-row merge rewriting one file took 0.07-0.2 s with ~35k-row
@@ -41,7 +41,7 @@ files, 0.3-0.5 s with ~70k and 0.6-0.8 s with 250k; Delta's merge of it, 41-43 m
 ms with 25k and 73-93 ms with 50k (the backfill's time alike; more files cost each table open ~1 ms per
 100)."""
 
-MERGED_TABLE_CONFIGURATION = {**TABLE_CONFIGURATION, "delta.targetFileSize": str(600 * 1024)}
+MERGED_TABLE_CONFIGURATION = {**TABLE_CONFIGURATION, "delta.targetFileSize": str(1536 * 1024)}
 """A merged table's own setting: Delta's merge writes the files it rewrites at about this size (default
 100 MB), so a merge touching many files leaves files a later small merge can still skip: ~28k rows of the
 curate benchmark in the merge's encoding (``_writer_properties``; 2 MiB made 57k-row files)."""
@@ -225,14 +225,23 @@ def upsert(
                 configuration=MERGED_TABLE_CONFIGURATION,
             )
         return append(uri, data, options, txns, MERGED_TABLE_CONFIGURATION)
-    if isinstance(data, pa.Table) and not changes and _keys_absent(table, data, keys):
-        return append(uri, data, options, txns, table=table)  # nothing to match: a merge would only insert
-    if isinstance(data, pa.Table) and not changes and fs_options is not None:
-        rows = _rewrite.rewrite_merge(
-            table, uri, data, keys, PARTITION_COLUMN, options, fs_options, txns, update=update, newer=newer
-        )
-        if rows is not None:
-            return Committed(version=_version_after(uri, options, table), rows=rows)
+    if isinstance(data, pa.Table) and not changes and len(data):
+        files = pl.DataFrame(table.get_add_actions(flatten=True))  # via the Arrow C interface, not pandas
+        possible = _rewrite.possible_files(files, data, keys)
+        if possible is not None and not possible.any():
+            # No file's key statistics can hold a key of the batch (new keys past the stored ones, the
+            # common case of an append-mostly source): an append, ~20 ms less than a merge touching nothing.
+            return append(uri, data, options, txns, table=table)
+        if possible is not None and fs_options is not None:
+            candidates = files.filter(pl.Series(possible))
+            rows = _rewrite.rewrite_merge(
+                table, uri, data, keys, candidates, PARTITION_COLUMN, options, fs_options, txns,
+                update=update, newer=newer,
+            )  # fmt: skip
+            if rows is not None:
+                # It committed exactly onto the version read (see ``zones._staged.commit``); the handle
+                # stays there (a run brings held handles up to date before it uses them again).
+                return Committed(version=table.version() + 1, rows=rows)
     predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     # A truncate deletes target rows outside the source's keys: then every file must be read.
     if isinstance(data, pa.Table) and truncated_at is None and (ranges := key_ranges(data, keys)):
@@ -274,18 +283,6 @@ def _writer_properties(data: pa.Table | pa.RecordBatchReader) -> WriterPropertie
         default_column_properties=ColumnProperties(dictionary_enabled=False),
         column_properties={name: ColumnProperties(dictionary_enabled=True) for name in coded},
     )
-
-
-def _keys_absent(table: DeltaTable, data: pa.Table, keys: Sequence[str]) -> bool:
-    """Whether no file of ``table`` can hold a key of ``data``, by the files' key statistics (integer
-    keys; any file without them, or another key, answers no). New keys past the stored ones — the common
-    case of an append-mostly source — then commit as an append: a merge costs ~20 ms more, touching nothing.
-    """
-    if not len(data):
-        return False
-    files = pl.DataFrame(table.get_add_actions(flatten=True))  # via the Arrow C interface, not pandas
-    possible = _rewrite.possible_files(files, data, keys)
-    return possible is not None and not possible.any()
 
 
 def key_ranges(data: pa.Table, keys: Sequence[str], limit: int = MAX_KEY_RANGES) -> str | None:

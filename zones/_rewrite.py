@@ -70,6 +70,7 @@ def rewrite_merge(
     uri: str,
     data: pa.Table,
     keys: Sequence[str],
+    candidates: pl.DataFrame,
     partition_column: str,
     options: dict[str, str],
     fs_options: dict[str, Any],
@@ -81,10 +82,13 @@ def rewrite_merge(
     """Merge ``data`` (one row per key) into ``table`` by rewriting the files holding its keys; the rows
     written, or ``None`` when the batch is not one for a rewrite or a commit came first (nothing changed).
 
+    ``candidates``: the table's add actions (flattened) of the files whose statistics let them hold one
+    of the batch's keys (:func:`possible_files`).
+
     A stored file keeps its key range: the batch rows replacing its rows in the same partition are written
     into its rewrite; the batch's other rows go to new files of their own.
     """
-    stored = _stored_files(table, data, keys, partition_column)
+    stored = _stored_files(table, data, candidates, partition_column)
     if stored is None:
         return None
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
@@ -194,18 +198,13 @@ def _plan(
 
 
 def _stored_files(
-    table: DeltaTable, data: pa.Table, keys: Sequence[str], partition_column: str
+    table: DeltaTable, data: pa.Table, chosen: pl.DataFrame, partition_column: str
 ) -> list[_Stored] | None:
-    """The files that may hold a key of ``data``, or ``None`` when the rewrite does not apply."""
-    if not len(data) or not _plain_table(table) or not _same_columns(table, data):
+    """The ``chosen`` files to read, or ``None`` when the rewrite does not apply."""
+    if not _plain_table(table) or not _same_columns(table, data):
         return None
     if data.column(partition_column).null_count:
         return None
-    files = pl.DataFrame(table.get_add_actions(flatten=True))  # via the Arrow C interface, not pandas
-    possible = possible_files(files, data, keys)
-    if possible is None:
-        return None
-    chosen = files.filter(pl.Series(possible))
     part = f"partition.{partition_column}"
     if chosen["num_records"].sum() > REWRITE_ROWS or part not in chosen.columns:
         return None

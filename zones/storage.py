@@ -75,9 +75,10 @@ class TableHandles:
 
     :meth:`current` brings a held handle up to date (``update_incremental`` reads only the log's commits
     since, anyone's, ~0.4 ms) where opening again would replay the log (2-6 ms on a table with a few
-    hundred files and a dozen JSON commits): either way the caller sees the table as of now. Commits
-    made through a handle move it (see ``zones._delta``). For one run's steps one after the other, not
-    for concurrent use.
+    hundred files and a dozen JSON commits): either way the caller sees the table as of now. A commit
+    made through a handle may leave it where it was (a small merge's rewrite, see ``zones._delta``): a
+    step sees the table again through :meth:`current`. For one run's steps one after the other, not for
+    concurrent use.
     """
 
     def __init__(self) -> None:
