@@ -120,6 +120,7 @@ def rewrite_merge(
             fs.rm(f"{root}/{file.path}")
         table.update_incremental()
         return None
+    log.debug("%s: merged by rewriting %d of its files", uri, len(plan.removed))
     return plan.written
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dlt
@@ -22,6 +23,8 @@ import pytest
 import s3fs
 from deltalake import DeltaTable, write_deltalake
 
+import zones._delta as delta
+import zones._rewrite as rewrite
 from zones import DatasetSpec, LoadReport, LoadTarget, ZoneName, lakegate_pipeline, load_config, open_zone
 
 S3_STORAGE = (
@@ -199,3 +202,51 @@ def test_concurrent_appends_are_all_kept(cloud_zones: str) -> None:
     assert table is not None and table.version() == 10
     got = raw.read("shop", "concurrent").sort("writer", "n")
     assert got.rows() == [(0, 0)] + [(w, n) for w in (1, 2) for n in range(5)]
+
+
+def _priced(ids: list[int], price: float) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "price": pa.array([price] * len(ids)),
+            delta.PARTITION_COLUMN: pa.array([date(2026, 12, 1)] * len(ids), pa.date32()),
+        }
+    )
+
+
+def test_a_small_merge_rewrites_the_file_holding_its_keys_on_the_store(cloud_zones: str) -> None:
+    """The rewrite reads and writes through the store's filesystem; a commit made in between sends the
+    batch to Delta's merge and leaves no file of the rewrite behind."""
+    curated = open_zone("curated", load_config())
+    uri, options, fs_options = (
+        curated.table_uri("shop", "merged"),
+        curated.delta_options(),
+        curated.fsspec_options(),
+    )
+    stored = _priced(list(range(1, 101)), 1.0)
+    delta.append_stream(uri, stored.schema, stored.to_batches(max_chunksize=50), options, fs_options, [], 50)
+    held = delta.open_table(uri, options)
+    delta.upsert(uri, _priced([10, 11, 500], 2.0), ("id",), options, [], fs_options=fs_options, table=held)
+    entry = DeltaTable(uri, storage_options=options).history(1)[0]
+    assert entry.get(rewrite.REWRITE_KEY) and entry["operationMetrics"]["num_target_files_removed"] == 1
+    other = delta.open_table(uri, options)
+    delta.upsert(uri, _priced([12], 3.0), ("id",), options, [], fs_options=fs_options, table=other)
+    delta.upsert(uri, _priced([12, 13], 4.0), ("id",), options, [], fs_options=fs_options, table=held)
+    table = DeltaTable(uri, storage_options=options)
+    assert not table.history(1)[0].get(rewrite.REWRITE_KEY)  # the held handle was stale: Delta's merge
+    rows = pl.from_arrow(table.to_pyarrow_table())
+    assert isinstance(rows, pl.DataFrame)
+    assert rows.height == rows["id"].n_unique() == 101
+    assert dict(rows.filter(pl.col("id").is_in([10, 12, 13, 500])).select("id", "price").iter_rows()) == {
+        10: 2.0, 12: 4.0, 13: 4.0, 500: 2.0
+    }  # fmt: skip
+    fs, root = fsspec.core.url_to_fs(uri, **fs_options)
+    on_disk = {p.removeprefix(root).lstrip("/") for p in fs.find(root) if p.endswith(".parquet")}
+    every_add = {
+        json.loads(line)["add"]["path"]
+        for log in fs.find(f"{root}/_delta_log")
+        if log.endswith(".json")
+        for line in fs.cat_file(log).decode().splitlines()
+        if '"add"' in line
+    }
+    assert on_disk == every_add  # the rewrite's files, never committed, are gone
