@@ -1,4 +1,4 @@
-"""Importing lakegate sets Arrow's allocator to the system one, unless the user named another."""
+"""Importing lakegate sets Arrow's allocator to jemalloc, unless the user named another."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def allocator(**env: str) -> str:
     return done.stdout.strip()
 
 
-def test_arrow_buffers_come_from_the_system_allocator_unless_one_is_named() -> None:
-    assert allocator() == "system"
+def test_arrow_buffers_come_from_jemalloc_unless_an_allocator_is_named() -> None:
+    assert allocator() == "jemalloc"  # (the wheels for Linux include it)
     assert allocator(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
+    assert allocator(ARROW_DEFAULT_MEMORY_POOL="system") == "system"
