@@ -1,15 +1,16 @@
 """A small merge by key done as a rewrite: only the files holding its keys are read and rewritten.
 
-Delta's merge (DataFusion) plans every merge whatever its size: ~1.2 ms per column, 35-45 ms for a
-1,000-row batch into the 18-column curated table of ``benchmarks/curate_small.py``, against ~8 ms for an
-append. A batch whose keys fall in a few files is merged here instead, with the same outcome:
+Delta's merge (DataFusion) plans every merge whatever its size: ~1.2 ms per column, 48-51 ms for a
+1,000-row batch into the 18-column curated table of ``benchmarks/curate_small.py`` (this: 32-35 ms), against
+~8 ms for an append. A batch whose keys fall in a few files is merged here instead, with the same outcome:
 
 1. the files whose key statistics (integer keys) can hold one of the batch's keys are read;
 2. a stored row whose key the batch holds is replaced when the batch row wins (``update``, and every
    ``newer`` column of the stored row null or not greater: Delta's ``s.c >= t.c`` guard), else the batch
    row is dropped; a null key matches nothing;
-3. each file that lost rows is written again without them, and the batch's rows that won or matched
-   nothing are written as new files (``zones._staged``, with their statistics);
+3. each file that lost rows is written again without them but with the batch rows replacing them (those
+   of its partition: so it keeps its key range), and the batch's other rows are written as new files
+   (``zones._staged``, with their statistics);
 4. one commit removes the old files and adds the new ones, carrying the job's app transactions, and
    refuses to commit over any commit made since the table was read (``max_commit_retries=0``). The
    caller then falls back to Delta's merge, which re-reads the table.
