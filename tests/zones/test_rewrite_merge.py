@@ -71,6 +71,14 @@ def build(uri: str, rng: np.random.Generator) -> np.ndarray:
     return ids
 
 
+def fifty_per_file(tmp_path: Path, last_id: int, *, note: bool = True) -> str:
+    """A table of ids 1..``last_id`` in key order, 50 rows per file; its URI."""
+    uri = str(tmp_path / "t")
+    rows = stored_rows(np.random.default_rng(0), np.arange(1, last_id + 1), DAY, note=note)
+    delta.append_stream(uri, rows.schema, rows.to_batches(max_chunksize=50), {}, {}, [], rows_per_file=50)
+    return uri
+
+
 def upsert(uri: str, data: pa.Table, keys: tuple[str, ...], update: bool, newer: tuple[str, ...]) -> None:
     table = delta.open_table(uri, {})
     delta.upsert(uri, data, keys, {}, [], update=update, newer=newer, fs_options={}, table=table)
@@ -125,9 +133,7 @@ def assert_frame_equal(left: pl.DataFrame, right: pl.DataFrame) -> None:
 def test_a_rewrite_replaces_only_the_files_holding_its_keys_and_keeps_their_key_ranges(
     tmp_path: Path,
 ) -> None:
-    uri = str(tmp_path / "t")
-    rows = stored_rows(np.random.default_rng(0), np.arange(1, 201), DAY, note=True)
-    delta.append_stream(uri, rows.schema, rows.to_batches(max_chunksize=50), {}, {}, [], rows_per_file=50)
+    uri = fifty_per_file(tmp_path, 200)
     data = stored_rows(np.random.default_rng(1), np.array([60, 61, 500, 501]), DAY, note=True)
     upsert(uri, data, ("id",), update=True, newer=())
     actions = last_commit(uri)
@@ -146,9 +152,7 @@ def test_a_rewrite_replaces_only_the_files_holding_its_keys_and_keeps_their_key_
 def test_a_commit_made_in_between_sends_the_batch_to_deltas_merge_and_leaves_no_file(
     tmp_path: Path,
 ) -> None:
-    uri = str(tmp_path / "t")
-    rows = stored_rows(np.random.default_rng(0), np.arange(1, 101), DAY, note=True)
-    delta.append_stream(uri, rows.schema, rows.to_batches(max_chunksize=50), {}, {}, [], rows_per_file=50)
+    uri = fifty_per_file(tmp_path, 100)
     held = delta.open_table(uri, {})
     assert held is not None
     later = stored_rows(np.random.default_rng(2), np.array([10]), DAY, note=True)  # another writer's update
@@ -172,9 +176,7 @@ def test_a_commit_made_in_between_sends_the_batch_to_deltas_merge_and_leaves_no_
 def test_a_batch_with_a_new_column_or_too_many_stored_rows_goes_to_deltas_merge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = str(tmp_path / "t")
-    rows = stored_rows(np.random.default_rng(0), np.arange(1, 101), DAY, note=False)
-    delta.append_stream(uri, rows.schema, rows.to_batches(max_chunksize=50), {}, {}, [], rows_per_file=50)
+    uri = fifty_per_file(tmp_path, 100, note=False)
     widened = stored_rows(np.random.default_rng(1), np.array([5]), DAY, note=True)
     upsert(uri, widened, ("id",), update=True, newer=())
     assert not rewritten_last(uri)
