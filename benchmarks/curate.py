@@ -101,11 +101,12 @@ def _spec() -> Any:
 
 
 def append_raw(home: Path, frame: pl.DataFrame, load: int, first_position: int) -> None:
-    """Commit ``frame`` to the bench raw table as one load, stamped as the zone destination stamps it."""
-    from deltalake import write_deltalake
-
+    """Commit ``frame`` to the bench raw table as one load, stamped and committed as the zone destination
+    commits a load (so the table is configured as lakegate's raw tables are: a checkpoint every 10
+    commits)."""
     from lakegate import columns as col
     from zones import ZoneName, load_config, open_zone
+    from zones._delta import append
 
     _isolated_env(home)
     now = datetime.now(UTC)
@@ -119,7 +120,7 @@ def append_raw(home: Path, frame: pl.DataFrame, load: int, first_position: int) 
         pl.lit(now.date()).alias(col.INGEST_DATE),
     )
     uri = open_zone(ZoneName.RAW, load_config()).table_uri("bench", "orders")
-    write_deltalake(uri, stamped.to_arrow(), mode="append", partition_by=[col.INGEST_DATE])
+    append(uri, stamped.to_arrow(), {}, [])
 
 
 def prepare(home: Path, rows: int) -> None:

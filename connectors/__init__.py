@@ -8,6 +8,7 @@ Usable from plain Python::
 The reserved columns connectors add live in :mod:`lakegate.columns`.
 """
 
+import lakegate  # noqa: F401  (first: it picks Arrow's allocator before pyarrow loads)
 from connectors._contract import (
     Connector,
     ConnectorConfig,

@@ -10,6 +10,7 @@ Usable from a plain Python script::
 ``dagster_project`` turns the same specs, steps and checks into Dagster definitions.
 """
 
+import lakegate  # noqa: F401  (first: it picks Arrow's allocator before pyarrow loads)
 from pipelines._flow import connector_config, resumed_config
 from pipelines._history import history_counts, history_dataset
 from pipelines._values import for_display

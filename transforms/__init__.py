@@ -5,6 +5,7 @@ Built-ins: ``cast_schema``, ``normalize_strings``, ``dedupe_latest``, ``cdc_appl
 through the ``lakegate.transforms`` entry-point group.
 """
 
+import lakegate  # noqa: F401  (first: it picks Arrow's allocator before pyarrow loads)
 from transforms._registry import (
     ENTRY_POINT_GROUP,
     REGISTRY,

@@ -5,6 +5,7 @@ Usable without Dagster::
     from zones import LoadTarget, DatasetSpec, lakegate_destination, load_config
 """
 
+import lakegate  # noqa: F401  (first: it picks Arrow's allocator before pyarrow loads)
 from zones._durations import parse_duration
 from zones._log import appended_since
 from zones._records import DatasetSpec

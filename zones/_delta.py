@@ -195,12 +195,12 @@ def upsert(
     ``MAX_KEY_RANGES``, cut at the widest gaps), so Delta reads and rewrites only the target files whose
     key statistics overlap them; a reader is streamed (bounded memory, every target file read). Change
     rows (``_lakegate_op``) delete and truncate too; for a reader ``truncated_at`` is the position of its
-    last truncate, if any. A batch whose keys no file can hold is an append; a small batch whose keys
-    fall in a few files is merged as a rewrite of those files (``zones._rewrite``: the same outcome
-    without Delta's merge planning, ~20 ms less). The first merge into a table is an append (staged in
-    bounded memory, in files of ``MERGED_ROWS_PER_FILE`` rows, when a reader and ``fs_options`` are
-    given). ``table``: the table at ``uri`` already opened and up to date (see :func:`open_table`);
-    opened here when not given.
+    last truncate, if any. A batch whose keys no file can hold is an append; any other batch of integer
+    keys is merged as a rewrite of the files holding them (``zones._rewrite``: the same outcome without
+    Delta's merge planning, ~20 ms less, and each file keeps its key range). The first merge into a table
+    is an append (staged in bounded memory, in files of ``MERGED_ROWS_PER_FILE`` rows, when a reader and
+    ``fs_options`` are given). ``table``: the table at ``uri`` already opened and up to date (see
+    :func:`open_table`); opened here when not given.
     """
     changes = columns.OP in data.schema.names
     if isinstance(data, pa.Table) and changes:
@@ -258,14 +258,19 @@ def upsert(
     )
     if changes:
         stored = {f.name for f in table.schema().fields}
-        _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute()
+        _merged(table, _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute())
         return _committed(table)  # a merge leaves its handle at the version it committed
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
         guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
         merger = merger.when_matched_update_all(predicate=guard)
-    merger.when_not_matched_insert_all().execute()
+    _merged(table, merger.when_not_matched_insert_all().execute())
     return _committed(table)
+
+
+def _merged(table: DeltaTable, metrics: dict[str, Any]) -> None:
+    """After Delta's merge (``table`` at its commit): a checkpoint when it rewrote many files."""
+    _staged.checkpoint_if_wide(table, int(metrics.get("num_target_files_removed", 0)))
 
 
 def _writer_properties(data: pa.Table | pa.RecordBatchReader) -> WriterProperties:

@@ -1,23 +1,26 @@
-"""A small merge by key done as a rewrite: only the files holding its keys are read and rewritten.
+"""A merge by key of an in-memory batch done as a rewrite: only the files holding its keys are read and
+rewritten.
 
 Delta's merge (DataFusion) plans every merge whatever its size: ~1.2 ms per column, 48-51 ms for a
 1,000-row batch into the 18-column curated table of ``benchmarks/curate_small.py`` (this: 32-35 ms), against
-~8 ms for an append. A batch whose keys fall in a few files is merged here instead, with the same outcome:
+~8 ms for an append. It also interleaves the rows of the files it rewrites, so a table it merged into has
+files with overlapping key ranges, and every later small merge reads more of them. A batch of integer keys
+is merged here instead, with the same outcome:
 
-1. the files whose key statistics (integer keys) can hold one of the batch's keys are read;
+1. the files whose key statistics can hold one of the batch's keys are read, two at a time, each against
+   the batch rows within its key range;
 2. a stored row whose key the batch holds is replaced when the batch row wins (``update``, and every
    ``newer`` column of the stored row null or not greater: Delta's ``s.c >= t.c`` guard), else the batch
    row is dropped; a null key matches nothing;
-3. each file that lost rows is written again without them but with the batch rows replacing them (those
-   of its partition: so it keeps its key range), and the batch's other rows are written as new files
-   (``zones._staged``, with their statistics);
+3. each file that lost rows is written again at once without them but with the batch rows replacing them
+   (those of its partition: so it keeps its key range), and the batch's other rows are written as new files
+   (``zones._staged``, with their statistics); memory holds the batch and the two files being rewritten;
 4. one commit removes the old files and adds the new ones, carrying the job's app transactions, and
    refuses to commit over any commit made since the table was read (``max_commit_retries=0``). The
    caller then falls back to Delta's merge, which re-reads the table.
 
-Anything else — change rows, a new or retyped column, keys without integer statistics, more than
-:data:`REWRITE_ROWS` stored rows to read, a table with deletion vectors or writer features — returns
-``None`` and goes to Delta's merge.
+Anything else — change rows, a new or retyped column, keys without integer statistics, a table with
+deletion vectors or writer features — returns ``None`` and goes to Delta's merge.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -41,12 +45,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from lakegate.dictionary import dictionary_columns
 from zones import _staged
+from zones._staged import StagedFile
 
 log = logging.getLogger("lakegate.zones.rewrite")
-
-REWRITE_ROWS = 250_000
-"""Most stored rows a rewrite reads (the files its keys can be in); past it, Delta's merge, which streams
-them. At the curated table's ~25k-row files, ten files: a clustered batch touches one or two."""
 
 REWRITE_KEY = "lakegate.rewrite"
 """Commit-info field marking a merge done as a rewrite (its ``operation`` reads ``WRITE``); the commit's
@@ -57,13 +58,40 @@ _SOURCE_ROW = "__lakegate_source_row"
 _SUFFIX = "__lakegate_source"
 
 
+_WORKERS = 2
+"""Stored files read and rewritten at a time (pyarrow's Parquet writer encodes a file on one thread)."""
+
+
 @dataclass(frozen=True)
 class _Stored:
-    """One file of the table the rewrite reads."""
+    """One file of the table the rewrite reads, and its key columns' statistics (min, max)."""
 
     path: str
     size: int
     partition: str
+    bounds: dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One stored file against the batch: the batch rows it keeps out (matched without winning), the batch
+    rows written into its rewrite, the stored rows they replace (none: the file stays), and the rewrite
+    (``None`` when nothing of the file is left)."""
+
+    refused: pl.Series
+    placed: pl.Series
+    replaced: int
+    staged: StagedFile | None
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The batch as the rewrite matches it: its rows without the partition column, each row's partition
+    value, and its key and ``newer`` columns with their row numbers."""
+
+    rows: pl.DataFrame
+    partitions: pl.Series
+    source: pl.DataFrame
 
 
 def rewrite_merge(
@@ -89,118 +117,154 @@ def rewrite_merge(
     A stored file keeps its key range: the batch rows replacing its rows in the same partition are written
     into its rewrite; the batch's other rows go to new files of their own.
     """
-    stored = _stored_files(table, data, candidates, partition_column)
-    if stored is None:
+    stored = _stored_files(table, data, candidates, keys, partition_column)
+    widened = _widened(_frame(data))
+    if stored is None or widened is None:
         return None
+    partitions = widened.get_column(partition_column).cast(pl.String)
+    rows = widened.drop(partition_column)
+    batch = _Batch(
+        rows, partitions, rows.select(list(dict.fromkeys([*keys, *newer]))).with_row_index(_SOURCE_ROW)
+    )
     fs, root = fsspec.core.url_to_fs(uri, **fs_options)
-    plan = _plan(fs, root, stored, data, keys, newer, partition_column, update=update)
-    if plan is None:
-        return None
-    coded = dictionary_columns(plan.files[0][1]) if plan.files else []
-    staged = [
-        _staged.stage_table(fs, root, rows.to_arrow(), partition_column, value, coded)
-        for value, rows in plan.files
-    ]
-    now = int(time.time() * 1000)
-    removed = [RemoveAction(f.path, True, now, f.size, {partition_column: f.partition}) for f in plan.removed]
+    staged: list[StagedFile] = []  # every file written, for the commit or for deletion
     try:
-        _staged.commit(
-            uri,
-            data.schema,
-            staged,
-            partition_column,
-            options,
-            txns,
-            table=table,
-            removed=removed,
-            metadata={REWRITE_KEY: True, "operationMetrics": plan.metrics(data.num_rows, len(staged))},
-        )
+        outcomes = _rewritten(fs, root, stored, batch, keys, newer, partition_column, update, staged)
+        if outcomes is None:
+            _discard(fs, root, staged)
+            return None
+        written = _write_the_rest(fs, root, batch, outcomes, partition_column, staged)
+        replaced = [file for file, outcome in zip(stored, outcomes, strict=True) if outcome.replaced]
+        updated = sum(o.replaced for o in outcomes)
+        metrics = {
+            "num_source_rows": data.num_rows,
+            "num_target_rows_inserted": written - updated,
+            "num_target_rows_updated": updated,
+            "num_target_files_removed": len(replaced),
+            "num_target_files_added": len(staged),
+        }
+        _commit(uri, data, table, replaced, staged, metrics, partition_column, options, txns)
     except CommitFailedError:
         log.info("%s: a commit came first; merging with Delta's merge instead", uri)
-        for file in staged:
-            fs.rm(f"{root}/{file.path}")
+        _discard(fs, root, staged)
         table.update_incremental()
         return None
-    log.debug("%s: merged by rewriting %d of its files", uri, len(plan.removed))
-    return plan.written
+    except Exception:
+        _discard(fs, root, staged)
+        raise
+    log.debug("%s: merged by rewriting %d of its files", uri, len(replaced))
+    return written
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What a rewrite writes: the files (partition value and rows, without the partition column), the
-    files it replaces, how many of the batch's rows it writes, and how many of those replace a stored row.
-    """
-
-    files: list[tuple[str, pl.DataFrame]]
-    removed: list[_Stored]
-    written: int
-    updated: int
-
-    def metrics(self, source_rows: int, files_added: int) -> dict[str, int]:
-        """The commit's operation metrics, as Delta's merge reports them."""
-        return {
-            "num_source_rows": source_rows,
-            "num_target_rows_inserted": self.written - self.updated,
-            "num_target_rows_updated": self.updated,
-            "num_target_files_removed": len(self.removed),
-            "num_target_files_added": files_added,
-        }
-
-
-def _plan(
+def _rewritten(
     fs: fsspec.AbstractFileSystem,
     root: str,
     stored: list[_Stored],
-    data: pa.Table,
+    batch: _Batch,
+    keys: Sequence[str],
+    newer: Sequence[str],
+    partition_column: str,
+    update: bool,
+    staged: list[StagedFile],
+) -> list[_Outcome] | None:
+    """Each stored file matched against the batch and, when it lost rows, rewritten (added to ``staged``
+    as soon as written); ``None`` when a value does not fit the other side's type (Delta's merge decides).
+    """
+
+    def one(file: _Stored) -> _Outcome | None:
+        outcome = _rewrite_file(fs, root, file, batch, keys, newer, partition_column, update=update)
+        if outcome is not None and outcome.staged is not None:
+            staged.append(outcome.staged)
+        return outcome
+
+    if len(stored) == 1:
+        outcomes = [one(stored[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="lakegate-rewrite") as pool:
+            outcomes = list(pool.map(one, stored))
+    return None if None in outcomes else [o for o in outcomes if o is not None]
+
+
+def _rewrite_file(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    file: _Stored,
+    batch: _Batch,
     keys: Sequence[str],
     newer: Sequence[str],
     partition_column: str,
     *,
     update: bool,
-) -> _Plan | None:
-    """Read the stored files and match them against the batch (``None``: a value does not fit the other
-    side's type, so Delta's merge decides).
-
-    In polars throughout: pyarrow's compute functions cost ~25 ms on their first call in a process, which
-    nothing else of a small run makes.
-    """
-    batch = _widened(_frame(data))
-    if batch is None:
+) -> _Outcome | None:
+    # ParquetFile, not read_table: that imports pyarrow.dataset, and pandas with it (~0.2 s).
+    read = pq.ParquetFile(_local_or_open(fs, f"{root}/{file.path}")).read()
+    rows = _conformed(_frame(read), batch.rows.schema)
+    if rows is None:
         return None
-    partitions = batch.get_column(partition_column).cast(pl.String)
-    batch = batch.drop(partition_column)
-    source = batch.select(list(dict.fromkeys([*keys, *newer]))).with_row_index(_SOURCE_ROW)
-    refused: list[pl.Series] = []  # batch rows a stored row keeps out
-    placed: list[pl.Series] = []  # batch rows written into a stored file's rewrite
-    files: list[tuple[str, pl.DataFrame]] = []
-    removed: list[_Stored] = []
-    updated = 0
-    for file in stored:
-        # ParquetFile, not read_table: that imports pyarrow.dataset, and pandas with it (~0.2 s).
-        read = pq.ParquetFile(_local_or_open(fs, f"{root}/{file.path}")).read()
-        rows = _conformed(_frame(read), batch.schema)
-        if rows is None:
-            return None
-        dropped, kept_out, replacing = _matches(rows, source, keys, newer, update=update)
-        refused.append(kept_out)
-        if not len(dropped):
-            continue
-        here = replacing.filter(partitions.gather(replacing) == file.partition)
-        placed.append(here)
-        removed.append(file)
-        updated += len(dropped)
-        kept = rows.filter(_all_but(rows.height, dropped))
-        files.append((file.partition, pl.concat([kept, batch[here]])))
-    left_out = pl.concat([*refused, *placed]) if refused or placed else pl.Series([], dtype=pl.UInt32)
-    rest = _all_but(batch.height, left_out)
-    for value in partitions.filter(rest).unique().sort().to_list():
-        files.append((value, batch.filter(rest & (partitions == value))))
-    written = int(rest.sum()) + sum(len(p) for p in placed)
-    return _Plan([(v, rows) for v, rows in files if rows.height], removed, written, updated)
+    within = pl.all_horizontal(pl.col(k).is_between(low, high) for k, (low, high) in file.bounds.items())
+    replaced, refused, replacing = _matches(rows, batch.source.filter(within), keys, newer, update=update)
+    if not len(replaced):
+        return _Outcome(refused, replacing.clear(), 0, None)
+    placed = replacing.filter(batch.partitions.gather(replacing) == file.partition)
+    rewrite = pl.concat([rows.filter(_all_but(rows.height, replaced)), batch.rows[placed]])
+    written = _stage(fs, root, rewrite, partition_column, file.partition) if rewrite.height else None
+    return _Outcome(refused, placed, len(replaced), written)
+
+
+def _write_the_rest(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    batch: _Batch,
+    outcomes: list[_Outcome],
+    partition_column: str,
+    staged: list[StagedFile],
+) -> int:
+    """Write the batch rows no stored file took or kept out, a file per partition; the batch rows written."""
+    left_out = [o.refused for o in outcomes] + [o.placed for o in outcomes]
+    rest = _all_but(batch.rows.height, pl.concat(left_out) if left_out else pl.Series([], dtype=pl.UInt32))
+    for value in batch.partitions.filter(rest).unique().sort().to_list():
+        staged.append(
+            _stage(fs, root, batch.rows.filter(rest & (batch.partitions == value)), partition_column, value)
+        )
+    return int(rest.sum()) + sum(len(o.placed) for o in outcomes)
+
+
+def _stage(
+    fs: fsspec.AbstractFileSystem, root: str, rows: pl.DataFrame, partition_column: str, value: str
+) -> StagedFile:
+    return _staged.stage_table(fs, root, rows.to_arrow(), partition_column, value, dictionary_columns(rows))
+
+
+def _commit(
+    uri: str,
+    data: pa.Table,
+    table: DeltaTable,
+    replaced: list[_Stored],
+    staged: list[StagedFile],
+    metrics: dict[str, int],
+    partition_column: str,
+    options: dict[str, str],
+    txns: list[Transaction],
+) -> None:
+    """One commit removing the ``replaced`` files and adding ``staged``, with the operation metrics Delta's
+    merge reports (a replayed job's audit reads them)."""
+    now = int(time.time() * 1000)
+    removed = [RemoveAction(f.path, True, now, f.size, {partition_column: f.partition}) for f in replaced]
+    _staged.commit(
+        uri,
+        data.schema,
+        staged,
+        partition_column,
+        options,
+        txns,
+        table=table,
+        removed=removed,
+        metadata={REWRITE_KEY: True, "operationMetrics": metrics},
+    )
 
 
 def _stored_files(
-    table: DeltaTable, data: pa.Table, chosen: pl.DataFrame, partition_column: str
+    table: DeltaTable, data: pa.Table, chosen: pl.DataFrame, keys: Sequence[str], partition_column: str
 ) -> list[_Stored] | None:
     """The ``chosen`` files to read, or ``None`` when the rewrite does not apply."""
     if not _plain_table(table) or not _same_columns(table, data):
@@ -208,13 +272,14 @@ def _stored_files(
     if data.column(partition_column).null_count:
         return None
     part = f"partition.{partition_column}"
-    if chosen["num_records"].sum() > REWRITE_ROWS or part not in chosen.columns:
+    if part not in chosen.columns or chosen[part].null_count():
         return None
-    if chosen[part].null_count():
-        return None
+    bounds = chosen.select(pl.concat_list(f"min.{k}", f"max.{k}").alias(k) for k in keys)
     return [
-        _Stored(unquote(path), size, str(value))
-        for path, size, value in chosen.select("path", "size_bytes", part).iter_rows()
+        _Stored(unquote(path), size, str(value), {k: tuple(b) for k, b in zip(keys, ranges, strict=True)})
+        for (path, size, value), ranges in zip(
+            chosen.select("path", "size_bytes", part).iter_rows(), bounds.iter_rows(), strict=True
+        )
     ]
 
 
@@ -293,6 +358,12 @@ def _all_but(count: int, dropped: pl.Series) -> pl.Series:
     keep = np.ones(count, dtype=bool)
     keep[dropped.to_numpy()] = False
     return pl.Series(keep)
+
+
+def _discard(fs: fsspec.AbstractFileSystem, root: str, staged: list[StagedFile]) -> None:
+    """Delete the files a rewrite wrote but will not commit."""
+    for file in staged:
+        fs.rm(f"{root}/{file.path}")
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:

@@ -178,7 +178,7 @@ def test_a_second_live_run_fails_at_once(orders_demo: OrdersDemo, tmp_path: Path
         _wait_for(first, log, "running orders (run ")
         started = time.monotonic()
         second = subprocess.run([LAKEGATE, "run", "orders"], capture_output=True, text=True, timeout=60)
-        assert first.poll() is None, "the first run must still be running for this test to mean anything"
+        # (Refused as running: the first held its lock when the second checked, however soon it ended.)
         assert second.returncode == 2
         assert "lakegate: error: pipeline 'orders' is already running (run " in second.stderr
         assert time.monotonic() - started < 30  # start-up only: it did not wait for the first run

@@ -4,6 +4,7 @@ file was written; a commit made in between sends it to Delta's merge, leaving no
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from deltalake import Transaction
 
 import zones._delta as delta
 import zones._rewrite as rewrite
+from zones import _staged
 
 PART = delta.PARTITION_COLUMN
 DAY = date(2026, 11, 30)
@@ -116,7 +118,7 @@ def test_a_rewrite_leaves_the_table_deltas_merge_leaves(
             upsert(rewritten, data, keys, update, newer)
             assert rewritten_last(rewritten)
         with monkeypatch.context() as patched:
-            patched.setattr(rewrite, "REWRITE_ROWS", -1)  # every batch to Delta's merge
+            patched.setattr(rewrite, "rewrite_merge", lambda *_, **__: None)  # every batch to Delta's merge
             upsert(merged, data, keys, update, newer)
             assert not rewritten_last(merged)
             if round_ == 1:
@@ -163,31 +165,82 @@ def test_a_commit_made_in_between_sends_the_batch_to_deltas_merge_and_leaves_no_
     table = pl.read_delta(uri)
     assert table.height == table["id"].n_unique() == 101
     assert table.filter(pl.col("id") == 10)["price"].item() == data["price"][0].as_py()
-    referenced = {
-        json.loads(line)["add"]["path"]
-        for log in (Path(uri) / "_delta_log").glob("*.json")
-        for line in log.read_text().splitlines()
-        if '"add"' in line
-    }
-    on_disk = {str(p.relative_to(uri)) for p in Path(uri).rglob("*.parquet")}
-    assert on_disk == referenced  # the rewrite's files, never committed, are gone
+    assert files_on_disk(uri) == referenced_files(uri)  # the rewrite's files, never committed, are gone
 
 
-def test_a_batch_with_a_new_column_or_too_many_stored_rows_goes_to_deltas_merge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_with_a_new_column_goes_to_deltas_merge(tmp_path: Path) -> None:
     uri = fifty_per_file(tmp_path, 100, note=False)
     widened = stored_rows(np.random.default_rng(1), np.array([5]), DAY, note=True)
     upsert(uri, widened, ("id",), update=True, newer=())
     assert not rewritten_last(uri)
     assert pl.read_delta(uri).filter(pl.col("id") == 5)["note"].item() == "note 5"
-    monkeypatch.setattr(rewrite, "REWRITE_ROWS", 49)
-    upsert(uri, widened, ("id",), update=True, newer=())  # its file holds 50 rows
-    assert not rewritten_last(uri)
-    monkeypatch.setattr(rewrite, "REWRITE_ROWS", 50)
     job = Transaction("job", 1)
     data = stored_rows(np.random.default_rng(2), np.array([5, 200]), DAY, note=True)
     delta.upsert(uri, data, ("id",), {}, [job], fs_options={}, table=delta.open_table(uri, {}))
     assert rewritten_last(uri)
     done = delta.committed_by(uri, {}, job)  # how a replayed job's audit learns what it wrote
     assert done is not None and done.rows == 2
+
+
+def test_a_wide_rewrite_keeps_every_files_key_range_and_checkpoints_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_staged, "CHECKPOINT_AFTER_REMOVED", 50)
+    uri = fifty_per_file(tmp_path, 5_000)  # 100 files
+    ids = np.random.default_rng(4).choice(np.arange(1, 5_001), size=300, replace=False)
+    data = stored_rows(np.random.default_rng(5), np.concatenate([ids, [9_000, 9_001]]), DAY, note=True)
+    upsert(uri, data, ("id",), update=True, newer=())
+    assert rewritten_last(uri) and checkpointed_last(uri)
+    files = pl.DataFrame(delta.open_table(uri, {}).get_add_actions(flatten=True)).sort("min.id")
+    assert files["num_records"].sum() == 5_002
+    ranges = files.select("min.id", "max.id").rows()
+    assert all(high < next_low for (_, high), (next_low, _) in itertools.pairwise(ranges))
+    table = pl.read_delta(uri)
+    assert table.height == table["id"].n_unique() == 5_002
+    updated = table.filter(pl.col("id").is_in(ids.tolist())).sort("id")["price"]
+    assert updated.to_list() == data.slice(0, 300).sort_by("id")["price"].to_pylist()
+    upsert(uri, data.slice(0, 10), ("id",), update=True, newer=())  # a narrow one: no checkpoint
+    assert rewritten_last(uri) and not checkpointed_last(uri)
+    monkeypatch.setattr(rewrite, "rewrite_merge", lambda *_, **__: None)
+    upsert(uri, data, ("id",), update=True, newer=())  # Delta's merge, as wide
+    assert not rewritten_last(uri) and checkpointed_last(uri)
+
+
+def checkpointed_last(uri: str) -> bool:
+    """Whether the log has a checkpoint at the table's last version."""
+    last = sorted((Path(uri) / "_delta_log").glob("*.json"))[-1].stem
+    return (Path(uri) / "_delta_log" / f"{last}.checkpoint.parquet").exists()
+
+
+def test_a_rewrite_given_up_midway_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = fifty_per_file(tmp_path, 1_000)
+    seen = 0
+    conformed = rewrite._conformed
+
+    def refuse_the_fifth(rows: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame | None:
+        nonlocal seen
+        seen += 1
+        return None if seen == 5 else conformed(rows, schema)  # (a stored value the batch's type cannot hold)
+
+    monkeypatch.setattr(rewrite, "_conformed", refuse_the_fifth)
+    data = stored_rows(np.random.default_rng(6), np.arange(10, 1_000, 50), DAY, note=True)  # 20 files
+    upsert(uri, data, ("id",), update=True, newer=())
+    assert seen == 20 and not rewritten_last(uri)  # Delta's merge did it
+    table = pl.read_delta(uri)
+    assert table.height == table["id"].n_unique() == 1_000
+    assert table.filter(pl.col("id") == 510)["price"].item() == data["price"][10].as_py()
+    assert files_on_disk(uri) == referenced_files(uri)
+
+
+def files_on_disk(uri: str) -> set[str]:
+    return {str(p.relative_to(uri)) for p in Path(uri).rglob("*.parquet")}
+
+
+def referenced_files(uri: str) -> set[str]:
+    """Every data file the table's log ever added."""
+    return {
+        json.loads(line)["add"]["path"]
+        for log in (Path(uri) / "_delta_log").glob("*.json")
+        for line in log.read_text().splitlines()
+        if '"add"' in line
+    }
