@@ -22,9 +22,10 @@ Onto an empty table: the ``new`` load curated into an empty curated table (a fre
 between the big table's rounds). An update cannot be measured onto an empty table (it has no keys), so the
 update cases also run onto a small table (``--small-table-rows``, 50,000 raw rows by default) that holds
 the same keys: the big table's time against the small one's shows whether an update's cost follows the
-table or the batch. Each figure is the median of ``--rounds``
-rounds: a round runs after the random updates of the round before rewrote the whole table, so the median
-includes what a merge leaves for the next one. Prints one line per case and
+table or the batch. Each figure is the median of ``--rounds`` rounds (5: identical small runs vary by
+±30 ms, and the slowest of four cases' medians is the ratio's numerator): a round runs after the random
+updates of the round before rewrote the whole table, so the median includes what a merge leaves for the
+next one. Prints one line per case and
 last ``ratio: X.XX`` = the slowest non-random case onto the big table / the run onto the empty one; the
 line before it, ``updates onto the big table / onto the small table``, the slowest non-random update case.
 """
@@ -131,7 +132,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--small-table-rows", type=int, default=SMALL_TABLE_ROWS)
     parser.add_argument("--run", choices=["backfill", "small"], help=argparse.SUPPRESS)

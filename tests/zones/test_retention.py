@@ -12,6 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from lakegate.columns import INGEST_DATE
 from zones import ZoneName, load_config, open_zone
+from zones._delta import append_stream
 from zones.config import Hold, ZoneConfigError
 from zones.retention import Policy, apply_dataset, plan_dataset, read_retention_audit
 
@@ -100,6 +101,34 @@ def test_nothing_expires_inside_the_retention(lakegate_home: Path) -> None:
     plan = plan_dataset(config, _policy(30), [], NOW)
     assert plan is not None and not plan.expired and plan.predicate is None
     assert plan_dataset(config, _policy(None), [], NOW + timedelta(days=999)) is not None
+
+
+def test_upkeep_compacts_a_merged_table_to_its_own_file_size(lakegate_home: Path) -> None:
+    """A table merged by key keeps small files (a merge rewrites only the files holding its keys): upkeep
+    compacts only its smaller files, up to the table's ``delta.targetFileSize``, not to 128 MiB."""
+    config = load_config()
+    uri = open_zone(ZoneName.CURATED, config).table_uri("sales", "orders").removeprefix("file://")
+    rows = pl.DataFrame({"id": list(range(20_000)), INGEST_DATE: [TODAY] * 20_000}).to_arrow()
+    own = {"delta.targetFileSize": "40000"}
+    append_stream(uri, rows.schema, rows.to_batches(max_chunksize=4_000), {}, {}, [], 4_000, own)
+    for first in range(20_000, 20_060, 10):  # later small appends of new keys
+        _write_range(uri, first, 10)
+    table = DeltaTable(uri)
+    sizes = [a["size_bytes"] for a in pl.DataFrame(table.get_add_actions(flatten=True)).to_dicts()]
+    assert len(sizes) == 11 and max(sizes) < 40_000 < sum(sizes)
+    policy = Policy(ZoneName.CURATED, "sales", "orders", None, timedelta(days=7), "test")
+    plan = plan_dataset(config, policy, [], NOW)
+    assert plan is not None and plan.target_file_size == 40_000 and 0 < plan.compact_files < 11
+    applied = apply_dataset(config, plan, run_id="upkeep")
+    assert applied.compacted_files > 0
+    after = pl.DataFrame(DeltaTable(uri).get_add_actions(flatten=True))
+    assert after["size_bytes"].max() <= 40_000 and after["num_records"].sum() == 20_060
+    assert pl.read_delta(uri)["id"].sort().to_list() == list(range(20_060))
+
+
+def _write_range(uri: str, first: int, rows: int) -> None:
+    frame = pl.DataFrame({"id": list(range(first, first + rows)), INGEST_DATE: [TODAY] * rows})
+    write_deltalake(uri, frame.to_arrow(), mode="append", partition_by=[INGEST_DATE])
 
 
 def test_event_time_column_deletes_rows_not_partitions(lakegate_home: Path) -> None:
