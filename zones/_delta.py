@@ -258,19 +258,19 @@ def upsert(
     )
     if changes:
         stored = {f.name for f in table.schema().fields}
-        _merged(table, _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute())
+        _merged(uri, options, _apply_changes(merger, data.schema.names, keys, stored, truncated_at).execute())
         return _committed(table)  # a merge leaves its handle at the version it committed
     if update:
         # With an ordering column, an older record arriving late never overwrites a newer one.
         guard = " AND ".join(f'(t."{c}" IS NULL OR s."{c}" >= t."{c}")' for c in newer) or None
         merger = merger.when_matched_update_all(predicate=guard)
-    _merged(table, merger.when_not_matched_insert_all().execute())
+    _merged(uri, options, merger.when_not_matched_insert_all().execute())
     return _committed(table)
 
 
-def _merged(table: DeltaTable, metrics: dict[str, Any]) -> None:
-    """After Delta's merge (``table`` at its commit): a checkpoint when it rewrote many files."""
-    _staged.checkpoint_if_wide(table, int(metrics.get("num_target_files_removed", 0)))
+def _merged(uri: str, options: dict[str, str], metrics: dict[str, Any]) -> None:
+    """After Delta's merge: a checkpoint of the log when it rewrote many files."""
+    _staged.checkpoint_if_wide(uri, options, int(metrics.get("num_target_files_removed", 0)))
 
 
 def _writer_properties(data: pa.Table | pa.RecordBatchReader) -> WriterProperties:

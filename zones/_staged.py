@@ -118,7 +118,8 @@ def _staged_file(
     fs: fsspec.AbstractFileSystem, root: str, relative: str, rows: int, column: str, value: str
 ) -> StagedFile:
     """A written file as its add action describes it (its statistics from its footer)."""
-    metadata = pq.read_metadata(fs.open(f"{root}/{relative}", "rb"))
+    with fs.open(f"{root}/{relative}", "rb") as handle:
+        metadata = pq.read_metadata(handle)
     return StagedFile(
         path=relative,
         rows=rows,
@@ -352,14 +353,13 @@ def commit(
     table.create_write_transaction(
         actions, mode="append", schema=merged, partition_by=[partition_column], commit_properties=properties
     )
-    if len(removed) >= CHECKPOINT_AFTER_REMOVED:
-        checkpoint_if_wide(DeltaTable(uri, storage_options=options), len(removed))
+    checkpoint_if_wide(uri, options, len(removed))
 
 
-def checkpoint_if_wide(table: DeltaTable, removed: int) -> None:
-    """Checkpoint ``table`` (standing at a commit that removed ``removed`` files) when the commit was wide."""
+def checkpoint_if_wide(uri: str, options: dict[str, str], removed: int) -> None:
+    """Checkpoint the table's log after a commit that removed ``removed`` files, when that was many."""
     if removed >= CHECKPOINT_AFTER_REMOVED:
-        table.create_checkpoint()
+        DeltaTable(uri, storage_options=options).create_checkpoint()
 
 
 class SchemaChangeError(ZoneError, ValueError):

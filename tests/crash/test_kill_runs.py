@@ -175,11 +175,14 @@ def test_a_second_live_run_fails_at_once(orders_demo: OrdersDemo, tmp_path: Path
     log = tmp_path / "first.log"
     with log.open("w") as out:
         first = subprocess.Popen([LAKEGATE, "run", "orders"], stdout=out, stderr=subprocess.STDOUT, text=True)
-        _wait_for(first, log, "running orders (run ")
-        started = time.monotonic()
-        second = subprocess.run([LAKEGATE, "run", "orders"], capture_output=True, text=True, timeout=60)
-        # (Refused as running: the first held its lock when the second checked, however soon it ended.)
-        assert second.returncode == 2
+        _wait_for(first, log, " committed to raw")  # mid-run, in its load step
+        first.send_signal(signal.SIGSTOP)  # held there, so it is live however fast it would have ended
+        try:
+            started = time.monotonic()
+            second = subprocess.run([LAKEGATE, "run", "orders"], capture_output=True, text=True, timeout=60)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        assert second.returncode == 2, second.stderr
         assert "lakegate: error: pipeline 'orders' is already running (run " in second.stderr
         assert time.monotonic() - started < 30  # start-up only: it did not wait for the first run
         assert first.wait(timeout=120) == 0
