@@ -55,9 +55,8 @@ _ROW = "__lakegate_row"
 _SOURCE_ROW = "__lakegate_source_row"
 _SUFFIX = "__lakegate_source"
 
-
 _WORKERS = 2
-"""Stored files read and rewritten at a time (pyarrow's Parquet writer encodes a file on one thread)."""
+"""Stored files read and rewritten at a time: one file's read and match overlap another's write."""
 
 
 @dataclass(frozen=True)
