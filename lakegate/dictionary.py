@@ -5,7 +5,6 @@ outgrows 1 MiB) hashes every id, product name or free text before it falls back 
 
 from __future__ import annotations
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -14,13 +13,9 @@ DICTIONARY_SAMPLE = 1_000
 _TEXT = (pa.string(), pa.large_string())
 
 
-def dictionary_columns(data: pa.RecordBatch | pa.Table | pl.DataFrame) -> list[str]:
+def dictionary_columns(data: pa.RecordBatch | pa.Table) -> list[str]:
     """The text columns of ``data`` worth a parquet dictionary: few distinct values among its first rows
     (a column already dictionary-encoded keeps one)."""
-    if isinstance(data, pl.DataFrame):  # (counted by polars: pyarrow's first compute call costs ~25 ms)
-        head = data.head(DICTIONARY_SAMPLE)
-        most = max(1, head.height // 10)
-        return [n for n, t in head.schema.items() if t == pl.String and head[n].n_unique() <= most]
     sample = data.slice(0, DICTIONARY_SAMPLE)
     limit = max(1, sample.num_rows // 10)
     coded = []
