@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,15 @@ def _in_order(frame: pl.DataFrame, order: Sequence[str]) -> bool:
 def raw_app_id(spec: PipelineSpec) -> str:
     """The app id under which curated (and quarantine) record the raw version they applied."""
     return f"raw:{spec.domain}/{spec.name}"
+
+
+def open_curate_tables_ahead(spec: PipelineSpec, config: LakegateConfig, tables: TableHandles) -> None:
+    """Start opening the curated and quarantine tables :func:`raw_applied_version` reads (and the commit
+    then uses) while the run sets up its dlt pipeline (see :meth:`TableHandles.open_ahead`)."""
+    dataset = spec.dataset()
+    domain, name = dataset.domain, dataset.name
+    zones = [open_zone(zone, config) for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)]
+    tables.open_ahead({z.table_uri(domain, name): partial(z.delta_table, domain, name) for z in zones})
 
 
 def raw_applied_version(

@@ -101,6 +101,7 @@ def curate(
     report = LoadReport()
     tables = TableHandles()  # curated and quarantine: opened once, for the positions and the commit
     target = flow.curate_target(spec, run_id, config, tables)
+    flow.open_curate_tables_ahead(spec, config, tables)
     with flow.dlt_pipeline(spec, "curate", target, report, pipelines_dir) as pipeline:
         pending = flow.pending_raw(spec, config, batch_rows, tables)
         if pending is None:

@@ -8,7 +8,9 @@ never drift apart.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,16 +79,44 @@ class TableHandles:
     since, anyone's, ~0.4 ms) where opening again would replay the log (2-6 ms on a table with a few
     hundred files and a dozen JSON commits): either way the caller sees the table as of now. A commit
     made through a handle may leave it where it was (a small merge's rewrite, see ``zones._delta``): a
-    step sees the table again through :meth:`current`. For one run's steps one after the other, not for
-    concurrent use.
+    step sees the table again through :meth:`current`. :meth:`open_ahead` opens tables on a thread while
+    the run does something else. For one run's steps one after the other, not for concurrent use.
     """
 
     def __init__(self) -> None:
         self._held: dict[str, DeltaTable] = {}
+        self._opening: dict[str, Future[DeltaTable | None]] = {}
+
+    def open_ahead(self, openers: dict[str, Callable[[], DeltaTable | None]]) -> None:
+        """Start opening the tables at these URIs on a thread, one after the other; :meth:`current` waits
+        for them (and raises what an opener raised). A run opens its target tables so while it sets up its
+        dlt pipeline, which is Python, while opening a table is mostly deltalake's Rust, which releases the
+        GIL (the curated and quarantine tables of ``benchmarks/curate_small.py``: ~3 ms of ~5 hidden; on an
+        object store, where an open is several requests, most of it). The thread is a daemon: a run that
+        fails before it uses the tables (its zone unreachable, say) exits without waiting for the opens."""
+        pending = {u: open_ for u, open_ in openers.items() if u not in self._held and u not in self._opening}
+        futures: dict[str, Future[DeltaTable | None]] = {uri: Future() for uri in pending}
+        self._opening.update(futures)
+
+        def open_all() -> None:
+            for uri, opener in pending.items():
+                if futures[uri].set_running_or_notify_cancel():
+                    try:
+                        futures[uri].set_result(opener())
+                    except BaseException as exc:  # handed to current(), which raises it
+                        futures[uri].set_exception(exc)
+
+        if pending:
+            threading.Thread(target=open_all, name="lakegate-open", daemon=True).start()
 
     def current(self, uri: str, opener: Callable[[], DeltaTable | None]) -> DeltaTable | None:
         """The table at ``uri`` as of now; ``opener`` opens it when no handle is held (``None``: no
         table yet, nothing held)."""
+        opening = self._opening.pop(uri, None)
+        if opening is not None:
+            table = opening.result()
+            if table is not None:
+                self._held[uri] = table
         table = self._held.get(uri)
         if table is not None:
             table.update_incremental()
@@ -102,6 +132,9 @@ class TableHandles:
 
     def forget(self) -> None:
         """Drop every handle (after a failure that may have left one anywhere): the next use opens afresh."""
+        for opening in self._opening.values():
+            opening.cancel()
+        self._opening.clear()
         self._held.clear()
 
 

@@ -153,6 +153,22 @@ def test_a_rewrite_replaces_only_the_files_holding_its_keys_and_keeps_their_key_
     )
 
 
+def test_null_keys_are_written_with_the_new_keys_so_every_file_keeps_key_statistics(tmp_path: Path) -> None:
+    """A file of null keys only would have no key statistics, and every later merge would go to Delta's
+    merge (:func:`zones._rewrite.possible_files`): a rewrite writes them with the batch's new keys."""
+    uri = fifty_per_file(tmp_path, 200)
+    data = stored_rows(np.random.default_rng(4), np.array([60, 0, 0, 500, 501]), DAY, note=True)
+    data = data.set_column(0, "id", pa.array([60, None, None, 500, 501], pa.int64()))
+    upsert(uri, data, ("id",), update=True, newer=())
+    added = [json.loads(a["add"]["stats"]) for a in last_commit(uri) if "add" in a]
+    files = sorted((s["numRecords"], s["nullCount"]["id"], s["minValues"].get("id")) for s in added)
+    assert files == [(4, 2, 500), (50, 0, 51)]  # the null keys beside the new ones, the update in place
+    later = stored_rows(np.random.default_rng(5), np.array([501]), DAY, note=True)
+    upsert(uri, later, ("id",), update=True, newer=())
+    assert rewritten_last(uri)  # every file still has key statistics
+    assert pl.read_delta(uri).height == 204
+
+
 def test_a_commit_made_in_between_sends_the_batch_to_deltas_merge_and_leaves_no_file(
     tmp_path: Path,
 ) -> None:

@@ -4,6 +4,7 @@ is brought up to date first) and, should a handle ever be stale, by Delta's own 
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from zones import (
     open_zone,
 )
 from zones.destination import _version_of
+from zones.errors import ZoneStorageError
+from zones.storage import TableHandles
 
 SPEC = DatasetSpec(domain="shop", name="items", schema={"id": "int64", "qty": "int64"}, primary_key=("id",))
 
@@ -185,3 +188,32 @@ def test_a_write_failing_at_the_store_is_retried_not_quarantined(
     assert failed and pl.read_delta(failed[0])["id"].sort().to_list() == [1, 2, 3]
     assert open_zone("quarantine", config).read("shop", "items").height == 0
     assert (report.committed_rows, report.quarantined_rows) == (3, 0)
+
+
+def test_a_table_opened_ahead_is_current_when_used_and_a_failed_open_raises_there(tmp_path: Path) -> None:
+    """A run opens its tables on a thread while it sets up; whatever commits after that open is still seen
+    when the run uses the handle, and an open that failed fails the use, not the thread."""
+    uri, txn = str(tmp_path / "t"), Transaction("lakegate:p:items:job", 7)
+    write_deltalake(uri, _stored(1, 2), mode="append", partition_by=[columns.INGEST_DATE])
+    tables, opened = TableHandles(), threading.Event()
+
+    def open_table() -> DeltaTable:
+        table = DeltaTable(uri)
+        opened.set()
+        return table
+
+    tables.open_ahead({uri: open_table, str(tmp_path / "none"): lambda: None})
+    assert opened.wait(timeout=30)  # opened at version 0, before the commit below
+    write_deltalake(
+        uri, _stored(3), mode="append", commit_properties=CommitProperties(app_transactions=[txn])
+    )
+    table = tables.current(uri, lambda: pytest.fail("opened twice"))
+    assert table is not None and _delta.holds(table, txn) and table.version() == 1
+    assert tables.current(str(tmp_path / "none"), lambda: None) is None
+
+    def unreachable() -> DeltaTable | None:
+        raise ZoneStorageError("zone 'raw' at s3://bucket cannot be reached: Connection refused")
+
+    tables.open_ahead({"s3://bucket/t": unreachable})
+    with pytest.raises(ZoneStorageError, match="cannot be reached"):
+        tables.current("s3://bucket/t", unreachable)
