@@ -4,7 +4,10 @@ is brought up to date first) and, should a handle ever be stale, by Delta's own 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -217,3 +220,15 @@ def test_a_table_opened_ahead_is_current_when_used_and_a_failed_open_raises_ther
     tables.open_ahead({"s3://bucket/t": unreachable})
     with pytest.raises(ZoneStorageError, match="cannot be reached"):
         tables.current("s3://bucket/t", unreachable)
+
+
+def test_a_process_that_never_uses_a_table_opened_ahead_exits_without_waiting_for_it() -> None:
+    """A run that fails before it uses its tables (its zone unreachable, the lease held) must not hang at
+    exit behind an open that the store is still retrying."""
+    probe = (
+        "import time; from zones.storage import TableHandles\n"
+        "TableHandles().open_ahead({'u': lambda: time.sleep(20)})"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+    assert time.monotonic() - started < 10
