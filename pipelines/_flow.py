@@ -335,12 +335,16 @@ def raw_app_id(spec: PipelineSpec) -> str:
     return f"raw:{spec.domain}/{spec.name}"
 
 
+_APPLIED_IN = (ZoneName.CURATED, ZoneName.QUARANTINE)
+"""The zones whose tables record the raw version curate applied (a run of rejects commits to quarantine)."""
+
+
 def open_curate_tables_ahead(spec: PipelineSpec, config: LakegateConfig, tables: TableHandles) -> None:
-    """Start opening the curated and quarantine tables :func:`raw_applied_version` reads (and the commit
-    then uses) while the run sets up its dlt pipeline (see :meth:`TableHandles.open_ahead`)."""
+    """Start opening the tables :func:`raw_applied_version` reads (and the commit then uses) while the run
+    sets up its dlt pipeline (see :meth:`TableHandles.open_ahead`)."""
     dataset = spec.dataset()
     domain, name = dataset.domain, dataset.name
-    zones = [open_zone(zone, config) for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)]
+    zones = [open_zone(zone, config) for zone in _APPLIED_IN]
     tables.open_ahead({z.table_uri(domain, name): partial(z.delta_table, domain, name) for z in zones})
 
 
@@ -351,8 +355,7 @@ def raw_applied_version(
     which keep the curated and quarantine tables open for the commit that follows."""
     dataset = spec.dataset()
     applied = [
-        committed_position(open_zone(zone, config), dataset, raw_app_id(spec), tables)
-        for zone in (ZoneName.CURATED, ZoneName.QUARANTINE)
+        committed_position(open_zone(zone, config), dataset, raw_app_id(spec), tables) for zone in _APPLIED_IN
     ]
     return max((v for v in applied if v is not None), default=None)
 

@@ -89,11 +89,11 @@ class TableHandles:
 
     def open_ahead(self, openers: dict[str, Callable[[], DeltaTable | None]]) -> None:
         """Start opening the tables at these URIs on a thread, one after the other; :meth:`current` waits
-        for them (and raises what an opener raised). A run opens its target tables so while it sets up its
-        dlt pipeline, which is Python, while opening a table is mostly deltalake's Rust, which releases the
-        GIL (the curated and quarantine tables of ``benchmarks/curate_small.py``: ~4 ms of ~5 hidden; an open
-        on an object store is several requests). The thread is a daemon: a run that fails before it uses
-        the tables (its zone unreachable, say) exits without waiting for the opens."""
+        for them (and raises what an opener raised). A run opens its target tables this way while it builds
+        its dlt pipeline (Python): opening a table is mostly deltalake's Rust, which releases the GIL (the
+        curated and quarantine tables of ``benchmarks/curate_small.py``: ~4 ms of ~5 hidden; an open on an
+        object store is several requests). The thread is a daemon: a run that fails before it uses the
+        tables (its zone unreachable, say) exits without waiting for the opens."""
         pending = {u: open_ for u, open_ in openers.items() if u not in self._held and u not in self._opening}
         futures: dict[str, Future[DeltaTable | None]] = {uri: Future() for uri in pending}
         self._opening.update(futures)
